@@ -1,0 +1,32 @@
+# One entry point for people and CI. `make serve` and `make test` work on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WHEELS := $(wildcard /opt/wheels)
+PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
+
+.PHONY: install serve index test lint bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU wheel, not the CUDA build an unpinned resolve would pull
+	$(PY) -m pip install --quiet $(PIP_FLAGS) torch==2.13.0
+	$(PY) -m pip install --quiet $(PIP_FLAGS) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+index: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/kb index
+
+serve: index
+	HF_HUB_OFFLINE=1 $(VENV)/bin/kb serve
+
+lint: install
+	$(VENV)/bin/ruff check kb service tests bench
+
+test: lint
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
+
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) -m bench.run

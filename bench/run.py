@@ -1,0 +1,250 @@
+"""Benchmark every set in ../shared/bench: quality against the baselines, latency, build times.
+
+    python -m bench.run [--sets DIR] [--only NAME] [--out bench/results]
+
+For each set: build the index (timed against bare embedding of the same chunks), re-index after
+editing one article, calibrate on half of the dev queries and evaluate on the other half, run
+both baselines on that same half, repeat with the queries converted to Traditional Chinese,
+time queries in process and over HTTP next to the model's own encoding time, and measure HTTP
+throughput at 8 concurrent clients. Everything is measured side by side in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import opencc
+
+from bench.baselines import BM25Baseline, DenseBaseline
+from kb.articles import load_articles
+from kb.calibrate import fit, prepare
+from kb.chunking import chunk_article
+from kb.embedding import SentenceTransformerEmbedder
+from kb.evaluation import LabelledQuery, Report, evaluate, read_queries
+from kb.index import build_index, load_index, publish_calibration
+from kb.search import Searcher
+
+ROOT = Path(__file__).resolve().parent.parent
+SALT = "kb-bench-split"  # fixed: the split is reproducible, and not chosen by looking at scores
+
+
+def split(labelled: list[LabelledQuery]) -> tuple[list[LabelledQuery], list[LabelledQuery]]:
+    """Half the queries calibrate, the other half evaluate."""
+    def half(q: LabelledQuery) -> int:
+        return int(hashlib.sha256(f"{SALT}:{q.qid}".encode()).hexdigest(), 16) % 2
+
+    return [q for q in labelled if half(q) == 0], [q for q in labelled if half(q) == 1]
+
+
+def percentile(values: list[float], p: float) -> float:
+    return float(np.percentile(np.array(values), p)) if values else 0.0
+
+
+def run_searcher(searcher: Searcher, queries: list[LabelledQuery]) -> Report:
+    def one(q: LabelledQuery) -> tuple[list[tuple[str, float]], bool]:
+        out = searcher.search(q.query, k=10)
+        return [(h.id, h.score) for h in out.hits], out.answered
+
+    return evaluate(queries, one)
+
+
+def run_baseline(baseline: BM25Baseline | DenseBaseline, queries: list[LabelledQuery]) -> Report:
+    return evaluate(queries, lambda q: (baseline.search(q.query), True))
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def latency(searcher: Searcher, embedder: SentenceTransformerEmbedder,
+            queries: list[str]) -> dict[str, float]:
+    """Search and bare query encoding, interleaved so machine noise hits both alike."""
+    model, search = [], []
+    for q in queries:
+        model.append(timed(lambda q=q: embedder.embed([q]))[1])
+        search.append(timed(lambda q=q: searcher.search(q, k=10))[1])
+    return {"model_p50_ms": percentile(model, 50) * 1e3, "model_p95_ms": percentile(model, 95) * 1e3,
+            "search_p50_ms": percentile(search, 50) * 1e3,
+            "search_p95_ms": percentile(search, 95) * 1e3}
+
+
+def http_figures(index: Path, work: Path, queries: list[str], embedder: SentenceTransformerEmbedder,
+                 port: int = 8765) -> dict[str, float]:
+    env = {**os.environ, "KB_INDEX": str(index), "KB_GAP_DB": str(work / "gaps.sqlite3"),
+           "KB_PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(240):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise RuntimeError("server did not start")
+            for q in queries[:20]:  # warm-up
+                client.post("/search", json={"query": q})
+            model, http = [], []
+            for q in queries:
+                model.append(timed(lambda q=q: embedder.embed([q]))[1])
+                http.append(timed(lambda q=q: client.post("/search", json={"query": q, "k": 10}))[1])
+        total = max(400, len(queries))
+        work_items = [queries[i % len(queries)] for i in range(total)]
+
+        def worker(chunk: list[str]) -> int:
+            with httpx.Client(base_url=base, timeout=60) as c:
+                return sum(c.post("/search", json={"query": q}).status_code == 200 for q in chunk)
+
+        chunks = [work_items[i::8] for i in range(8)]
+        start = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            ok = sum(pool.map(worker, chunks))
+        elapsed = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {"http_model_p50_ms": percentile(model, 50) * 1e3,
+            "http_p50_ms": percentile(http, 50) * 1e3, "http_p95_ms": percentile(http, 95) * 1e3,
+            "throughput_qps": ok / elapsed, "throughput_requests": total,
+            "throughput_errors": total - ok}
+
+
+def bench_set(path: Path, work: Path, embedder: SentenceTransformerEmbedder,
+              with_http: bool) -> dict:
+    name = path.name
+    print(f"== {name}", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    articles_dir = work / "articles"
+    shutil.copytree(path / "articles", articles_dir)
+    index = work / "index"
+    articles = load_articles(articles_dir)
+    lang = max({"zh", "en"}, key=lambda lg: sum(a.lang == lg for a in articles))
+
+    chunks = [c for a in articles for c in chunk_article(a)]
+    texts = sorted({c.hash: c.embed_text for c in chunks}.values())
+    _, bare = timed(lambda: embedder.embed(texts))
+    report, full = timed(lambda: build_index(articles_dir, index, lambda: embedder, embedder.name,
+                                             progress=False))
+    edited = articles_dir / sorted(os.listdir(articles_dir))[len(articles) // 2]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\nEdited for the benchmark.\n",
+                      encoding="utf-8")
+    incremental_report, incremental = timed(lambda: build_index(
+        articles_dir, index, lambda: embedder, embedder.name, progress=False))
+    cli_env = {**os.environ, "KB_ARTICLES": str(articles_dir), "KB_INDEX": str(index)}
+    edited.write_text(edited.read_text(encoding="utf-8") + "Again.\n", encoding="utf-8")
+    _, incremental_cli = timed(lambda: subprocess.run(
+        [sys.executable, "-m", "kb.cli", "index"], env=cli_env, check=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    print(f"   build {full:.1f}s (bare embedding {bare:.1f}s), incremental {incremental:.2f}s "
+          f"in process, {incremental_cli:.2f}s as a command", flush=True)
+
+    labelled = read_queries(path / "queries.dev.jsonl", path / "qrels.dev.tsv")
+    calib, held = split(labelled)
+    searcher = Searcher(load_index(index), embedder, max_query_chars=10**6)
+    calibration = fit(searcher, prepare(searcher, calib))
+    publish_calibration(index, calibration)
+    searcher = Searcher(load_index(index), embedder, max_query_chars=10**6)
+
+    ours = run_searcher(searcher, held)
+    bm25 = run_baseline(BM25Baseline(articles, lang), held)
+    dense = run_baseline(DenseBaseline(articles, embedder), held)
+    result: dict = {
+        "set": name, "lang": lang, "articles": len(articles), "chunks": report.chunks,
+        "queries_calibrate": len(calib), "queries_evaluate": len(held),
+        "calibration": {"dense_weight": calibration.dense_weight,
+                        "answer_threshold": round(calibration.answer_threshold, 4)},
+        "ours": ours.__dict__, "bm25s": bm25.__dict__, "dense": dense.__dict__,
+        "ndcg_ratio_to_best_baseline": ours.ndcg10 / max(bm25.ndcg10, dense.ndcg10),
+        "build_seconds": full, "bare_embedding_seconds": bare, "build_ratio": full / bare,
+        "incremental_seconds": incremental, "incremental_ratio": incremental / full,
+        "incremental_embedded": incremental_report.embedded,
+        "incremental_command_seconds": incremental_cli,
+    }
+    if lang == "zh":
+        converter = opencc.OpenCC("s2twp")
+        traditional = [LabelledQuery(q.qid, converter.convert(q.query), q.lang, q.relevant)
+                       for q in held]
+        trad = run_searcher(searcher, traditional)
+        result["traditional"] = trad.__dict__
+        result["traditional_ratio"] = trad.ndcg10 / ours.ndcg10
+    sample = [q.query for q in held][:300]
+    result["latency"] = latency(searcher, embedder, sample)
+    if with_http:
+        result["http"] = http_figures(index, work, sample, embedder)
+    print(json.dumps(result, ensure_ascii=False, indent=1), flush=True)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| set | nDCG@10 ours | bm25s | dense | ratio to better baseline | Trad. ratio | "
+        "R@1 | R@10 | MRR@10 | answerable flagged | unanswerable flagged |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        o = r["ours"]
+        lines.append(
+            f"| {r['set']} | {o['ndcg10']:.4f} | {r['bm25s']['ndcg10']:.4f} | "
+            f"{r['dense']['ndcg10']:.4f} | {r['ndcg_ratio_to_best_baseline']:.3f} | "
+            f"{r.get('traditional_ratio', float('nan')):.3f} | {o['recall1']:.3f} | "
+            f"{o['recall10']:.3f} | {o['mrr10']:.3f} | {1 - o['answered_when_answerable']:.1%} | "
+            f"{o['flagged_when_unanswerable']:.1%} |")
+    lines += ["", "| set | search p50 / model p50 | search p95 / model p50 | HTTP p50 / model p50 | "
+              "HTTP q/s at 8 clients | build / bare embedding | incremental / full build |",
+              "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lat, http = r["latency"], r.get("http", {})
+        http_ratio = (f"{http['http_p50_ms'] / http['http_model_p50_ms']:.2f} "
+                      f"({http['http_p50_ms']:.1f} ms)" if http else "-")
+        qps = f"{http['throughput_qps']:.0f}" if http else "-"
+        lines.append(
+            f"| {r['set']} | {lat['search_p50_ms'] / lat['model_p50_ms']:.2f} "
+            f"({lat['search_p50_ms']:.1f} ms) | {lat['search_p95_ms'] / lat['model_p50_ms']:.2f} | "
+            f"{http_ratio} | {qps} | {r['build_ratio']:.2f} ({r['build_seconds']:.1f} s) | "
+            f"{r['incremental_ratio']:.3f} ({r['incremental_seconds']:.2f} s; as a command "
+            f"{r['incremental_command_seconds']:.1f} s) |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", type=Path, default=ROOT.parent / "shared" / "bench")
+    parser.add_argument("--only", action="append", help="run only this set (repeatable)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP figures")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    embedder = SentenceTransformerEmbedder()
+    sets = sorted(p for p in args.sets.iterdir() if (p / "queries.dev.jsonl").exists())
+    if args.only:
+        sets = [p for p in sets if p.name in args.only]
+    results = [bench_set(p, ROOT / "bench" / "work" / p.name, embedder, not args.no_http)
+               for p in sets]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    text = table(results)
+    (args.out / "results.md").write_text(
+        f"Produced by `python -m bench.run` on {time.strftime('%Y-%m-%d')}, "
+        f"{os.cpu_count()} cores.\n\n{text}")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Parse markdown articles with YAML front matter into sections (heading path + anchor + text)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from kb.errors import ArticleError, Problem
+from kb.text import detect_lang
+
+TYPES = ("faq", "sop", "case")
+LANGS = ("zh", "en")
+AUDIENCES = ("public", "internal")
+KEYS = {"id", "title", "type", "tags", "product", "lang", "audience", "updated", "review_by",
+        "questions"}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+_MD = MarkdownIt("commonmark").enable("table")
+
+
+@dataclass(frozen=True)
+class Section:
+    heading_path: tuple[str, ...]
+    anchor: str
+    text: str
+    line: int
+
+
+@dataclass
+class Article:
+    id: str
+    title: str
+    type: str
+    path: str
+    lang: str
+    audience: str = "public"
+    tags: list[str] = field(default_factory=list)
+    product: str | None = None
+    updated: str | None = None
+    review_by: str | None = None
+    questions: list[str] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+
+
+def slugify(heading: str) -> str:
+    """GitHub-style anchor; CJK characters are kept so Chinese headings get readable anchors."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return re.sub(r"\s", "-", slug)
+
+
+def _split_front_matter(text: str) -> tuple[str, str, int] | None:
+    """Return (yaml, body, line where the body starts) or None when there is no front matter."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return None
+    for i in range(1, len(lines)):
+        if lines[i].strip() in ("---", "..."):
+            return "".join(lines[1:i]), "".join(lines[i + 1 :]), i + 2
+    return None
+
+
+def _inline_text(token: Token) -> str:
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append("\n")
+    return "".join(parts)
+
+
+def parse_sections(body: str, title: str, first_line: int) -> list[Section]:
+    """Split the markdown body into sections, one per heading, keeping the heading path."""
+    tokens = _MD.parse(body)
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    used: dict[str, int] = {}
+    current: list[str] = []
+    start = first_line
+
+    def flush() -> None:
+        text = "\n".join(t for t in current if t.strip()).strip()
+        path = tuple(h for _, h in stack) or (title,)
+        if text or (stack and stack[-1][0] > 1):
+            base = slugify(path[-1])
+            n = used.get(base, 0)
+            used[base] = n + 1
+            anchor = base if n == 0 else f"{base}-{n}"
+            sections.append(Section(path, anchor, text, start))
+
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type == "heading_open":
+            heading = _inline_text(tokens[i + 1]).strip()
+            level = int(tok.tag[1])
+            if current or stack:
+                flush()
+            current = []
+            stack = [(lv, h) for lv, h in stack if lv < level] + [(level, heading)]
+            start = first_line + (tok.map[0] if tok.map else 0)
+            i += 3
+            continue
+        if tok.type == "inline":
+            current.append(_inline_text(tok))
+        elif tok.type in ("fence", "code_block"):
+            current.append(tok.content)
+        i += 1
+    flush()
+    # An h1 that only repeats the title and has no text of its own is not a section.
+    return [s for s in sections if s.text or len(s.heading_path) > 1]
+
+
+def _key_lines(node: yaml.Node | None, offset: int) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + offset for k, _ in node.value if hasattr(k, "value")}
+
+
+def _as_date(value: Any) -> str | None:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def _str_list(value: Any) -> list[str] | None:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return [str(v) for v in value]
+    return None
+
+
+def parse_article(path: Path, display: str | None = None) -> tuple[Article | None, list[Problem]]:
+    """Parse one file. Returns the article (None when unusable) and every problem found."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(name, 1, f"cannot read file: {exc}")]
+    split = _split_front_matter(text)
+    if split is None:
+        return None, [Problem(name, 1, "missing YAML front matter (a '---' block at the top)")]
+    raw, body, body_line = split
+    try:
+        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+        meta = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return None, [Problem(name, line, f"invalid YAML front matter: {problem}")]
+    if not isinstance(meta, dict):
+        return None, [Problem(name, 2, "front matter must be a mapping of keys to values")]
+    lines = _key_lines(node, 2)
+    problems: list[Problem] = []
+
+    def bad(key: str, message: str) -> None:
+        problems.append(Problem(name, lines.get(key, 1), message))
+
+    for key in sorted(set(map(str, meta)) - KEYS):
+        bad(key, f"unknown front matter key '{key}' (known: {', '.join(sorted(KEYS))})")
+    art_id, title, typ = meta.get("id"), meta.get("title"), meta.get("type")
+    if art_id is None or str(art_id).strip() == "":
+        bad("id", "missing required 'id'")
+    elif not _ID.match(str(art_id)):
+        bad("id", f"invalid id {art_id!r}: use letters, digits, '.', '_' or '-'")
+    if title is None or str(title).strip() == "":
+        bad("title", "missing required 'title'")
+    if typ is None:
+        bad("type", f"missing required 'type' (one of {', '.join(TYPES)})")
+    elif typ not in TYPES:
+        bad("type", f"unknown type {typ!r} (one of {', '.join(TYPES)})")
+    lang = meta.get("lang")
+    if lang is not None and lang not in LANGS:
+        bad("lang", f"unknown lang {lang!r} (one of {', '.join(LANGS)})")
+    audience = meta.get("audience", "public")
+    if audience not in AUDIENCES:
+        bad("audience", f"unknown audience {audience!r} (one of {', '.join(AUDIENCES)})")
+    dates = {}
+    for key in ("updated", "review_by"):
+        if meta.get(key) is not None:
+            dates[key] = _as_date(meta[key])
+            if dates[key] is None:
+                bad(key, f"'{key}' must be a date like 2026-09-14, got {meta[key]!r}")
+    lists = {}
+    for key in ("tags", "questions"):
+        lists[key] = _str_list(meta.get(key))
+        if lists[key] is None:
+            bad(key, f"'{key}' must be a list of strings")
+    product = meta.get("product")
+    if product is not None and not isinstance(product, str | int | float):
+        bad("product", "'product' must be a string")
+    if problems:
+        return None, problems
+
+    title = str(title).strip()
+    # A question-matching FAQ may be a title and nothing else: the title is then its one section.
+    sections = parse_sections(body, title, body_line) or [
+        Section((title,), slugify(title), "", body_line)
+    ]
+    all_text = title + "\n" + "\n".join(s.text for s in sections)
+    article = Article(
+        id=str(art_id),
+        title=title,
+        type=str(typ),
+        path=name,
+        lang=str(lang) if lang else detect_lang(all_text),
+        audience=str(audience),
+        tags=[t.strip() for t in lists["tags"] or [] if t.strip()],
+        product=str(product) if product is not None else None,
+        updated=dates.get("updated"),
+        review_by=dates.get("review_by"),
+        questions=[q.strip() for q in lists["questions"] or [] if q.strip()],
+        sections=sections,
+    )
+    return article, []
+
+
+def load_articles(root: Path) -> list[Article]:
+    """Parse every ``*.md`` below ``root`` (README.md files excepted); raise with all problems."""
+    if not root.is_dir():
+        raise ArticleError([Problem(str(root), 0, "articles folder does not exist")])
+    articles: list[Article] = []
+    problems: list[Problem] = []
+    seen: dict[str, Article] = {}
+    for path in sorted(root.rglob("*.md")):
+        if path.name.lower() == "readme.md" or any(p.startswith(".") for p in path.parts):
+            continue
+        display = str(path)
+        article, found = parse_article(path, display)
+        problems.extend(found)
+        if article is None:
+            continue
+        if article.id in seen:
+            first = seen[article.id].path
+            line = _id_line(path)
+            problems.append(Problem(display, line, f"duplicate id '{article.id}' (also in {first})"))
+            continue
+        seen[article.id] = article
+        articles.append(article)
+    if problems:
+        raise ArticleError(problems)
+    return articles
+
+
+def _id_line(path: Path) -> int:
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("id:"):
+            return n
+    return 1

@@ -1,0 +1,83 @@
+"""Cut articles into chunks: one per section (long ones split at line breaks) and one per FAQ
+alternative question, each with the text to embed and the weighted text to index lexically."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+from kb.articles import Article, Section
+
+# Field boosts for BM25, applied by repeating a field's text (a BM25F approximation).
+TITLE_BOOST = 3
+QUESTION_BOOST = 3
+HEADING_BOOST = 2
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    article_id: str
+    kind: str  # "section" or "question"
+    section: str  # heading path below the title, " > "-joined; "" for the top of the article
+    anchor: str
+    text: str  # what a snippet is cut from
+    embed_text: str
+    lexical_text: str
+    hash: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _split(text: str, limit: int) -> list[str]:
+    """Split at line breaks into pieces of at most ``limit`` characters (a longer line stays)."""
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        if current and len(current) + 1 + len(line) > limit:
+            pieces.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _section_chunks(article: Article, section: Section, limit: int) -> list[tuple[str, str, str]]:
+    heading = " > ".join(section.heading_path[1:])
+    out = []
+    for piece in _split(section.text, limit):
+        context = f"{article.title} > {heading}" if heading else article.title
+        embed = f"{context}\n{piece}".strip()
+        lexical = " ".join(
+            [article.title] * TITLE_BOOST + [heading] * HEADING_BOOST + [piece]
+        )
+        out.append((piece, embed, lexical))
+    return out
+
+
+def chunk_article(article: Article, max_chars: int = 600) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    first = article.sections[0]
+    for section in article.sections:
+        heading = " > ".join(section.heading_path[1:])
+        for text, embed, lexical in _section_chunks(article, section, max_chars):
+            n = len(chunks)
+            chunks.append(Chunk(f"{article.id}#{n}", article.id, "section", heading,
+                                section.anchor, text, embed, lexical, _hash(embed)))
+    # An alternative question answers to the article's first section: that is where the answer is.
+    first_heading = " > ".join(first.heading_path[1:])
+    for question in article.questions:
+        n = len(chunks)
+        lexical = " ".join([question] * QUESTION_BOOST + [article.title] * TITLE_BOOST)
+        chunks.append(Chunk(f"{article.id}#{n}", article.id, "question", first_heading,
+                            first.anchor, first.text, question, lexical, _hash(question)))
+    return chunks

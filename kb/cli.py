@@ -1,0 +1,290 @@
+"""The ``kb`` command: a thin shell over the library. Every option is also read from KB_*."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from kb.config import Settings
+from kb.errors import ArticleError, KBError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Knowledge-base search: build the index, serve it, measure it, read gaps.")
+err = Console(stderr=True)
+
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [KB_INDEX].")]
+ArticlesOpt = Annotated[Path | None, typer.Option("--articles", help="Articles [KB_ARTICLES].")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Embedding model [KB_MODEL].")]
+QueriesOpt = Annotated[Path, typer.Option("--queries", help="Queries, JSON lines.")]
+QrelsOpt = Annotated[Path, typer.Option("--qrels", help="Relevance labels, TSV.")]
+
+
+def settings(**overrides: Any) -> Settings:
+    """Environment first, then whatever flags were given."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def handled(func):  # type: ignore[no-untyped-def]
+    """Domain errors become one message (the problems, one ``path:line: message`` each) and
+    exit code 2; nothing else of the program's internals reaches the user."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ArticleError as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            typer.echo(f"error: {len(exc.problems)} problem(s) in articles; "
+                       "nothing was published", err=True)
+            raise typer.Exit(2) from None
+        except KBError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _embedder_factory(cfg: Settings):  # type: ignore[no-untyped-def]
+    cache: list = []
+
+    def make():  # type: ignore[no-untyped-def]
+        if not cache:
+            from kb.embedding import SentenceTransformerEmbedder
+
+            cache.append(SentenceTransformerEmbedder(cfg.model, cfg.batch_size))
+        return cache[0]
+
+    return make
+
+
+@app.command()
+@handled
+def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt = None,
+          calibration: Annotated[Path | None, typer.Option(
+              help="Calibration JSON for a first build [KB_CALIBRATION].")] = None) -> None:
+    """Parse, chunk and embed the articles; publish a new index version atomically."""
+    from kb.engine import recheck_gaps
+    from kb.gaps import GapLog
+    from kb.index import build_index, load_index
+    from kb.ranking import Calibration
+    from kb.search import Searcher
+
+    cfg = settings(articles=articles, index=index, model=model, calibration=calibration)
+    cal = None
+    # A knowledge base may carry its own fit (articles/calibration.json); a first build uses it.
+    source = cfg.calibration or cfg.articles / "calibration.json"
+    if (cfg.calibration is not None or source.exists()) and not (cfg.index / "CURRENT").exists():
+        try:
+            cal = Calibration.from_dict(json.loads(source.read_text("utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise KBError(f"{source}:1: cannot read calibration: {exc}") from exc
+    make = _embedder_factory(cfg)
+    report = build_index(cfg.articles, cfg.index, make, cfg.model,
+                         max_chunk_chars=cfg.max_chunk_chars, calibration=cal,
+                         keep_versions=cfg.keep_versions, progress=sys.stderr.isatty())
+    typer.echo(report.summary())
+    if report.published and cfg.gap_path.exists():
+        log = GapLog(cfg.gap_path)
+        if log.open_gap_texts():
+            searcher = Searcher(load_index(cfg.index, model=cfg.model), make(),
+                                max_query_chars=cfg.max_query_chars)
+            resolved = recheck_gaps(log, searcher)
+            typer.echo(f"gap log: {len(resolved)} open gap queries now answered")
+            for text, article in resolved[:20]:
+                typer.echo(f"  resolved by {article}: {text}")
+
+
+@app.command()
+@handled
+def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help="[KB_HOST]")] = None,
+          port: Annotated[int | None, typer.Option(help="[KB_PORT]")] = None,
+          model: ModelOpt = None) -> None:
+    """Serve the published index over HTTP (OpenAPI at /docs)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    cfg = settings(index=index, host=host, port=port, model=model)
+    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+
+
+@app.command()
+@handled
+def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
+           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Search the published index from the terminal (logged like any other query)."""
+    from kb.engine import Engine
+
+    engine = Engine(settings(index=index))
+    answer = engine.search(query, k, channel="cli")
+    out = answer.outcome
+    if as_json:
+        typer.echo(json.dumps({"query_id": answer.query_id, "answered": out.answered,
+                               "confidence": out.confidence,
+                               "results": [h.__dict__ for h in out.hits]}, ensure_ascii=False))
+        return
+    typer.echo(f"answered: {out.answered} (confidence {out.confidence:.2f})")
+    for n, hit in enumerate(out.hits, 1):
+        typer.echo(f"{n}. [{hit.score:.3f}] {hit.id}  {hit.title}  #{hit.anchor}")
+
+
+def _load_searcher(cfg: Settings):  # type: ignore[no-untyped-def]
+    from kb.index import load_index
+    from kb.search import Searcher
+
+    index = load_index(cfg.index, model=cfg.model)
+    return Searcher(index, _embedder_factory(cfg)(), max_query_chars=10**6)
+
+
+@app.command()
+@handled
+def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
+              max_false_gap: Annotated[float, typer.Option(
+                  min=0.0, max=0.5, help="Share of answerable queries allowed to be flagged "
+                  "as gaps on the calibration queries.")] = 0.08,
+              output: Annotated[Path | None, typer.Option(
+                  help="Also write the calibration JSON here.")] = None) -> None:
+    """Fit fusion weights and the answered threshold to labelled queries; publish them."""
+    from kb.calibrate import fit, prepare
+    from kb.evaluation import read_queries
+    from kb.index import publish_calibration
+
+    cfg = settings(index=index)
+    labelled = read_queries(queries, qrels)
+    searcher = _load_searcher(cfg)
+    prepared = prepare(searcher, labelled, lambda xs: tqdm(xs, desc="queries",
+                                                            disable=not sys.stderr.isatty()))
+    cal = fit(searcher, prepared, max_false_gap)
+    version = publish_calibration(cfg.index, cal, cfg.keep_versions)
+    if output:
+        output.write_text(json.dumps(cal.to_dict(), ensure_ascii=False, indent=1) + "\n")
+    typer.echo(f"published {version} with calibration: dense weight per language "
+               f"{cal.dense_weight}, answered threshold {cal.answer_threshold:.3f}")
+    typer.echo(json.dumps(cal.fitted, ensure_ascii=False))
+
+
+@app.command(name="eval")
+@handled
+def evaluate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
+             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """nDCG@10, Recall@1/5/10, MRR@10 and answered/unanswered rates on labelled queries."""
+    from kb.evaluation import evaluate as run_eval
+    from kb.evaluation import read_queries
+
+    cfg = settings(index=index)
+    labelled = read_queries(queries, qrels)
+    searcher = _load_searcher(cfg)
+    latencies: list[float] = []
+
+    def one(q):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        out = searcher.search(q.query, k=10)
+        latencies.append(time.perf_counter() - start)
+        return [(h.id, h.score) for h in out.hits], out.answered
+
+    report = run_eval(labelled, one, lambda xs: tqdm(xs, desc="queries",
+                                                     disable=not sys.stderr.isatty()))
+    if as_json:
+        typer.echo(json.dumps({**report.__dict__, "index_version": searcher.version},
+                              indent=1))
+        return
+    for name, value in report.rows():
+        typer.echo(f"{name:32} {value}")
+
+
+@app.command()
+@handled
+def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 2026-11-01")] = None,
+         min_count: Annotated[int, typer.Option(min=1)] = 1,
+         fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+         include_resolved: Annotated[bool, typer.Option("--all", help="Also resolved topics")] = False,
+         index: IndexOpt = None) -> None:
+    """The knowledge-gap report: unanswered and not-helpful queries grouped into topics."""
+    from kb.engine import article_tags, gap_report
+    from kb.gaps import GapLog
+    from kb.index import load_index
+    from kb.topics import Topic, topics_csv
+
+    if fmt not in ("table", "csv", "json"):
+        raise KBError(f"--format must be table, csv or json, not {fmt!r}")
+    cfg = settings(index=index)
+    since = _since(since)
+    tags: dict[str, set[str]] = {}
+    try:
+        tags = article_tags(load_index(cfg.index).articles)
+    except KBError:
+        pass  # without an index, topics are grouped by text and meaning only
+    topics: list[Topic] = gap_report(GapLog(cfg.gap_path), tags, since, min_count,
+                                     include_resolved)
+    if fmt == "json":
+        typer.echo(json.dumps([t.to_dict() for t in topics], ensure_ascii=False, indent=1))
+    elif fmt == "csv":
+        typer.echo(topics_csv(topics), nl=False)
+    else:
+        _print_topics(topics)
+
+
+def _since(value: str | None) -> str | None:
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value).isoformat(timespec="seconds")
+    except ValueError:
+        raise KBError(f"--since must be an ISO date like 2026-11-01, not {value!r}") from None
+
+
+def _print_topics(topics) -> None:  # type: ignore[no-untyped-def]
+    console = Console()
+    if not topics:
+        console.print("No open knowledge gaps.")
+        return
+    table = Table(title="Knowledge gaps (most frequent first)", show_lines=True)
+    for column in ("#", "kind", "topic", "count", "7 days / before", "trend", "channels",
+                   "last seen", "examples"):
+        table.add_column(column, overflow="fold")
+    for n, t in enumerate(topics, 1):
+        kind = t.kind if t.kind == "unanswered" else f"not helpful: {t.article_id}"
+        if t.status == "resolved":
+            kind += f"\n(resolved by {t.resolved_by})"
+        table.add_row(str(n), kind, t.representative, str(t.count),
+                      f"{t.last_7_days} / {t.before}", t.trend,
+                      ", ".join(f"{k} {v}" for k, v in sorted(t.channels.items())),
+                      t.last_seen[:10], "\n".join(t.examples[:3]))
+    console.print(table)
+
+
+@app.command()
+@handled
+def stats(article_id: Annotated[str | None, typer.Argument()] = None,
+          index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Helpful / not helpful feedback counts per article."""
+    from kb.gaps import GapLog
+
+    cfg = settings(index=index)
+    rows = GapLog(cfg.gap_path).article_stats(article_id)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    table = Table(title="Feedback per article")
+    for column in ("article", "helpful", "not helpful", "last feedback"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["article_id"], str(r["helpful"]), str(r["not_helpful"]),
+                      str(r["last_feedback"]))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

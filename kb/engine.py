@@ -1,0 +1,129 @@
+"""The knowledge base as the CLI and the HTTP API see it: search, suggest, log, feedback, gaps.
+
+Holds the loaded index (swapped atomically on reload), the embedder and the query log.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.config import Settings
+from kb.embedding import Embedder, SentenceTransformerEmbedder
+from kb.errors import InvalidQuery, UnknownArticle
+from kb.gaps import GapLog
+from kb.index import load_index
+from kb.rerank import Reranker
+from kb.search import Filters, Outcome, Searcher
+from kb.text import content_terms, detect_lang
+from kb.tickets import ticket_query
+from kb.topics import Topic, build_topics
+
+
+@dataclass
+class Answer:
+    query_id: str
+    outcome: Outcome
+    index_version: str
+
+
+class Engine:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or SentenceTransformerEmbedder(settings.model, settings.batch_size)
+        self.log = GapLog(settings.gap_path)
+        self.reranker = (Reranker(settings.reranker, settings.rerank_top)
+                         if settings.reranker else None)
+        self._lock = threading.Lock()
+        self.searcher = self._load()
+
+    def _load(self, root: Path | None = None) -> Searcher:
+        index = load_index(root or self.settings.index, model=self.embedder.name)
+        return Searcher(index, self.embedder, public_only=self.settings.public_only,
+                        max_query_chars=self.settings.max_query_chars, reranker=self.reranker)
+
+    def reload(self) -> tuple[str, str]:
+        """Load the published index; requests already running finish on the old one."""
+        with self._lock:
+            old = self.searcher.version
+            self.searcher = self._load()
+            return old, self.searcher.version
+
+    def search(self, query: str, k: int = 5, filters: Filters | None = None,
+               channel: str = "search") -> Answer:
+        searcher = self.searcher
+        filters = filters or Filters()
+        outcome = searcher.search(query, k, filters)
+        return self._logged(searcher, outcome, channel, filters)
+
+    def suggest(self, subject: str, description: str, k: int = 5, ticket_id: str | None = None,
+                filters: Filters | None = None) -> Answer:
+        searcher = self.searcher
+        if not subject.strip() and not description.strip():
+            raise InvalidQuery("ticket has neither subject nor description")
+        if len(description) > self.settings.max_ticket_chars:
+            raise InvalidQuery(f"description is {len(description)} characters long; the limit "
+                               f"is {self.settings.max_ticket_chars}")
+        searcher.validate(subject or description[: self.settings.max_query_chars])
+        tq = ticket_query(subject, description)
+        terms = content_terms(tq.dense)
+        lang = detect_lang(tq.dense)
+        filters = filters or Filters()
+        ranked, features, confidence, qvec = searcher.run(tq.lexical, tq.dense, terms, lang,
+                                                          filters, k)
+        outcome = searcher.outcome(tq.display, ranked, features, confidence, terms, lang, qvec)
+        return self._logged(searcher, outcome, "suggest", filters, ticket_id)
+
+    def _logged(self, searcher: Searcher, outcome: Outcome, channel: str, filters: Filters,
+                ticket_id: str | None = None) -> Answer:
+        query_id = self.log.record(
+            channel=channel, query=outcome.query, lang=outcome.lang, filters=filters.to_dict(),
+            answered=outcome.answered, confidence=outcome.confidence,
+            neighbours=[h.id for h in outcome.hits[:3]],
+            top_score=outcome.hits[0].score if outcome.hits else None,
+            vector=None if outcome.answered else outcome.vector,
+            index_version=searcher.version, ticket_id=ticket_id,
+        )
+        return Answer(query_id, outcome, searcher.version)
+
+    def feedback(self, query_id: str, article_id: str, helpful: bool) -> None:
+        self.log.feedback(query_id, article_id, helpful, set(self.searcher.index.articles))
+
+    def article_stats(self, article_id: str) -> dict:
+        if article_id not in self.searcher.index.articles:
+            raise UnknownArticle(f"unknown article {article_id!r}")
+        stats = self.log.article_stats(article_id)
+        return stats[0] if stats else {"article_id": article_id, "helpful": 0, "not_helpful": 0,
+                                       "last_feedback": None}
+
+    def gaps(self, since: str | None = None, min_count: int = 1,
+             include_resolved: bool = False) -> list[Topic]:
+        return gap_report(self.log, article_tags(self.searcher.index.articles), since, min_count,
+                          include_resolved)
+
+
+def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:
+    return {a: set(r["tags"]) for a, r in articles.items()}
+
+
+def gap_report(log: GapLog, tags: dict[str, set[str]], since: str | None = None,
+               min_count: int = 1, include_resolved: bool = False) -> list[Topic]:
+    topics = build_topics([(q, None) for q in log.unanswered(since)], "unanswered", tags)
+    topics += build_topics([(q, a) for q, a in log.not_helpful(since)], "not_helpful", tags)
+    return [t for t in topics if t.count >= min_count
+            and (include_resolved or t.status == "open")]
+
+
+def recheck_gaps(log: GapLog, searcher: Searcher) -> list[tuple[str, str]]:
+    """Search every open gap query again; mark those the knowledge base now answers."""
+    resolved = []
+    for text in log.open_gap_texts():
+        try:
+            outcome = searcher.search(text, k=1)
+        except InvalidQuery:
+            continue
+        if outcome.answered and outcome.hits:
+            log.resolve(text, outcome.hits[0].id)
+            resolved.append((text, outcome.hits[0].id))
+    return resolved

@@ -1,0 +1,82 @@
+"""Domain errors. The CLI turns them into one line and an exit code, the API into one JSON shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class KBError(Exception):
+    """Base class: ``code`` is machine-readable, ``status`` the HTTP status it maps to."""
+
+    code = "kb_error"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in one article file, reported as ``path:line: message``."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class ArticleError(KBError):
+    code = "invalid_articles"
+    status = 422
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.path, p.line))
+        lines = "\n".join(str(p) for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in articles:\n{lines}")
+
+
+class IndexNotFound(KBError):
+    code = "index_not_found"
+    status = 503
+
+
+class IndexMismatch(KBError):
+    """The index was built with another model, or its files disagree with its manifest."""
+
+    code = "index_mismatch"
+    status = 500
+
+
+class ModelError(KBError):
+    code = "model_unavailable"
+    status = 500
+
+
+class InvalidQuery(KBError):
+    code = "invalid_query"
+    status = 422
+
+
+class UnknownFilter(KBError):
+    code = "unknown_filter"
+    status = 422
+
+
+class UnknownQuery(KBError):
+    code = "unknown_query_id"
+    status = 404
+
+
+class UnknownArticle(KBError):
+    code = "unknown_article"
+    status = 404
+
+
+class EvalDataError(KBError):
+    """A queries or qrels file that cannot be read; the message carries ``path:line``."""
+
+    code = "invalid_eval_data"
+    status = 422

@@ -1,0 +1,215 @@
+"""The query log in SQLite: every query (redacted), feedback, and which gaps a rebuild resolved.
+
+Safe with several server processes writing at once: WAL journal, a busy timeout, and short
+transactions. The schema moves forward by numbered migrations recorded in ``user_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kb.errors import UnknownArticle, UnknownQuery
+from kb.redact import redact
+from kb.text import normalize
+
+MIGRATIONS: list[str] = [
+    # 1: queries and feedback
+    """
+    CREATE TABLE queries (
+        id TEXT PRIMARY KEY,
+        ts TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        query TEXT NOT NULL,
+        norm TEXT NOT NULL,
+        lang TEXT NOT NULL,
+        filters TEXT NOT NULL,
+        ticket_id TEXT,
+        answered INTEGER NOT NULL,
+        confidence REAL NOT NULL,
+        top_article TEXT,
+        top_score REAL,
+        neighbours TEXT NOT NULL,
+        vector BLOB,
+        index_version TEXT
+    );
+    CREATE INDEX queries_gap ON queries (answered, ts);
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        query_id TEXT NOT NULL REFERENCES queries (id),
+        article_id TEXT NOT NULL,
+        helpful INTEGER NOT NULL,
+        ts TEXT NOT NULL
+    );
+    CREATE INDEX feedback_article ON feedback (article_id);
+    CREATE INDEX feedback_query ON feedback (query_id);
+    """,
+    # 2: a rebuild that answers a gap query records by what and when
+    """
+    ALTER TABLE queries ADD COLUMN resolved_by TEXT;
+    ALTER TABLE queries ADD COLUMN resolved_at TEXT;
+    """,
+]
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class LoggedQuery:
+    id: str
+    ts: str
+    channel: str
+    query: str
+    norm: str
+    lang: str
+    filters: dict
+    ticket_id: str | None
+    top_article: str | None
+    top_score: float | None
+    neighbours: list[str]
+    vector: np.ndarray | None
+    resolved_by: str | None = None
+    resolved_at: str | None = None
+
+
+class GapLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            migrate(db)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            yield db
+        finally:
+            db.close()
+
+    def record(
+        self, *, channel: str, query: str, lang: str, filters: dict, answered: bool,
+        confidence: float, neighbours: list[str], top_score: float | None,
+        vector: np.ndarray | None, index_version: str, ticket_id: str | None = None,
+    ) -> str:
+        """Store one query, redacted; returns its query id."""
+        query_id = secrets.token_hex(8)
+        clean = redact(query)
+        blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO queries (id, ts, channel, query, norm, lang, filters, ticket_id, "
+                "answered, confidence, top_article, top_score, neighbours, vector, index_version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (query_id, now(), channel, clean, _norm(clean), lang,
+                 json.dumps(filters, ensure_ascii=False), redact(ticket_id) if ticket_id else None,
+                 int(answered), confidence, neighbours[0] if neighbours else None, top_score,
+                 json.dumps(neighbours), blob, index_version),
+            )
+        return query_id
+
+    def feedback(self, query_id: str, article_id: str, helpful: bool,
+                 known_articles: set[str] | None = None) -> None:
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM queries WHERE id = ?", (query_id,)).fetchone() is None:
+                raise UnknownQuery(f"unknown query_id {query_id!r}")
+            if known_articles is not None and article_id not in known_articles:
+                raise UnknownArticle(f"unknown article_id {article_id!r}")
+            db.execute("INSERT INTO feedback (query_id, article_id, helpful, ts) "
+                       "VALUES (?, ?, ?, ?)", (query_id, article_id, int(helpful), now()))
+
+    def article_stats(self, article_id: str | None = None) -> list[dict]:
+        sql = ("SELECT article_id, SUM(helpful), SUM(1 - helpful), MAX(ts) FROM feedback "
+               + ("WHERE article_id = ? " if article_id else "")
+               + "GROUP BY article_id ORDER BY SUM(1 - helpful) DESC, article_id")
+        with self._connect() as db:
+            rows = db.execute(sql, (article_id,) if article_id else ()).fetchall()
+        return [{"article_id": a, "helpful": int(h), "not_helpful": int(n), "last_feedback": t}
+                for a, h, n, t in rows]
+
+    def unanswered(self, since: str | None = None) -> list[LoggedQuery]:
+        return self._select("answered = 0", since)
+
+    def not_helpful(self, since: str | None = None) -> list[tuple[LoggedQuery, str]]:
+        """Queries whose suggested article an agent marked not helpful, with that article."""
+        cols = ", ".join(f"q.{c}" for c in _COLUMNS)
+        sql = (f"SELECT {cols}, f.article_id FROM feedback f JOIN queries q ON q.id = f.query_id "
+               "WHERE f.helpful = 0" + (" AND f.ts >= ?" if since else "") + " ORDER BY f.ts")
+        with self._connect() as db:
+            rows = db.execute(sql, (since,) if since else ()).fetchall()
+        return [(_logged(r[:-1]), r[-1]) for r in rows]
+
+    def open_gap_texts(self) -> list[str]:
+        with self._connect() as db:
+            rows = db.execute("SELECT DISTINCT query FROM queries WHERE answered = 0 "
+                              "AND resolved_at IS NULL").fetchall()
+        return [r[0] for r in rows]
+
+    def resolve(self, query: str, article_id: str) -> int:
+        with self._connect() as db:
+            cur = db.execute("UPDATE queries SET resolved_by = ?, resolved_at = ? WHERE query = ? "
+                             "AND answered = 0 AND resolved_at IS NULL",
+                             (article_id, now(), query))
+            return cur.rowcount
+
+    def _select(self, where: str, since: str | None) -> list[LoggedQuery]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM queries WHERE {where}"
+        args: tuple = ()
+        if since:
+            sql += " AND ts >= ?"
+            args = (since,)
+        with self._connect() as db:
+            rows = db.execute(sql + " ORDER BY ts", args).fetchall()
+        return [_logged(r) for r in rows]
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM queries").fetchone()[0])
+
+
+_COLUMNS = ("id", "ts", "channel", "query", "norm", "lang", "filters", "ticket_id",
+            "top_article", "top_score", "neighbours", "vector", "resolved_by", "resolved_at")
+
+
+def _logged(row: tuple) -> LoggedQuery:
+    (qid, ts, channel, query, norm, lang, filters, ticket, top, score, neigh, blob,
+     resolved_by, resolved_at) = row
+    vector = np.frombuffer(blob, dtype=np.float32) if blob else None
+    return LoggedQuery(qid, ts, channel, query, norm, lang, json.loads(filters), ticket, top,
+                       score, json.loads(neigh), vector, resolved_by, resolved_at)
+
+
+def _norm(text: str) -> str:
+    """Grouping key: normalized, punctuation and spacing dropped."""
+    return "".join(ch for ch in normalize(text) if ch.isalnum())
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply the migrations this database has not seen; returns the resulting version."""
+    db.execute("PRAGMA busy_timeout = 30000")
+    db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait and then see it done
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in filter(str.strip, script.split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)

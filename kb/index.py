@@ -1,0 +1,314 @@
+"""Build, publish and load index versions.
+
+An index folder holds immutable versions under ``versions/`` and a ``CURRENT`` file naming the
+published one. A build writes a whole version beside the others and then replaces ``CURRENT``
+atomically, so a reader sees the old index or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from kb.articles import Article, load_articles
+from kb.chunking import Chunk, chunk_article
+from kb.embedding import Embedder
+from kb.errors import IndexMismatch, IndexNotFound
+from kb.lexical import LexicalIndex
+from kb.ranking import Calibration
+from kb.text import tokenize
+from kb.vectors import VectorIndex
+
+FORMAT = 1
+ARTICLE_FIELDS = ("id", "title", "type", "path", "lang", "audience", "tags", "product",
+                  "updated", "review_by", "questions")
+
+
+@dataclass
+class BuildReport:
+    version: str
+    articles: int
+    chunks: int
+    embedded: int
+    reused: int
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    published: bool = True
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        state = f"published {self.version}" if self.published else "unchanged, nothing published"
+        return (
+            f"{state}: {self.articles} articles ({len(self.added)} added, {len(self.changed)} "
+            f"changed, {len(self.removed)} removed), {self.chunks} chunks, {self.embedded} "
+            f"embedded, {self.reused} reused, {self.seconds:.2f} s"
+        )
+
+
+@dataclass
+class Index:
+    """A loaded index version: everything a search needs, in memory."""
+
+    version: str
+    path: Path
+    manifest: dict
+    articles: dict[str, dict]
+    chunks: list[Chunk]
+    vectors: VectorIndex
+    lexical: LexicalIndex
+    calibration: Calibration
+    chunk_article: np.ndarray = field(init=False)  # row -> article ordinal
+    article_ids: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.article_ids = list(self.articles)
+        ordinal = {a: i for i, a in enumerate(self.article_ids)}
+        self.chunk_article = np.array([ordinal[c.article_id] for c in self.chunks], dtype=np.int64)
+
+
+def _versions_dir(root: Path) -> Path:
+    return root / "versions"
+
+
+def current_version(root: Path) -> str | None:
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _article_record(article: Article) -> dict:
+    record = asdict(article)
+    return {k: record[k] for k in ARTICLE_FIELDS}
+
+
+def _digest(payload: object) -> str:
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _write_json(path: Path, payload: object) -> None:
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def publish(root: Path, staging: Path, version: str, keep: int) -> None:
+    """Move a fully written staging folder into place and point CURRENT at it."""
+    _fsync_tree(staging)
+    final = _versions_dir(root) / version
+    os.rename(staging, final)
+    tmp = root / f".CURRENT.{secrets.token_hex(4)}"
+    tmp.write_text(version + "\n")
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, root / "CURRENT")
+    _prune(root, keep, protect=version)
+
+
+def _prune(root: Path, keep: int, protect: str) -> None:
+    versions = sorted(p for p in _versions_dir(root).iterdir() if not p.name.startswith("."))
+    for old in versions[:-keep]:
+        if old.name != protect:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in _versions_dir(root).glob(".staging-*"):
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def new_staging(root: Path) -> tuple[Path, str]:
+    version = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + secrets.token_hex(3)
+    staging = _versions_dir(root) / f".staging-{version}"
+    staging.mkdir(parents=True)
+    return staging, version
+
+
+def _previous(root: Path, model: str) -> Index | None:
+    try:
+        previous = load_index(root)
+    except (IndexNotFound, IndexMismatch, OSError, ValueError, KeyError):
+        return None
+    return previous if previous.manifest["model"] == model else None
+
+
+def build_index(
+    articles_dir: Path,
+    root: Path,
+    embedder_factory: Callable[[], Embedder],
+    model: str,
+    *,
+    max_chunk_chars: int = 600,
+    calibration: Calibration | None = None,
+    keep_versions: int = 3,
+    progress: bool = True,
+) -> BuildReport:
+    """Parse, chunk, embed what changed, and publish a new version (or nothing when unchanged).
+
+    Raises ArticleError, listing every problem, before anything is written.
+    """
+    started = time.perf_counter()
+    articles = load_articles(articles_dir)
+    with _build_lock(root):
+        previous = _previous(root, model)
+        chunks = [c for a in articles for c in chunk_article(a, max_chunk_chars)]
+        records = {a.id: _article_record(a) for a in articles}
+        hashes = {a.id: _digest([records[a.id], [c.hash for c in chunks if c.article_id == a.id]])
+                  for a in articles}
+        old_hashes = previous.manifest["article_hashes"] if previous else {}
+        report = BuildReport(
+            version=previous.version if previous else "",
+            articles=len(articles),
+            chunks=len(chunks),
+            embedded=0,
+            reused=0,
+            added=sorted(set(hashes) - set(old_hashes)),
+            changed=sorted(a for a in hashes if a in old_hashes and hashes[a] != old_hashes[a]),
+            removed=sorted(set(old_hashes) - set(hashes)),
+        )
+        if calibration is None:
+            calibration = previous.calibration if previous else Calibration()
+        if previous and hashes == old_hashes and previous.calibration == calibration:
+            report.published = False
+            report.reused = len(chunks)
+            report.seconds = time.perf_counter() - started
+            return report
+
+        known: dict[str, np.ndarray] = {}
+        if previous is not None:
+            old_vectors = previous.vectors.reconstruct_all()
+            known = {c.hash: old_vectors[i] for i, c in enumerate(previous.chunks)}
+        missing = sorted({c.hash: c.embed_text for c in chunks if c.hash not in known}.items())
+        dim = previous.vectors.dim if previous else 0
+        if missing or previous is None:
+            embedder = embedder_factory()
+            dim = embedder.dim
+            texts = [text for _, text in missing]
+            fresh = _embed_batches(embedder, texts, progress)
+            known.update({h: fresh[i] for i, (h, _) in enumerate(missing)})
+        report.embedded = len(missing)
+        fresh_hashes = {h for h, _ in missing}
+        report.reused = sum(1 for c in chunks if c.hash not in fresh_hashes)
+        matrix = (np.stack([known[c.hash] for c in chunks]) if chunks
+                  else np.zeros((0, dim), dtype=np.float32))
+
+        staging, version = new_staging(root)
+        try:
+            VectorIndex.build(matrix, dim).save(staging / "vectors.faiss")
+            lexical_dir = staging / "lexical"
+            lexical_dir.mkdir()
+            LexicalIndex.build([tokenize(c.lexical_text) for c in chunks]).save(lexical_dir)
+            _write_json(staging / "articles.json", list(records.values()))
+            with open(staging / "chunks.jsonl", "w", encoding="utf-8") as out:
+                for c in chunks:
+                    out.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+            _write_json(staging / "calibration.json", calibration.to_dict())
+            _write_json(staging / "manifest.json", {
+                "format": FORMAT,
+                "version": version,
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "model": model,
+                "dim": dim,
+                "articles": len(articles),
+                "chunks": len(chunks),
+                "article_hashes": hashes,
+            })
+            publish(root, staging, version, keep_versions)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    report.version = version
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _embed_batches(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
+    batch = max(1, getattr(embedder, "batch_size", 64))
+    parts = []
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
+        for start in range(0, len(texts), batch):
+            parts.append(embedder.embed(texts[start : start + batch]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+
+
+def load_index(root: Path, model: str | None = None, version: str | None = None) -> Index:
+    """Load the published version (or ``version``); with ``model``, refuse another model's index."""
+    name = version or current_version(root)
+    if name is None:
+        raise IndexNotFound(f"no index published in {root}: run 'kb index' first")
+    path = _versions_dir(root) / name
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IndexNotFound(f"index version {name} is missing from {root}") from exc
+    if manifest.get("format") != FORMAT:
+        raise IndexMismatch(f"index {path} has format {manifest.get('format')}, expected {FORMAT}")
+    if model is not None and manifest["model"] != model:
+        raise IndexMismatch(
+            f"index {path} was built with model {manifest['model']!r} but {model!r} is "
+            f"configured: rebuild with 'kb index' or set KB_MODEL={manifest['model']}"
+        )
+    articles = {a["id"]: a for a in json.loads((path / "articles.json").read_text("utf-8"))}
+    with open(path / "chunks.jsonl", encoding="utf-8") as handle:
+        chunks = [Chunk(**json.loads(line)) for line in handle]
+    vectors = VectorIndex.load(path / "vectors.faiss")
+    lexical = LexicalIndex.load(path / "lexical")
+    if vectors.size != len(chunks) or lexical.size != len(chunks) or (
+        vectors.dim != manifest["dim"] and len(chunks)
+    ):
+        raise IndexMismatch(f"index {path} is inconsistent with its manifest: rebuild it")
+    calibration = Calibration.from_dict(
+        json.loads((path / "calibration.json").read_text(encoding="utf-8"))
+    )
+    return Index(name, path, manifest, articles, chunks, vectors, lexical, calibration)
+
+
+def publish_calibration(root: Path, calibration: Calibration, keep_versions: int = 3) -> str:
+    """Publish a copy of the current version carrying ``calibration``; returns the new version."""
+    with _build_lock(root):
+        current = load_index(root)
+        staging, version = new_staging(root)
+        staging.rmdir()
+        try:
+            # Hard links: versions are immutable, so the big files can be shared, not copied.
+            shutil.copytree(current.path, staging, copy_function=os.link)
+            for name in ("calibration.json", "manifest.json"):
+                (staging / name).unlink()
+            _write_json(staging / "calibration.json", calibration.to_dict())
+            _write_json(staging / "manifest.json", {**current.manifest, "version": version})
+            publish(root, staging, version, keep_versions)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return version

@@ -1,0 +1,47 @@
+"""BM25 over chunks (bm25s), on tokens from kb.text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+
+class LexicalIndex:
+    def __init__(self, bm25: bm25s.BM25 | None, size: int) -> None:
+        self._bm25 = bm25  # None for an empty knowledge base, which bm25s cannot index
+        self.size = size
+        self._vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
+
+    @classmethod
+    def build(cls, documents: list[list[str]]) -> LexicalIndex:
+        if not documents:
+            return cls(None, 0)
+        bm25 = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
+        # Every document gets at least one token so bm25s keeps row numbers aligned with chunks.
+        bm25.index([doc or [""] for doc in documents], show_progress=False)
+        return cls(bm25, len(documents))
+
+    def save(self, directory: Path) -> None:
+        if self._bm25 is not None:
+            self._bm25.save(str(directory), show_progress=False)
+        (directory / "size").write_text(str(self.size))
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        size = int((directory / "size").read_text())
+        if size == 0:
+            return cls(None, 0)
+        return cls(bm25s.BM25.load(str(directory), show_progress=False, verbosity=0), size)
+
+    def known(self, tokens: list[str]) -> list[str]:
+        return [t for t in tokens if t in self._vocab]
+
+    def scores(self, tokens: list[str], mask: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every chunk; chunks outside ``mask`` (0/1 per chunk) score 0."""
+        known = self.known(tokens)
+        if not known or self._bm25 is None:
+            return np.zeros(self.size, dtype=np.float32)
+        scores = self._bm25.get_scores(known, weight_mask=mask)
+        return np.asarray(scores, dtype=np.float32)

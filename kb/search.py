@@ -1,0 +1,219 @@
+"""Search: validate the query, gather dense and lexical candidates, rank, decide "answered"."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from kb.embedding import Embedder
+from kb.errors import InvalidQuery, UnknownFilter
+from kb.index import Index
+from kb.ranking import Candidates, Ranked, answer_features, rank
+from kb.rerank import Reranker
+from kb.snippets import snippet
+from kb.text import content_terms, detect_lang, normalize, tokenize
+
+POOL = 100  # candidate chunks taken from each retriever
+FILTER_KEYS = ("type", "tags", "product", "lang")
+
+
+@dataclass(frozen=True)
+class Filters:
+    type: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    product: str | None = None
+    lang: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Filters:
+        data = data or {}
+        unknown = sorted(set(data) - set(FILTER_KEYS))
+        if unknown:
+            raise UnknownFilter(f"unknown filter(s) {unknown}; known: {list(FILTER_KEYS)}")
+
+        def many(value: object) -> tuple[str, ...]:
+            if value is None:
+                return ()
+            return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+
+        return cls(many(data.get("type")), many(data.get("tags")), data.get("product"),
+                   data.get("lang"))
+
+    def to_dict(self) -> dict:
+        out: dict = {}
+        if self.type:
+            out["type"] = list(self.type)
+        if self.tags:
+            out["tags"] = list(self.tags)
+        if self.product:
+            out["product"] = self.product
+        if self.lang:
+            out["lang"] = self.lang
+        return out
+
+    def admits(self, article: dict) -> bool:
+        if self.type and article["type"] not in self.type:
+            return False
+        if self.tags and not {t.casefold() for t in self.tags} & {
+            t.casefold() for t in article["tags"]
+        }:
+            return False
+        if self.product and (article.get("product") or "").casefold() != self.product.casefold():
+            return False
+        return not (self.lang and article["lang"] != self.lang)
+
+
+@dataclass
+class Hit:
+    id: str
+    title: str
+    type: str
+    section: str
+    anchor: str
+    snippet: str
+    score: float
+    path: str
+    tags: list[str]
+
+
+@dataclass
+class Outcome:
+    query: str
+    hits: list[Hit]
+    answered: bool
+    confidence: float
+    features: dict[str, float] = field(default_factory=dict)
+    lang: str = "en"
+    vector: np.ndarray | None = None  # the query embedding, kept for clustering gaps
+
+
+class Searcher:
+    """Answers queries against one loaded index version."""
+
+    def __init__(self, index: Index, embedder: Embedder, *, public_only: bool = False,
+                 max_query_chars: int = 1000, reranker: Reranker | None = None) -> None:
+        self.index = index
+        self.reranker = reranker
+        self.embedder = embedder
+        self.public_only = public_only
+        self.max_query_chars = max_query_chars
+        self._article_text = self._fold_articles()
+        self._mask = lru_cache(maxsize=256)(self._compute_mask)
+        self.vectors = index.vectors.reconstruct_all()
+
+    @property
+    def version(self) -> str:
+        return self.index.version
+
+    def _fold_articles(self) -> list[str]:
+        texts: dict[str, list[str]] = {a: [r["title"], *r["questions"]]
+                                       for a, r in self.index.articles.items()}
+        for chunk in self.index.chunks:
+            if chunk.kind == "section":
+                texts[chunk.article_id].extend([chunk.section, chunk.text])
+        return [normalize("\n".join(texts[a])) for a in self.index.article_ids]
+
+    def _compute_mask(self, filters: Filters) -> np.ndarray | None:
+        """Rows a query may see, or None when every row may be seen."""
+        arts = self.index.articles
+        allowed = np.array([
+            filters.admits(arts[a]) and not (self.public_only and arts[a]["audience"] != "public")
+            for a in self.index.article_ids
+        ], dtype=bool)
+        if allowed.all():
+            return None
+        return allowed[self.index.chunk_article] if len(self.index.chunks) else allowed[:0]
+
+    def validate(self, query: str) -> str:
+        text = query.strip()
+        if not text:
+            raise InvalidQuery("query is empty")
+        if len(text) > self.max_query_chars:
+            raise InvalidQuery(
+                f"query is {len(text)} characters long; the limit is {self.max_query_chars}"
+            )
+        return text
+
+    def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters) -> Candidates:
+        mask = self._mask(filters)
+        n = len(self.index.chunks)
+        if n == 0 or (mask is not None and not mask.any()):
+            empty = np.zeros(0, dtype=np.int64)
+            return Candidates(empty, empty.astype(np.float32), empty.astype(np.float32), empty)
+        allowed = None if mask is None else np.flatnonzero(mask)
+        dense_rows, _ = self.index.vectors.search(qvec, POOL, allowed)
+        lex_all = self.index.lexical.scores(
+            tokens, None if mask is None else mask.astype(np.float32)
+        )
+        take = min(POOL, n)
+        lex_rows = np.argpartition(-lex_all, take - 1)[:take] if take < n else np.arange(n)
+        lex_rows = lex_rows[lex_all[lex_rows] > 0]
+        rows = np.union1d(dense_rows, lex_rows).astype(np.int64)
+        if allowed is not None:
+            rows = rows[mask[rows]]
+        dense = self.vectors[rows] @ qvec.reshape(-1)
+        return Candidates(rows, dense.astype(np.float32), lex_all[rows],
+                          self.index.chunk_article[rows])
+
+    def coverage(self, terms: set[str], article: int) -> float:
+        if not terms:
+            return 0.0
+        text = self._article_text[article]
+        found = 0
+        for term in terms:
+            if term.isascii() and term.isalnum():
+                found += re.search(rf"(?<![a-z0-9]){re.escape(term)}", text) is not None
+            else:
+                found += term in text
+        return found / len(terms)
+
+    def run(self, lexical_text: str, dense_text: str, terms: set[str], lang: str,
+            filters: Filters, k: int) -> tuple[list[Ranked], dict[str, float], float, np.ndarray]:
+        qvec = self.embedder.embed([dense_text])[0]
+        cands = self.candidates(tokenize(lexical_text), qvec, filters)
+        depth = max(k, 2, self.reranker.top if self.reranker else 0)
+        ranked = rank(cands, self.index.calibration.weight(lang), depth)
+        coverage = self.coverage(terms, ranked[0].article) if ranked else 0.0
+        # The answered decision is calibrated on fused evidence, so it is taken before reranking.
+        features = answer_features(ranked, coverage)
+        confidence = self.index.calibration.answer_probability(features) if ranked else 0.0
+        if self.reranker is not None and len(ranked) > 1:
+            ranked = self._rerank(dense_text, ranked)
+        return ranked[:k], features, confidence, qvec
+
+    def _rerank(self, query: str, ranked: list[Ranked]) -> list[Ranked]:
+        assert self.reranker is not None
+        head, tail = ranked[: self.reranker.top], ranked[self.reranker.top :]
+        passages = [self.index.chunks[r.row].embed_text for r in head]
+        order = np.argsort(-self.reranker.scores(query, passages), kind="stable")
+        # Scores stay the fused ones (monotone for clients); only the order changes.
+        scores = sorted((r.score for r in head), reverse=True)
+        reordered = [head[i] for i in order]
+        for r, score in zip(reordered, scores, strict=True):
+            r.score = score
+        return reordered + tail
+
+    def search(self, query: str, k: int = 5, filters: Filters | None = None) -> Outcome:
+        text = self.validate(query)
+        terms = content_terms(text)
+        lang = detect_lang(text)
+        ranked, features, confidence, qvec = self.run(text, text, terms, lang,
+                                                      filters or Filters(), k)
+        return self.outcome(text, ranked, features, confidence, terms, lang, qvec)
+
+    def outcome(self, query: str, ranked: list[Ranked], features: dict[str, float],
+                confidence: float, terms: set[str], lang: str, qvec: np.ndarray) -> Outcome:
+        hits = []
+        for r in ranked:
+            chunk = self.index.chunks[r.row]
+            art = self.index.articles[chunk.article_id]
+            hits.append(Hit(
+                id=art["id"], title=art["title"], type=art["type"], section=chunk.section,
+                anchor=chunk.anchor, snippet=snippet(chunk.text or art["title"], terms),
+                score=round(r.score, 4), path=art["path"], tags=list(art["tags"]),
+            ))
+        answered = bool(hits) and confidence >= self.index.calibration.answer_threshold
+        return Outcome(query, hits, answered, round(confidence, 4), features, lang, qvec)

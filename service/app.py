@@ -1,0 +1,53 @@
+"""The FastAPI application factory: the index and the model are loaded once, in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from kb.config import Settings
+from kb.embedding import Embedder
+from kb.engine import Engine
+from kb.errors import IndexNotFound
+from service import errors
+from service.routes import admin, gaps, search
+
+log = logging.getLogger("kb.service")
+PAGE = Path(__file__).parent / "static" / "index.html"
+
+
+def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.embedder = embedder
+        try:
+            app.state.engine = Engine(settings, embedder)
+        except IndexNotFound as exc:
+            # Serve anyway: /healthz says 503 until an index is published and reloaded.
+            log.warning("%s", exc.message)
+            app.state.engine = None
+        yield
+
+    app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan,
+                  description="Knowledge-base search for customer-service and IT-support teams.")
+    app.state.engine = None
+    app.state.settings = settings
+    app.state.embedder = embedder
+    errors.install(app)
+    app.include_router(search.router)
+    app.include_router(gaps.router)
+    app.include_router(admin.router)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    return app

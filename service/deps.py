@@ -1,0 +1,20 @@
+"""Request-scoped access to the loaded engine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from kb.engine import Engine
+from kb.errors import IndexNotFound
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine | None = request.app.state.engine
+    if engine is None:
+        raise IndexNotFound("no index is loaded yet: run 'kb index', then POST /admin/reload")
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -1,0 +1,57 @@
+"""Search for agents, suggestions for the ticket system, and feedback on results."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from kb.engine import Answer
+from kb.search import Filters
+from service.deps import EngineDep
+from service.schemas import (
+    FeedbackRequest,
+    FeedbackResponse,
+    Result,
+    SearchFilters,
+    SearchRequest,
+    SearchResponse,
+    SuggestRequest,
+)
+
+router = APIRouter(tags=["search"])
+
+
+def _filters(filters: SearchFilters | None) -> Filters:
+    return Filters.from_dict(filters.model_dump(exclude_none=True) if filters else None)
+
+
+def respond(answer: Answer) -> SearchResponse:
+    out = answer.outcome
+    return SearchResponse(
+        query_id=answer.query_id, answered=out.answered, confidence=out.confidence,
+        results=[Result(**hit.__dict__) for hit in out.hits], index_version=answer.index_version,
+    )
+
+
+@router.post("/search", response_model=SearchResponse)
+def search(body: SearchRequest, engine: EngineDep) -> SearchResponse:
+    return respond(engine.search(body.query, body.k, _filters(body.filters)))
+
+
+@router.get("/search", response_model=SearchResponse)
+def search_get(engine: EngineDep, q: Annotated[str, Query(description="The query.")],
+               k: Annotated[int, Query(ge=1, le=50)] = 5) -> SearchResponse:
+    return respond(engine.search(q, k))
+
+
+@router.post("/suggest", response_model=SearchResponse)
+def suggest(body: SuggestRequest, engine: EngineDep) -> SearchResponse:
+    return respond(engine.suggest(body.subject, body.description, body.k, body.ticket_id,
+                                  _filters(body.filters)))
+
+
+@router.post("/feedback", response_model=FeedbackResponse)
+def feedback(body: FeedbackRequest, engine: EngineDep) -> FeedbackResponse:
+    engine.feedback(body.query_id, body.article_id, body.helpful)
+    return FeedbackResponse()

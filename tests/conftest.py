@@ -1,0 +1,82 @@
+"""Shared fixtures: a deterministic fake embedder for unit tests, and the real packaged model on a
+small fixture knowledge base (index built once per session) for integration tests."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb.config import Settings
+from kb.embedding import SentenceTransformerEmbedder
+from kb.index import build_index
+from kb.text import tokenize
+
+FIXTURE_KB = Path(__file__).parent / "fixtures" / "kb"
+GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).parent.parent
+
+
+class FakeEmbedder:
+    """Hashed bag of tokens: texts sharing words get similar vectors. Counts what it embeds."""
+
+    name = "fake"
+    dim = 32
+    batch_size = 4
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.calls += 1
+        self.texts += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for tok in tokenize(text) or ["<empty>"]:
+                out[i, int(hashlib.md5(tok.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def fixture_index(tmp_path_factory: pytest.TempPathFactory,
+                  real_embedder: SentenceTransformerEmbedder) -> Path:
+    """The fixture knowledge base indexed with the real model, once per session (read-only)."""
+    root = tmp_path_factory.mktemp("fixture-index")
+    build_index(FIXTURE_KB, root, lambda: real_embedder, real_embedder.name, progress=False)
+    return root
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    """A writable copy of the fixture articles."""
+    target = tmp_path / "articles"
+    shutil.copytree(FIXTURE_KB, target)
+    return target
+
+
+@pytest.fixture
+def index_copy(tmp_path: Path, fixture_index: Path) -> Path:
+    target = tmp_path / "index"
+    shutil.copytree(fixture_index, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, index_copy: Path) -> Settings:
+    return Settings(index=index_copy, gap_db=tmp_path / "gaps.sqlite3")

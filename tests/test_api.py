@@ -1,0 +1,146 @@
+"""The HTTP contract, with the real model on the fixture knowledge base."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+
+
+@pytest.fixture
+def client(settings, real_embedder):
+    with TestClient(create_app(settings, real_embedder)) as c:
+        yield c
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+RESULT_FIELDS = {"id", "title", "type", "section", "anchor", "snippet", "score", "path", "tags"}
+
+
+def test_post_search(client):
+    r = client.post("/search", json={"query": "VPN 809 错误", "k": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert {"query_id", "answered", "results", "index_version"} <= set(body)
+    assert body["results"][0]["id"] == "vpn-error-809"
+    assert set(body["results"][0]) == RESULT_FIELDS
+    assert len(body["results"]) <= 3
+
+
+def test_get_search_and_filters(client):
+    r = client.get("/search", params={"q": "印表機離線", "k": 2})
+    assert r.status_code == 200 and r.json()["results"][0]["id"] == "printer-offline-hant"
+    r = client.post("/search", json={"query": "password", "filters": {"type": ["sop"],
+                                                                      "lang": "en"}})
+    assert all(x["type"] == "sop" for x in r.json()["results"])
+
+
+def test_suggest_keeps_the_subject_in_charge(client):
+    description = ("Hello support, " + "I have tried many things and nothing works. " * 60
+                   + "Thanks, Bob")
+    r = client.post("/suggest", json={"ticket_id": "T-1001", "subject": "Outlook 0x800CCC0E",
+                                      "description": description, "k": 3})
+    assert r.status_code == 200
+    assert r.json()["results"][0]["id"] == "outlook-0x800ccc0e"
+
+
+def test_feedback_and_article_stats(client):
+    qid = client.post("/search", json={"query": "forgot password"}).json()["query_id"]
+    assert client.post("/feedback", json={"query_id": qid, "article_id": "password-reset-en",
+                                          "helpful": True}).status_code == 200
+    assert client.post("/feedback", json={"query_id": qid, "article_id": "password-reset-en",
+                                          "helpful": False}).status_code == 200
+    stats = client.get("/articles/password-reset-en/stats").json()
+    assert stats == {"article_id": "password-reset-en", "helpful": 1, "not_helpful": 1,
+                     "last_feedback": stats["last_feedback"]}
+    assert_error(client.get("/articles/nope/stats"), 404, "unknown_article")
+
+
+def test_unanswered_queries_reach_the_gap_report_redacted(client):
+    for q in ("how do I book a meeting room", "how can I book the meeting room?",
+              "会议室怎么预订 我的手机 13800138000"):
+        body = client.post("/search", json={"query": q}).json()
+        assert body["answered"] is False
+    topics = client.get("/gaps").json()["topics"]
+    assert topics and all(t["kind"] == "unanswered" for t in topics)
+    text = str(topics)
+    assert "13800138000" not in text and "[PHONE]" in text
+    room = [t for t in topics if "meeting room" in t["representative"]]
+    assert room and room[0]["count"] >= 2 and room[0]["channels"] == {"search": room[0]["count"]}
+    csv = client.get("/gaps", params={"format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[0].startswith("id,kind,status")
+    assert client.get("/gaps", params={"min_count": 50}).json() == {"topics": []}
+    assert_error(client.get("/gaps", params={"since": "last week"}), 422, "invalid_query")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "status", "code"),
+    [
+        ("post", "/search", {"query": ""}, 422, "invalid_query"),
+        ("post", "/search", {"query": "   "}, 422, "invalid_query"),
+        ("post", "/search", {"query": "x" * 1001}, 422, "invalid_query"),
+        ("post", "/search", {"query": "vpn", "k": 0}, 422, "invalid_request"),
+        ("post", "/search", {"query": "vpn", "k": 51}, 422, "invalid_request"),
+        ("post", "/search", {"query": "vpn", "filters": {"colour": "red"}}, 422, "invalid_request"),
+        ("post", "/search", {"query": "vpn", "filters": {"type": ["blog"]}}, 422,
+         "invalid_request"),
+        ("post", "/search", {"k": 3}, 422, "invalid_request"),
+        ("post", "/search", {"query": 5}, 422, "invalid_request"),
+        ("post", "/suggest", {"ticket_id": "T1", "subject": " ", "description": ""}, 422,
+         "invalid_query"),
+        ("post", "/suggest", {"subject": "vpn"}, 422, "invalid_request"),
+        ("post", "/feedback", {"query_id": "nope", "article_id": "vpn-error-809",
+                               "helpful": True}, 404, "unknown_query_id"),
+        ("get", "/search?q=vpn&k=100", None, 422, "invalid_request"),
+        ("get", "/search", None, 422, "invalid_request"),
+        ("get", "/no/such/route", None, 404, "not_found"),
+    ],
+)
+def test_bad_input_gets_one_error_shape(client, method, path, payload, status, code):
+    response = getattr(client, method)(path, json=payload) if payload is not None else getattr(
+        client, method)(path)
+    assert_error(response, status, code)
+    assert client.get("/healthz").status_code == 200  # and the service keeps serving
+
+
+def test_malformed_json(client):
+    r = client.post("/search", content=b'{"query": "vpn",', headers={
+        "content-type": "application/json"})
+    assert_error(r, 400, "malformed_json")
+
+
+def test_feedback_for_unknown_article(client):
+    qid = client.post("/search", json={"query": "vpn"}).json()["query_id"]
+    r = client.post("/feedback", json={"query_id": qid, "article_id": "nope", "helpful": True})
+    assert_error(r, 404, "unknown_article")
+
+
+def test_health_openapi_and_page(client):
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["articles"] == 8
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/search", "/suggest", "/feedback", "/gaps", "/admin/reload", "/healthz",
+                 "/articles/{article_id}/stats"):
+        assert path in paths
+    assert client.get("/docs").status_code == 200
+    assert "<form" in client.get("/").text
+
+
+def test_without_an_index_health_is_503_until_reload(tmp_path, real_embedder, fixture_index):
+    import shutil
+
+    from kb.config import Settings
+
+    settings = Settings(index=tmp_path / "index", gap_db=tmp_path / "g.sqlite3")
+    with TestClient(create_app(settings, real_embedder)) as c:
+        assert_error(c.get("/healthz"), 503, "index_not_found")
+        assert_error(c.post("/search", json={"query": "vpn"}), 503, "index_not_found")
+        shutil.copytree(fixture_index, tmp_path / "index")
+        assert c.post("/admin/reload").status_code == 200
+        assert c.get("/healthz").status_code == 200

@@ -1,0 +1,93 @@
+from pathlib import Path
+
+import pytest
+
+from kb.articles import load_articles, parse_article, slugify
+from kb.errors import ArticleError
+
+from .conftest import FIXTURE_KB
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sections_keep_heading_path_and_anchor():
+    article, problems = parse_article(FIXTURE_KB / "printer-offline-hant.md")
+    assert problems == [] and article is not None
+    assert [s.heading_path[-1] for s in article.sections] == ["症狀", "原因", "解決步驟", "相關文件"]
+    steps = article.sections[2]
+    assert steps.heading_path == ("印表機顯示離線無法列印", "解決步驟")
+    assert steps.anchor == "解決步驟"
+    assert "連接埠" in steps.text
+    assert article.lang == "zh" and article.audience == "public"
+
+
+def test_faq_questions_and_dates(tmp_path):
+    article, _ = parse_article(FIXTURE_KB / "refund-timeline-zh.md")
+    assert article.questions == ["钱什么时候退回来", "退款一直没收到怎么办"]
+    assert article.updated == "2026-09-01" and article.review_by == "2027-03-01"
+
+
+def test_lang_detected_when_absent(tmp_path):
+    path = write(tmp_path, "a.md", "---\nid: a\ntitle: Reset\ntype: faq\n---\n# Reset\n\nClick reset.\n")
+    article, _ = parse_article(path)
+    assert article.lang == "en"
+
+
+def test_title_only_article_is_one_section(tmp_path):
+    path = write(tmp_path, "t.md", "---\nid: t\ntitle: 花呗怎么还款\ntype: faq\n---\n# 花呗怎么还款\n")
+    article, problems = parse_article(path)
+    assert problems == [] and len(article.sections) == 1
+
+
+def test_duplicate_headings_get_distinct_anchors(tmp_path):
+    path = write(tmp_path, "d.md", "---\nid: d\ntitle: D\ntype: sop\n---\n# D\n## Steps\nx\n## Steps\ny\n")
+    article, _ = parse_article(path)
+    assert [s.anchor for s in article.sections] == ["steps", "steps-1"]
+
+
+def test_slugify_keeps_cjk():
+    assert slugify("处理 步骤（一）") == "处理-步骤一"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("---\nid: x\ntitle: [unclosed\ntype: faq\n---\nbody\n", 4, "invalid YAML"),
+        ("---\nid: x\n  title: T\n---\nbody\n", 3, "invalid YAML"),
+        ("---\ntitle: T\ntype: faq\n---\nbody\n", 1, "missing required 'id'"),
+        ("---\nid: x\ntype: faq\n---\nbody\n", 1, "missing required 'title'"),
+        ("---\nid: x\ntitle: T\ntype: blog\n---\nbody\n", 4, "unknown type 'blog'"),
+        ("---\nid: x\ntitle: T\ntype: faq\nupdated: someday\n---\nb\n", 5, "must be a date"),
+        ("---\nid: x\ntitle: T\ntype: faq\ntpye: faq\n---\nb\n", 5, "unknown front matter key"),
+        ("no front matter\n", 1, "missing YAML front matter"),
+    ],
+)
+def test_invalid_article_reports_path_and_line(tmp_path, text, line, fragment):
+    path = write(tmp_path, "bad.md", text)
+    article, problems = parse_article(path)
+    assert article is None
+    assert problems[0].line == line, problems
+    assert fragment in problems[0].message
+    assert str(problems[0]).startswith(f"{path}:{line}: ")
+
+
+def test_load_lists_every_problem_including_duplicates(tmp_path):
+    write(tmp_path, "a.md", "---\nid: same\ntitle: A\ntype: faq\n---\nA\n")
+    write(tmp_path, "b.md", "---\ntitle: B\n\nid: same\ntype: faq\n---\nB\n")
+    write(tmp_path, "c.md", "---\nid: c\ntitle: C\ntype: manual\n---\nC\n")
+    with pytest.raises(ArticleError) as err:
+        load_articles(tmp_path)
+    messages = [str(p) for p in err.value.problems]
+    assert len(messages) == 2
+    assert any("b.md:4: duplicate id 'same'" in m for m in messages)
+    assert any("c.md:4: unknown type 'manual'" in m for m in messages)
+
+
+def test_readme_files_are_not_articles(tmp_path):
+    write(tmp_path, "README.md", "# How to write articles\n")
+    write(tmp_path, "a.md", "---\nid: a\ntitle: A\ntype: faq\n---\nA\n")
+    assert [a.id for a in load_articles(tmp_path)] == ["a"]

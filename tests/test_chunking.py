@@ -1,0 +1,38 @@
+from kb.articles import Article, Section
+from kb.chunking import chunk_article
+
+
+def article(text: str, questions: list[str] | None = None) -> Article:
+    return Article(id="a", title="Title", type="faq", path="a.md", lang="en",
+                   questions=questions or [],
+                   sections=[Section(("Title", "Steps"), "steps", text, 5)])
+
+
+def test_one_chunk_per_short_section_with_context():
+    [chunk] = chunk_article(article("Click reset."))
+    assert chunk.section == "Steps" and chunk.anchor == "steps"
+    assert chunk.embed_text.startswith("Title > Steps")
+    assert chunk.lexical_text.count("Title") == 3  # the title is boosted
+
+
+def test_long_sections_split_at_line_breaks():
+    text = "\n".join(f"line {i} " + "x" * 50 for i in range(30))
+    chunks = chunk_article(article(text), max_chars=300)
+    assert len(chunks) > 1
+    assert all(len(c.text) <= 300 for c in chunks)
+    assert "\n".join(c.text for c in chunks) == text
+    assert {c.anchor for c in chunks} == {"steps"}
+
+
+def test_alternative_questions_are_chunks_pointing_at_the_answer():
+    chunks = chunk_article(article("Click reset.", ["forgot password", "cannot log in"]))
+    questions = [c for c in chunks if c.kind == "question"]
+    assert [c.embed_text for c in questions] == ["forgot password", "cannot log in"]
+    assert all(c.anchor == "steps" and c.text == "Click reset." for c in questions)
+
+
+def test_hash_changes_with_content_only():
+    a = chunk_article(article("Click reset."))[0]
+    b = chunk_article(article("Click reset."))[0]
+    c = chunk_article(article("Click reset now."))[0]
+    assert a.hash == b.hash != c.hash

@@ -1,0 +1,146 @@
+import json
+import shutil
+
+import pytest
+
+from kb.errors import ArticleError, IndexMismatch, IndexNotFound
+from kb.index import build_index, current_version, load_index, publish_calibration
+from kb.ranking import Calibration
+
+
+def build(articles, root, embedder, **kw):
+    return build_index(articles, root, lambda: embedder, embedder.name, progress=False, **kw)
+
+
+def test_build_publishes_a_self_describing_version(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    report = build(kb_copy, root, fake_embedder)
+    assert report.published and report.articles == 8
+    assert report.embedded == report.chunks > report.articles and report.reused == 0
+    index = load_index(root, model="fake")
+    assert index.version == report.version == current_version(root)
+    manifest = index.manifest
+    assert manifest["model"] == "fake" and manifest["dim"] == fake_embedder.dim
+    assert manifest["chunks"] == len(index.chunks) == index.vectors.size == index.lexical.size
+    assert set(manifest["article_hashes"]) == set(index.articles)
+
+
+def test_incremental_build_embeds_only_what_changed(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    first = build(kb_copy, root, fake_embedder)
+    path = kb_copy / "wifi-8021x.md"
+    path.write_text(path.read_text() + "\n## Note\n\nUse the guest network for visitors.\n")
+    (kb_copy / "vpn-error-809.md").unlink()
+    fake_embedder.texts = 0
+    second = build(kb_copy, root, fake_embedder)
+    assert second.version != first.version
+    assert second.changed == ["wifi-8021x"] and second.removed == ["vpn-error-809"]
+    assert second.embedded == 1 == fake_embedder.texts  # only the new section
+    assert second.reused == second.chunks - 1
+    index = load_index(root)
+    assert "vpn-error-809" not in index.articles
+    assert all(c.article_id != "vpn-error-809" for c in index.chunks)
+
+
+def test_unchanged_articles_publish_nothing_and_load_no_model(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    first = build(kb_copy, root, fake_embedder)
+
+    def no_model():
+        raise AssertionError("the model must not be loaded when nothing needs embedding")
+
+    again = build_index(kb_copy, root, no_model, "fake", progress=False)
+    assert not again.published and current_version(root) == first.version
+
+
+def test_invalid_articles_leave_the_published_index_untouched(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    first = build(kb_copy, root, fake_embedder)
+    before = sorted(p.name for p in (root / "versions").iterdir())
+    (kb_copy / "broken.md").write_text("---\nid: wifi-8021x\ntitle: dup\ntype: faq\n---\nx\n")
+    with pytest.raises(ArticleError) as err:
+        build(kb_copy, root, fake_embedder)
+    assert "duplicate id 'wifi-8021x'" in str(err.value)
+    assert current_version(root) == first.version
+    assert sorted(p.name for p in (root / "versions").iterdir()) == before
+
+
+def test_loading_with_another_model_fails_clearly(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    build(kb_copy, root, fake_embedder)
+    with pytest.raises(IndexMismatch, match="built with model 'fake'"):
+        load_index(root, model="all-MiniLM-L6-v2")
+
+
+def test_a_model_change_rebuilds_every_vector(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    build(kb_copy, root, fake_embedder)
+    other = type(fake_embedder)()
+    other.name = "fake-2"
+    report = build_index(kb_copy, root, lambda: other, "fake-2", progress=False)
+    assert report.reused == 0 and report.embedded > 0
+    assert load_index(root).manifest["model"] == "fake-2"
+
+
+def test_no_index_yet(tmp_path):
+    with pytest.raises(IndexNotFound, match="kb index"):
+        load_index(tmp_path / "nothing")
+
+
+def test_inconsistent_files_are_refused(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    build(kb_copy, root, fake_embedder)
+    version = root / "versions" / current_version(root)
+    lines = (version / "chunks.jsonl").read_text().splitlines()
+    (version / "chunks.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(IndexMismatch, match="inconsistent"):
+        load_index(root)
+
+
+def test_old_versions_are_pruned(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    for n in range(4):
+        (kb_copy / "extra.md").write_text(f"---\nid: extra\ntitle: E{n}\ntype: faq\n---\nText {n}\n")
+        build(kb_copy, root, fake_embedder, keep_versions=2)
+    assert len(list((root / "versions").iterdir())) == 2
+
+
+def test_calibration_is_published_as_a_new_version_and_carried_forward(
+    kb_copy, tmp_path, fake_embedder
+):
+    root = tmp_path / "index"
+    first = build(kb_copy, root, fake_embedder)
+    cal = Calibration(dense_weight={"en": 0.7, "zh": 0.3}, answer_threshold=0.42)
+    version = publish_calibration(root, cal)
+    assert version != first.version
+    assert load_index(root).calibration == cal
+    # the old version's files are untouched (they were hard-linked, not rewritten)
+    old = json.loads((root / "versions" / first.version / "calibration.json").read_text())
+    assert old["answer_threshold"] != 0.42
+    (kb_copy / "extra.md").write_text("---\nid: extra\ntitle: E\ntype: faq\n---\nText\n")
+    build(kb_copy, root, fake_embedder)
+    assert load_index(root).calibration == cal
+
+
+def test_empty_knowledge_base(tmp_path, fake_embedder):
+    articles = tmp_path / "empty"
+    articles.mkdir()
+    report = build(articles, tmp_path / "index", fake_embedder)
+    assert report.articles == 0 and load_index(tmp_path / "index").chunks == []
+
+
+def test_interrupted_build_leaves_no_half_version(kb_copy, tmp_path, fake_embedder, monkeypatch):
+    root = tmp_path / "index"
+    first = build(kb_copy, root, fake_embedder)
+    shutil.copy(kb_copy / "wifi-8021x.md", kb_copy / "wifi-copy.md")
+    (kb_copy / "wifi-copy.md").write_text(
+        (kb_copy / "wifi-copy.md").read_text().replace("id: wifi-8021x", "id: wifi-copy"))
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("kb.index.LexicalIndex.save", boom)
+    with pytest.raises(OSError):
+        build(kb_copy, root, fake_embedder)
+    assert current_version(root) == first.version
+    assert [p.name for p in (root / "versions").iterdir()] == [first.version]

@@ -1,0 +1,43 @@
+import numpy as np
+
+from kb.ranking import Calibration, Candidates, answer_features, fuse, rank
+
+
+def cands(dense, lexical, articles):
+    n = len(dense)
+    return Candidates(np.arange(n), np.array(dense, dtype=np.float32),
+                      np.array(lexical, dtype=np.float32), np.array(articles))
+
+
+def test_fusion_weights_between_signals():
+    c = cands([0.9, 0.3], [1.0, 10.0], [0, 1])
+    assert fuse(c, 1.0).argmax() == 0  # dense only
+    assert fuse(c, 0.0).argmax() == 1  # lexical only
+    assert np.all((fuse(c, 0.5) >= 0) & (fuse(c, 0.5) <= 1))
+
+
+def test_without_lexical_matches_dense_decides():
+    c = cands([0.2, 0.6], [0.0, 0.0], [0, 1])
+    assert rank(c, 0.2, 2)[0].article == 1
+
+
+def test_rank_returns_one_hit_per_article_with_its_best_chunk():
+    # article 0 has two chunks: one strong lexically, one strong densely
+    c = cands([0.8, 0.2, 0.5], [0.0, 9.0, 3.0], [0, 0, 1])
+    ranked = rank(c, 0.5, 5)
+    assert [r.article for r in ranked] == [0, 1]
+    assert ranked[0].dense == np.float32(0.8) and ranked[0].lexical == 9.0
+    assert ranked[0].score >= ranked[1].score
+
+
+def test_answer_probability_is_monotonic_in_evidence():
+    cal = Calibration()
+    weak = answer_features(rank(cands([0.1], [0.5], [0]), 0.5, 2), coverage=0.1)
+    strong = answer_features(rank(cands([0.8], [9.0], [0]), 0.5, 2), coverage=1.0)
+    assert cal.answer_probability(strong) > cal.answer_probability(weak)
+
+
+def test_calibration_round_trips_and_ignores_unknown_keys():
+    cal = Calibration(dense_weight={"en": 0.3}, answer_threshold=0.7)
+    assert Calibration.from_dict({**cal.to_dict(), "future": 1}) == cal
+    assert cal.weight("zh") == 0.2  # default for a language the fit did not see

@@ -1,0 +1,93 @@
+"""Search with the real packaged model on the fixture knowledge base."""
+
+import pytest
+
+from kb.errors import InvalidQuery, UnknownFilter
+from kb.index import load_index
+from kb.search import Filters, Searcher
+
+
+@pytest.fixture(scope="module")
+def searcher(fixture_index, real_embedder):
+    return Searcher(load_index(fixture_index, model=real_embedder.name), real_embedder)
+
+
+def top(searcher, query, **kw):
+    return [h.id for h in searcher.search(query, **kw).hits]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("退款多久能到账", "refund-timeline-zh"),
+        ("退款多久到賬", "refund-timeline-zh"),  # Traditional query, Simplified article
+        ("打印机离线", "printer-offline-hant"),  # Simplified query, Traditional article
+        ("0x800CCC0E", "outlook-0x800ccc0e"),  # a bare error code
+        ("vpn 809", "vpn-error-809"),
+        ("I forgot my password", "password-reset-en"),
+        ("wifi keeps disconnecting", "wifi-8021x"),
+        ("customer wants us to erase their data", "data-deletion-request"),
+    ],
+)
+def test_finds_the_answer_first(searcher, query, expected):
+    assert top(searcher, query)[0] == expected
+
+
+def test_one_result_per_article_best_first(searcher):
+    hits = searcher.search("退款", k=10).hits
+    ids = [h.id for h in hits]
+    assert len(ids) == len(set(ids))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_result_points_at_the_matching_section(searcher):
+    hit = searcher.search("印表機 連接埠 改成新的 IP").hits[0]
+    assert hit.id == "printer-offline-hant"
+    assert hit.anchor == "解決步驟" and hit.section == "解決步驟"
+    assert "<mark>" in hit.snippet
+
+
+def test_faq_alternative_question_matches(searcher):
+    hit = searcher.search("钱什么时候退回来").hits[0]
+    assert hit.id == "refund-timeline-zh" and hit.anchor == "答复"
+
+
+def test_filters(searcher):
+    assert set(top(searcher, "vpn", k=10, filters=Filters(type=("faq",)))) <= {
+        "refund-timeline-zh", "password-reset-en", "outlook-0x800ccc0e"}
+    assert top(searcher, "network", k=10, filters=Filters(lang="zh")) and all(
+        searcher.index.articles[a]["lang"] == "zh"
+        for a in top(searcher, "network", k=10, filters=Filters(lang="zh")))
+    assert top(searcher, "password", filters=Filters(tags=("PRIVACY",))) == ["data-deletion-request"]
+    assert top(searcher, "error", filters=Filters(product="outlook")) == ["outlook-0x800ccc0e"]
+    assert top(searcher, "anything", filters=Filters(product="no such product")) == []
+
+
+def test_unknown_filter_is_refused():
+    with pytest.raises(UnknownFilter, match="colour"):
+        Filters.from_dict({"colour": "red"})
+
+
+def test_public_channel_never_sees_internal_articles(fixture_index, real_embedder):
+    public = Searcher(load_index(fixture_index), real_embedder, public_only=True)
+    for query in ("投诉升级 赔偿权限", "delete personal data request", "privacy"):
+        ids = [h.id for h in public.search(query, k=50).hits]
+        assert "complaint-escalation-sop" not in ids and "data-deletion-request" not in ids
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query_is_refused(searcher, query):
+    with pytest.raises(InvalidQuery, match="empty"):
+        searcher.search(query)
+
+
+def test_overlong_query_is_refused(searcher):
+    with pytest.raises(InvalidQuery, match="limit is 1000"):
+        searcher.search("x" * 1001)
+
+
+def test_answered_decision_separates_answers_from_gaps(searcher):
+    assert searcher.search("VPN error 809").answered
+    assert searcher.search("退款多久到账").answered
+    assert not searcher.search("how do I book a meeting room for Friday").answered
+    assert not searcher.search("员工食堂几点开饭").answered

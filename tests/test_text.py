@@ -1,0 +1,43 @@
+from kb.text import content_terms, detect_lang, normalize, tokenize
+
+
+def test_normalize_folds_width_case_and_traditional_phrases():
+    assert normalize("ＶＰＮ　連線") == "vpn 连接"  # Taiwanese 連線 is mainland 连接
+    # Phrase-level conversion: the Taiwanese word becomes the mainland word, not just its glyphs.
+    assert normalize("印表機") == "打印机"
+    assert normalize("軟體") == "软件"
+
+
+def test_identifiers_stay_whole():
+    tokens = tokenize("Outlook 报错 0x800CCC0E，订单 ORD-20260915-0042，版本 v2.3.1，outlook.pst")
+    for ident in ("0x800ccc0e", "ord-20260915-0042", "v2.3.1", "outlook.pst"):
+        assert ident in tokens
+    # ... and their parts match partial input too.
+    assert "20260915" in tokens
+
+
+def test_english_is_stemmed_without_stop_words():
+    tokens = tokenize("How do I install the printers?")
+    assert "printer" in tokens and "instal" in tokens
+    assert "the" not in tokens and "how" not in tokens
+
+
+def test_chinese_words_and_bigram_fallback():
+    tokens = tokenize("花呗分期提前还款")
+    assert "分期" in tokens and "还款" in tokens
+    assert "花呗" in tokens  # unknown to jieba's dictionary, caught by a bigram
+
+
+def test_traditional_and_simplified_queries_tokenize_alike():
+    assert tokenize("退款多久到賬") == tokenize("退款多久到账")
+
+
+def test_content_terms_drop_function_words():
+    assert content_terms("请问退款怎么还没到账") >= {"退款"}
+    assert "怎么" not in content_terms("请问退款怎么还没到账")
+
+
+def test_detect_lang():
+    assert detect_lang("outlook 收不到邮件") == "zh"
+    assert detect_lang("VPN error 809") == "en"
+    assert detect_lang("印表機離線") == "zh"
