@@ -18,7 +18,7 @@ HEADING_BOOST = 2
 class Chunk:
     id: str
     article_id: str
-    kind: str  # "section" or "question"
+    kind: str  # "section", "title" or "question"
     section: str  # heading path below the title, " > "-joined; "" for the top of the article
     anchor: str
     text: str  # what a snippet is cut from
@@ -73,8 +73,14 @@ def chunk_article(article: Article, max_chars: int = 600) -> list[Chunk]:
             n = len(chunks)
             chunks.append(Chunk(f"{article.id}#{n}", article.id, "section", heading,
                                 section.anchor, text, embed, lexical, _hash(embed)))
-    # An alternative question answers to the article's first section: that is where the answer is.
+    # The title and each alternative question get vectors of their own: in a support knowledge
+    # base they are the problem statements queries paraphrase, and a long answer would dilute
+    # them. They point at the first section, where the answer starts.
     first_heading = " > ".join(first.heading_path[1:])
+    if any(c.text for c in chunks):
+        n = len(chunks)
+        chunks.append(Chunk(f"{article.id}#{n}", article.id, "title", first_heading,
+                            first.anchor, first.text, article.title, article.title, _hash(article.title)))
     for question in article.questions:
         n = len(chunks)
         lexical = " ".join([question] * QUESTION_BOOST + [article.title] * TITLE_BOOST)

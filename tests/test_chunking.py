@@ -9,7 +9,8 @@ def article(text: str, questions: list[str] | None = None) -> Article:
 
 
 def test_one_chunk_per_short_section_with_context():
-    [chunk] = chunk_article(article("Click reset."))
+    chunk, title = chunk_article(article("Click reset."))
+    assert title.kind == "title" and title.embed_text == "Title" and title.anchor == "steps"
     assert chunk.section == "Steps" and chunk.anchor == "steps"
     assert chunk.embed_text.startswith("Title > Steps")
     assert chunk.lexical_text.count("Title") == 3  # the title is boosted
@@ -17,7 +18,7 @@ def test_one_chunk_per_short_section_with_context():
 
 def test_long_sections_split_at_line_breaks():
     text = "\n".join(f"line {i} " + "x" * 50 for i in range(30))
-    chunks = chunk_article(article(text), max_chars=300)
+    chunks = [c for c in chunk_article(article(text), max_chars=300) if c.kind == "section"]
     assert len(chunks) > 1
     assert all(len(c.text) <= 300 for c in chunks)
     assert "\n".join(c.text for c in chunks) == text
@@ -29,6 +30,13 @@ def test_alternative_questions_are_chunks_pointing_at_the_answer():
     questions = [c for c in chunks if c.kind == "question"]
     assert [c.embed_text for c in questions] == ["forgot password", "cannot log in"]
     assert all(c.anchor == "steps" and c.text == "Click reset." for c in questions)
+
+
+def test_a_title_only_article_is_one_chunk():
+    bare = Article(id="t", title="花呗怎么还款", type="faq", path="t.md", lang="zh",
+                   sections=[Section(("花呗怎么还款",), "花呗怎么还款", "", 5)])
+    [chunk] = chunk_article(bare)
+    assert chunk.kind == "section" and chunk.embed_text == "花呗怎么还款"
 
 
 def test_hash_changes_with_content_only():
