@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from concurrent.futures import Future
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -62,3 +65,43 @@ class SentenceTransformerEmbedder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class BatchingEmbedder:
+    """Encodes concurrent single queries together: one model pass over a batch of queries costs
+    little more than a pass over one. It never waits for company: whatever queued up while the
+    previous batch was encoding forms the next batch."""
+
+    def __init__(self, inner: Embedder, max_batch: int = 32) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.batch_size = getattr(inner, "batch_size", 64)
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[str, Future[np.ndarray]]] = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="kb-embed", daemon=True)
+        self._worker.start()
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if len(texts) != 1:  # bulk work (indexing, calibration) is batched already
+            return self.inner.embed(texts, progress=progress)
+        future: Future[np.ndarray] = Future()
+        self._queue.put((texts[0], future))
+        return future.result()[None, :]
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                vectors = self.inner.embed([text for text, _ in batch])
+            except BaseException as exc:  # hand the failure to every waiting request
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                future.set_result(vector)

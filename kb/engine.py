@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.config import Settings
-from kb.embedding import Embedder, SentenceTransformerEmbedder
+from kb.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder
 from kb.errors import InvalidQuery, UnknownArticle
 from kb.gaps import GapLog
 from kb.index import load_index
@@ -31,7 +31,8 @@ class Answer:
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or SentenceTransformerEmbedder(settings.model, settings.batch_size)
+        self.embedder = BatchingEmbedder(
+            embedder or SentenceTransformerEmbedder(settings.model, settings.batch_size))
         self.log = GapLog(settings.gap_path)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
                          if settings.reranker else None)
