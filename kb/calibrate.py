@@ -56,8 +56,8 @@ def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.0
         scores = {a: _ndcg(group, a, ids) for a in ALPHAS}
         # Among near-ties prefer the weight closest to an even mix: it generalises better.
         best = max(scores.values())
-        weights[lang] = min((a for a, s in scores.items() if s >= best - 0.002),
-                            key=lambda a: abs(a - 0.5))
+        weights[lang] = float(min((a for a, s in scores.items() if s >= best - 0.002),
+                                  key=lambda a: abs(a - 0.5)))
         fitted["ndcg10"][lang] = round(scores[weights[lang]], 4)
     calibration = Calibration(dense_weight=weights, answer_coef=list(base.answer_coef),
                               answer_bias=base.answer_bias,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from tqdm import tqdm
 
@@ -250,18 +251,22 @@ def _print_topics(topics) -> None:  # type: ignore[no-untyped-def]
     if not topics:
         console.print("No open knowledge gaps.")
         return
-    table = Table(title="Knowledge gaps (most frequent first)", show_lines=True)
-    for column in ("#", "kind", "topic", "count", "7 days / before", "trend", "channels",
-                   "last seen", "examples"):
+    table = Table(title="Knowledge gaps (most frequent first)", show_lines=True, expand=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    # The topic and what people typed is what a writer reads; the rest is kept narrow.
+    table.add_column("topic (examples)", ratio=1, overflow="fold")
+    for column in ("kind", "count", "trend", "channels", "last seen"):
         table.add_column(column, overflow="fold")
     for n, t in enumerate(topics, 1):
         kind = t.kind if t.kind == "unanswered" else f"not helpful: {t.article_id}"
         if t.status == "resolved":
             kind += f"\n(resolved by {t.resolved_by})"
-        table.add_row(str(n), kind, t.representative, str(t.count),
-                      f"{t.last_7_days} / {t.before}", t.trend,
-                      ", ".join(f"{k} {v}" for k, v in sorted(t.channels.items())),
-                      t.last_seen[:10], "\n".join(t.examples[:3]))
+        examples = "".join(f"\n[dim]· {escape(e)}[/dim]" for e in t.examples[:3]
+                           if e != t.representative)
+        table.add_row(str(n), escape(t.representative) + examples, kind,
+                      f"{t.count}\n{t.last_7_days} in 7d", t.trend,
+                      "\n".join(f"{k} {v}" for k, v in sorted(t.channels.items())),
+                      t.last_seen[:10])
     console.print(table)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from concurrent.futures import Future
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
 
@@ -41,6 +41,10 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        # A per-load "Loading weights" bar is noise in `kb search` and in the server log.
+        hf_logging.disable_progress_bar()
 
         location = resolve_model(spec)
         try:

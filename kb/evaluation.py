@@ -56,7 +56,7 @@ def _lines(path: Path) -> Iterable[tuple[int, str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise EvalDataError(f"{path}:0: cannot read: {exc}") from exc
+        raise EvalDataError(f"{path}: cannot read: {exc}") from exc
     for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             yield n, line.strip()

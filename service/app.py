@@ -14,7 +14,7 @@ from kb.config import Settings
 from kb.embedding import Embedder
 from kb.engine import Engine
 from kb.errors import IndexNotFound
-from service import errors
+from service import access_log, errors
 from service.routes import admin, gaps, search
 
 log = logging.getLogger("kb.service")
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.settings = settings
     app.state.embedder = embedder
     errors.install(app)
+    access_log.install()
     app.include_router(search.router)
     app.include_router(gaps.router)
     app.include_router(admin.router)

@@ -34,7 +34,7 @@ def test_eval_json(env, tmp_path):
     result = runner.invoke(cli, ["eval", "--queries", str(queries), "--qrels", str(qrels),
                                  "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["queries"] == 3 and report["answerable"] == 2 and report["unanswerable"] == 1
     assert report["ndcg10"] == pytest.approx(1.0)
     assert report["recall1"] == pytest.approx(1.0) and report["mrr10"] == pytest.approx(1.0)
@@ -68,16 +68,16 @@ def test_calibrate_publishes_a_fit(env, tmp_path):
 
 
 def test_search_and_gaps_and_stats(env):
-    assert runner.invoke(cli, ["search", "vpn 809"]).output.splitlines()[1].startswith("1.")
+    assert runner.invoke(cli, ["search", "vpn 809"]).stdout.splitlines()[1].startswith("1.")
     runner.invoke(cli, ["search", "how do I book a meeting room"])
     table = runner.invoke(cli, ["gaps"])
     assert table.exit_code == 0 and "meeting room" in table.output
-    as_json = json.loads(runner.invoke(cli, ["gaps", "--format", "json"]).output)
+    as_json = json.loads(runner.invoke(cli, ["gaps", "--format", "json"]).stdout)
     assert as_json[0]["channels"] == {"cli": 1}
-    assert runner.invoke(cli, ["gaps", "--format", "csv"]).output.startswith("id,kind")
+    assert runner.invoke(cli, ["gaps", "--format", "csv"]).stdout.startswith("id,kind")
     bad = runner.invoke(cli, ["gaps", "--format", "xml"])
     assert bad.exit_code == 2 and "table, csv or json" in bad.output
-    assert runner.invoke(cli, ["stats", "--json"]).output.strip() == "[]"
+    assert runner.invoke(cli, ["stats", "--json"]).stdout.strip() == "[]"
 
 
 def test_missing_index_is_a_clear_error(monkeypatch, tmp_path):
