@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from markdown_it.token import Token
 from kb.errors import ArticleError, Problem
 from kb.text import detect_lang
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 TYPES = ("faq", "sop", "case")
 LANGS = ("zh", "en")
 AUDIENCES = ("public", "internal")
@@ -123,6 +125,17 @@ def _key_lines(node: yaml.Node | None, offset: int) -> dict[str, int]:
     return {k.value: k.start_mark.line + offset for k, _ in node.value if hasattr(k, "value")}
 
 
+def _load_yaml(raw: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for key line numbers) and the values, from one parse; libyaml when present,
+    since front matter parsing dominates re-indexing a large knowledge base."""
+    loader = _Loader(raw)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def _as_date(value: Any) -> str | None:
     if isinstance(value, dt.date):
         return value.isoformat()
@@ -156,8 +169,7 @@ def parse_article(path: Path, display: str | None = None) -> tuple[Article | Non
         return None, [Problem(name, 1, "missing YAML front matter (a '---' block at the top)")]
     raw, body, body_line = split
     try:
-        node = yaml.compose(raw, Loader=yaml.SafeLoader)
-        meta = yaml.safe_load(raw)
+        node, meta = _load_yaml(raw)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
@@ -230,18 +242,32 @@ def parse_article(path: Path, display: str | None = None) -> tuple[Article | Non
     return article, []
 
 
-def load_articles(root: Path) -> list[Article]:
-    """Parse every ``*.md`` below ``root`` (README.md files excepted); raise with all problems."""
+def load_articles(root: Path, cache: dict[str, Article] | None = None) -> list[Article]:
+    """Parse every ``*.md`` below ``root`` (README.md files excepted); raise with all problems.
+
+    ``cache`` maps path and content digest to a parsed article: files whose bytes are unchanged
+    are not parsed again, and on return it holds exactly the current files' entries.
+    """
     if not root.is_dir():
         raise ArticleError([Problem(str(root), 0, "articles folder does not exist")])
     articles: list[Article] = []
     problems: list[Problem] = []
     seen: dict[str, Article] = {}
+    fresh: dict[str, Article] = {}
     for path in sorted(root.rglob("*.md")):
-        if path.name.lower() == "readme.md" or any(p.startswith(".") for p in path.parts):
+        # Hidden folders inside the knowledge base (.git, editor swap dirs) are not articles; the
+        # root's own path may well contain "..".
+        hidden = any(p.startswith(".") for p in path.relative_to(root).parts)
+        if path.name.lower() == "readme.md" or hidden:
             continue
         display = str(path)
-        article, found = parse_article(path, display)
+        key = _cache_key(path, display) if cache is not None else None
+        if key is not None and key in cache:
+            article, found = cache[key], []
+        else:
+            article, found = parse_article(path, display)
+        if key is not None and article is not None and not found:
+            fresh[key] = article
         problems.extend(found)
         if article is None:
             continue
@@ -252,9 +278,19 @@ def load_articles(root: Path) -> list[Article]:
             continue
         seen[article.id] = article
         articles.append(article)
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
     if problems:
         raise ArticleError(problems)
     return articles
+
+
+def _cache_key(path: Path, display: str) -> str | None:
+    try:
+        return f"{display}\0{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    except OSError:
+        return None  # parse_article reports it
 
 
 def _id_line(path: Path) -> int:

@@ -13,11 +13,12 @@ import fcntl
 import hashlib
 import json
 import os
+import pickle
 import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,12 @@ from kb.embedding import Embedder
 from kb.errors import IndexMismatch, IndexNotFound
 from kb.lexical import LexicalIndex
 from kb.ranking import Calibration
-from kb.text import tokenize
+from kb.text import TOKENIZER, tokenize
 from kb.vectors import VectorIndex
 
 FORMAT = 1
+# Parsed articles by path and content digest, so a rebuild parses only the files that changed.
+PARSE_CACHE = "parsed-articles.pickle"
 ARTICLE_FIELDS = ("id", "title", "type", "path", "lang", "audience", "tags", "product",
                   "updated", "review_by", "questions")
 
@@ -104,8 +107,9 @@ def _build_lock(root: Path) -> Iterator[None]:
 
 
 def _article_record(article: Article) -> dict:
-    record = asdict(article)
-    return {k: record[k] for k in ARTICLE_FIELDS}
+    # Not asdict(): it deep-copies every section, which costs seconds on a large knowledge base.
+    return {k: list(v) if isinstance(v := getattr(article, k), list) else v
+            for k in ARTICLE_FIELDS}
 
 
 def _digest(payload: object) -> str:
@@ -178,12 +182,14 @@ def build_index(
     Raises ArticleError, listing every problem, before anything is written.
     """
     started = time.perf_counter()
-    articles = load_articles(articles_dir)
+    parsed = _read_parse_cache(root)
+    articles = load_articles(articles_dir, parsed)
     with _build_lock(root):
         previous = _previous(root, model)
-        chunks = [c for a in articles for c in chunk_article(a, max_chunk_chars)]
+        per_article = {a.id: chunk_article(a, max_chunk_chars) for a in articles}
+        chunks = [c for a in articles for c in per_article[a.id]]
         records = {a.id: _article_record(a) for a in articles}
-        hashes = {a.id: _digest([records[a.id], [c.hash for c in chunks if c.article_id == a.id]])
+        hashes = {a.id: _digest([records[a.id], [c.hash for c in per_article[a.id]]])
                   for a in articles}
         old_hashes = previous.manifest["article_hashes"] if previous else {}
         report = BuildReport(
@@ -227,7 +233,10 @@ def build_index(
             VectorIndex.build(matrix, dim).save(staging / "vectors.faiss")
             lexical_dir = staging / "lexical"
             lexical_dir.mkdir()
-            LexicalIndex.build([tokenize(c.lexical_text) for c in chunks]).save(lexical_dir)
+            tokens = _tokens(chunks, previous)
+            LexicalIndex.build(tokens).save(lexical_dir)
+            with open(lexical_dir / "tokens.jsonl", "w", encoding="utf-8") as out:
+                out.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)
             _write_json(staging / "articles.json", list(records.values()))
             with open(staging / "chunks.jsonl", "w", encoding="utf-8") as out:
                 for c in chunks:
@@ -241,9 +250,11 @@ def build_index(
                 "dim": dim,
                 "articles": len(articles),
                 "chunks": len(chunks),
+                "tokenizer": TOKENIZER,
                 "article_hashes": hashes,
             })
             publish(root, staging, version, keep_versions)
+            _write_parse_cache(root, parsed)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -252,14 +263,47 @@ def build_index(
     return report
 
 
+def _read_parse_cache(root: Path) -> dict[str, Article]:
+    try:
+        with open(root / PARSE_CACHE, "rb") as handle:
+            cache = pickle.load(handle)
+    except Exception:  # missing, truncated or from older code: parse everything again
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _write_parse_cache(root: Path, cache: dict[str, Article]) -> None:
+    tmp = root / f"{PARSE_CACHE}.{secrets.token_hex(4)}.tmp"
+    with open(tmp, "wb") as handle:
+        pickle.dump(cache, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, root / PARSE_CACHE)
+
+
+def _tokens(chunks: list[Chunk], previous: Index | None) -> list[list[str]]:
+    """BM25 tokens per chunk; unchanged chunks reuse the previous version's (segmentation is
+    most of the work of re-indexing a large knowledge base after a one-article edit)."""
+    known: dict[str, list[str]] = {}
+    stored = previous.path / "lexical" / "tokens.jsonl" if previous else None
+    if previous and stored and stored.exists() and previous.manifest.get("tokenizer") == TOKENIZER:
+        with open(stored, encoding="utf-8") as handle:
+            known = {c.lexical_text: json.loads(line)
+                     for c, line in zip(previous.chunks, handle, strict=True)}
+    return [known[c.lexical_text] if c.lexical_text in known else tokenize(c.lexical_text)
+            for c in chunks]
+
+
 def _embed_batches(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
     batch = max(1, getattr(embedder, "batch_size", 64))
-    parts = []
+    # Batches of similar length pad little: embedding short titles beside 600-character sections
+    # in one batch costs as much as embedding them all at full length.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
         for start in range(0, len(texts), batch):
-            parts.append(embedder.embed(texts[start : start + batch]))
-            bar.update(len(parts[-1]))
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+            rows = order[start : start + batch]
+            out[rows] = embedder.embed([texts[i] for i in rows])
+            bar.update(len(rows))
+    return out
 
 
 def load_index(root: Path, model: str | None = None, version: str | None = None) -> Index:

@@ -106,6 +106,10 @@ def _latin_tokens(piece: str) -> list[str]:
     return tokens
 
 
+# Bump when tokenize() changes: index builds reuse stored tokens only from the same tokenizer.
+TOKENIZER = "kb-1"
+
+
 def tokenize(text: str, *, normalized: bool = False) -> list[str]:
     """Tokens for BM25. Pass ``normalized=True`` when the text already went through normalize()."""
     norm = text if normalized else normalize(text)

@@ -91,3 +91,12 @@ def test_readme_files_are_not_articles(tmp_path):
     write(tmp_path, "README.md", "# How to write articles\n")
     write(tmp_path, "a.md", "---\nid: a\ntitle: A\ntype: faq\n---\nA\n")
     assert [a.id for a in load_articles(tmp_path)] == ["a"]
+
+
+def test_hidden_folders_are_skipped_but_a_dotted_root_path_is_not(tmp_path, monkeypatch):
+    (tmp_path / "kb" / ".git").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    write(tmp_path / "kb", "a.md", "---\nid: a\ntitle: A\ntype: faq\n---\nA\n")
+    write(tmp_path / "kb" / ".git", "b.md", "---\nid: b\ntitle: B\ntype: faq\n---\nB\n")
+    monkeypatch.chdir(tmp_path / "work")
+    assert [a.id for a in load_articles(Path("../kb"))] == ["a"]

@@ -13,12 +13,13 @@ def test_edit_index_reload(tmp_path, kb_copy, real_embedder, monkeypatch):
     index = tmp_path / "index"
     monkeypatch.setenv("KB_ARTICLES", str(kb_copy))
     monkeypatch.setenv("KB_INDEX", str(index))
+    monkeypatch.setenv("KB_GAP_DB", str(tmp_path / "gaps.sqlite3"))
     runner = CliRunner()
     first = runner.invoke(cli, ["index"])
     assert first.exit_code == 0, first.output
     assert "published" in first.output and "8 articles" in first.output
 
-    settings = Settings(gap_db=tmp_path / "gaps.sqlite3")
+    settings = Settings()
     with TestClient(create_app(settings, real_embedder)) as client:
         def top(query):
             body = client.post("/search", json={"query": query, "k": 1}).json()
@@ -26,6 +27,9 @@ def test_edit_index_reload(tmp_path, kb_copy, real_embedder, monkeypatch):
 
         assert top("VPN error 809") == "vpn-error-809"
         version = client.get("/healthz").json()["index_version"]
+        # An agent asks what the knowledge base cannot answer yet: a gap.
+        assert top("how do I book a meeting room") is None
+        assert [t["status"] for t in client.get("/gaps").json()["topics"]] == ["open"]
 
         # A writer replaces the VPN article's cause and adds a new article.
         path = kb_copy / "vpn-error-809.md"
@@ -40,6 +44,11 @@ def test_edit_index_reload(tmp_path, kb_copy, real_embedder, monkeypatch):
         second = runner.invoke(cli, ["index"])
         assert second.exit_code == 0, second.output
         assert "1 added, 1 changed" in second.output
+        # The rebuild searched the open gap again: the new article closes it.
+        assert "resolved by meeting-rooms: how do I book a meeting room" in second.output
+        assert client.get("/gaps").json()["topics"] == []
+        closed = client.get("/gaps", params={"include_resolved": "true"}).json()["topics"]
+        assert [(t["status"], t["resolved_by"]) for t in closed] == [("resolved", "meeting-rooms")]
 
         # Not served until reloaded: the old version answers.
         assert client.get("/healthz").json()["index_version"] == version

@@ -144,3 +144,40 @@ def test_interrupted_build_leaves_no_half_version(kb_copy, tmp_path, fake_embedd
         build(kb_copy, root, fake_embedder)
     assert current_version(root) == first.version
     assert [p.name for p in (root / "versions").iterdir()] == [first.version]
+
+
+def test_rebuild_parses_and_tokenizes_only_what_changed(kb_copy, tmp_path, fake_embedder, monkeypatch):
+    import kb.articles
+    import kb.index
+
+    root = tmp_path / "index"
+    build(kb_copy, root, fake_embedder)
+    first = load_index(root)
+    parsed, tokenized = [], []
+    real_parse, real_tokenize = kb.articles.parse_article, kb.index.tokenize
+    monkeypatch.setattr(kb.articles, "parse_article",
+                        lambda path, display=None: parsed.append(path.name) or real_parse(path, display))
+    monkeypatch.setattr(kb.index, "tokenize", lambda text: tokenized.append(text) or real_tokenize(text))
+    path = kb_copy / "wifi-8021x.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\nZebracorn certificate.\n", encoding="utf-8")
+    assert build(kb_copy, root, fake_embedder).changed == ["wifi-8021x"]
+    assert parsed == ["wifi-8021x.md"]
+    assert tokenized and all("wifi" in t.casefold() or "Wi-Fi" in t for t in tokenized)
+    second = load_index(root)
+    # Reused tokens give the same BM25 index a fresh build would.
+    assert second.lexical.scores(["zebracorn"]).argmax() in {
+        i for i, c in enumerate(second.chunks) if c.article_id == "wifi-8021x"}
+    assert len(second.chunks) == len(first.chunks)
+    shutil.rmtree(root)
+    build(kb_copy, root, fake_embedder)
+    fresh = load_index(root)
+    probe = ["vpn", "809", "退款", "打印机"]
+    assert (fresh.lexical.scores(probe) == second.lexical.scores(probe)).all()
+
+
+def test_a_corrupt_parse_cache_is_ignored(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    build(kb_copy, root, fake_embedder)
+    (root / "parsed-articles.pickle").write_bytes(b"not a pickle")
+    (kb_copy / "extra.md").write_text("---\nid: extra\ntitle: Extra\ntype: faq\n---\nText\n")
+    assert build(kb_copy, root, fake_embedder).added == ["extra"]

@@ -1,0 +1,67 @@
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb.embedding import BatchingEmbedder, resolve_model
+from tests.conftest import FakeEmbedder
+
+
+def wait_for(condition, seconds: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+class SlowEmbedder(FakeEmbedder):
+    """Holds the first call until released, so concurrent queries pile up behind it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.sizes: list[int] = []
+
+    def embed(self, texts, *, progress=False):  # type: ignore[no-untyped-def]
+        self.sizes.append(len(texts))
+        if len(self.sizes) == 1:
+            self.release.wait(5)
+        return super().embed(texts, progress=progress)
+
+
+def test_concurrent_queries_share_a_model_pass_and_get_their_own_vectors():
+    inner = SlowEmbedder()
+    batching = BatchingEmbedder(inner)
+    queries = [f"query {n} vpn" for n in range(9)]
+    with ThreadPoolExecutor(9) as pool:
+        first = pool.submit(batching.embed, [queries[0]])
+        wait_for(lambda: inner.sizes)
+        rest = [pool.submit(batching.embed, [q]) for q in queries[1:]]
+        wait_for(lambda: batching._queue.qsize() == len(rest))
+        inner.release.set()
+        vectors = [first.result()] + [f.result() for f in rest]
+    assert inner.sizes == [1, 8]
+    expected = FakeEmbedder().embed(queries)
+    assert np.allclose(np.vstack(vectors), expected)
+
+
+def test_bulk_calls_bypass_the_queue_and_errors_reach_the_caller():
+    class Broken(FakeEmbedder):
+        def embed(self, texts, *, progress=False):  # type: ignore[no-untyped-def]
+            if len(texts) == 1:
+                raise RuntimeError("model failed")
+            return super().embed(texts)
+
+    batching = BatchingEmbedder(Broken())
+    assert batching.embed(["a", "b"]).shape == (2, FakeEmbedder.dim)
+    with pytest.raises(RuntimeError, match="model failed"):
+        batching.embed(["a"])
+    assert batching.embed(["a", "b", "c"]).shape[0] == 3  # the worker survived
+
+
+def test_model_spec_resolution():
+    assert (Path(resolve_model("all-MiniLM-L6-v2")) / "config.json").is_file()
+    assert resolve_model("/models/my-model") == "/models/my-model"

@@ -1,0 +1,26 @@
+from kb.snippets import snippet
+from kb.text import content_terms
+
+
+def test_marks_stemmed_english_terms_and_escapes_html():
+    text = "Run the <installer> again. Installation needs admin rights."
+    out = snippet(text, {"instal"})
+    assert "<mark>installer</mark>" in out and "<mark>Installation</mark>" in out
+    assert "&lt;" in out and "<installer>" not in out
+
+
+def test_traditional_text_is_marked_for_simplified_terms():
+    out = snippet("請先確認印表機是否離線，再重新安裝驅動程式。", {"打印机"})
+    assert "<mark>印表機</mark>" in out or "<mark>印表</mark>" in out
+
+
+def test_window_moves_to_the_matches():
+    text = "intro " * 100 + "the VPN error 809 appears " + "outro " * 100
+    out = snippet(text, {"809"}, width=80)
+    assert "<mark>809</mark>" in out and len(out) < 200
+    assert snippet(text, set(), width=80).startswith("intro")
+
+
+def test_query_terms_from_the_tokenizer_are_found():
+    out = snippet("Outlook 报错 0x800CCC0E 无法连接服务器", content_terms("0x800ccc0e 报错"))
+    assert "<mark>0x800CCC0E</mark>" in out
