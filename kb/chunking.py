@@ -4,7 +4,7 @@ alternative question, each with the text to embed and the weighted text to index
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from kb.articles import Article, Section
 
@@ -27,7 +27,7 @@ class Chunk:
     hash: str
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return dict(vars(self))  # every field is a str: no need for asdict's deep copy
 
 
 def _split(text: str, limit: int) -> list[str]:

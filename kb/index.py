@@ -117,8 +117,8 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _write_json(path: Path, payload: object) -> None:
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+def _write_json(path: Path, payload: object, *, indent: int | None = 1) -> None:
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=indent), encoding="utf-8")
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -237,7 +237,8 @@ def build_index(
             LexicalIndex.build(tokens).save(lexical_dir)
             with open(lexical_dir / "tokens.jsonl", "w", encoding="utf-8") as out:
                 out.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)
-            _write_json(staging / "articles.json", list(records.values()))
+            # No indent: the pretty-printer is pure Python and slow on thousands of articles.
+            _write_json(staging / "articles.json", list(records.values()), indent=None)
             with open(staging / "chunks.jsonl", "w", encoding="utf-8") as out:
                 for c in chunks:
                     out.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
