@@ -203,7 +203,7 @@ def table(results: list[dict]) -> str:
         lines.append(
             f"| {r['set']} | {o['ndcg10']:.4f} | {r['bm25s']['ndcg10']:.4f} | "
             f"{r['dense']['ndcg10']:.4f} | {r['ndcg_ratio_to_best_baseline']:.3f} | "
-            f"{r.get('traditional_ratio', float('nan')):.3f} | {o['recall1']:.3f} | "
+            f"{_ratio(r.get('traditional_ratio'))} | {o['recall1']:.3f} | "
             f"{o['recall10']:.3f} | {o['mrr10']:.3f} | {1 - o['answered_when_answerable']:.1%} | "
             f"{o['flagged_when_unanswerable']:.1%} |")
     lines += ["", "| set | search p50 / model p50 | search p95 / model p50 | HTTP p50 / model p50 | "
@@ -221,6 +221,10 @@ def table(results: list[dict]) -> str:
             f"{r['incremental_ratio']:.3f} ({r['incremental_seconds']:.2f} s; as a command "
             f"{r['incremental_command_seconds']:.1f} s) |")
     return "\n".join(lines) + "\n"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a (no Chinese queries)" if value is None else f"{value:.3f}"
 
 
 def main() -> None:
