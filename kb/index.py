@@ -185,6 +185,8 @@ def build_index(
     parsed = _read_parse_cache(root)
     articles = load_articles(articles_dir, parsed)
     with _build_lock(root):
+        # Valid whether or not this build publishes: entries are keyed by content.
+        _write_parse_cache(root, parsed)
         previous = _previous(root, model)
         per_article = {a.id: chunk_article(a, max_chunk_chars) for a in articles}
         chunks = [c for a in articles for c in per_article[a.id]]
@@ -255,7 +257,6 @@ def build_index(
                 "article_hashes": hashes,
             })
             publish(root, staging, version, keep_versions)
-            _write_parse_cache(root, parsed)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -285,7 +286,7 @@ def _tokens(chunks: list[Chunk], previous: Index | None) -> list[list[str]]:
     most of the work of re-indexing a large knowledge base after a one-article edit)."""
     known: dict[str, list[str]] = {}
     stored = previous.path / "lexical" / "tokens.jsonl" if previous else None
-    if previous and stored and stored.exists() and previous.manifest.get("tokenizer") == TOKENIZER:
+    if stored and stored.exists() and previous.manifest.get("tokenizer") == TOKENIZER:
         with open(stored, encoding="utf-8") as handle:
             known = {c.lexical_text: json.loads(line)
                      for c, line in zip(previous.chunks, handle, strict=True)}

@@ -28,7 +28,7 @@ _ID = re.compile(_L + r"\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx]" + _R)
 _CARD = re.compile(_L + r"\d{4}(?:[ \-]?\d{1,4}){2,4}" + _R)
 _PHONES = [
     # Mainland mobile, with or without +86 / 0086 / (+86), grouped 3-4-4 or not at all.
-    re.compile(r"(?:(?:\+|00)86[ \-]?|\(\+?86\) ?|(?<![A-Za-z0-9_\-/.+]))"
+    re.compile(r"(?:(?:\+|00)86[ \-]?|\(\+?86\) ?|" + _L + ")"
                r"1[3-9]\d(?:" + _SEP + r"\d{4}){2}" + _R),
     # Mainland landline: area code 0xx(x), optionally bracketed, then 7-8 digits, optional ext.
     re.compile(r"(?:\(0\d{2,3}\) ?|" + _L + r"0\d{2,3}" + _SEP + r")[2-9]\d{2,3}" + _SEP
