@@ -30,7 +30,8 @@ from bench.baselines import BM25Baseline, DenseBaseline
 from kb.articles import load_articles
 from kb.calibrate import fit, prepare
 from kb.chunking import chunk_article
-from kb.embedding import SentenceTransformerEmbedder
+from kb.config import Settings
+from kb.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder, load_embedder
 from kb.evaluation import LabelledQuery, Report, evaluate, read_queries
 from kb.index import build_index, load_index, publish_calibration
 from kb.search import Searcher
@@ -69,19 +70,22 @@ def timed(fn):  # type: ignore[no-untyped-def]
     return value, time.perf_counter() - start
 
 
-def latency(searcher: Searcher, embedder: SentenceTransformerEmbedder,
+def latency(searcher: Searcher, embedder: Embedder, torch_embedder: SentenceTransformerEmbedder,
             queries: list[str]) -> dict[str, float]:
-    """Search and bare query encoding, interleaved so machine noise hits both alike."""
+    """Search and bare query encoding, interleaved so machine noise hits both alike; then the
+    same queries on PyTorch for reference, apart, as its idle threads would slow what follows."""
     model, search = [], []
     for q in queries:
         model.append(timed(lambda q=q: embedder.embed([q]))[1])
         search.append(timed(lambda q=q: searcher.search(q, k=10))[1])
+    torch_model = [timed(lambda q=q: torch_embedder.embed([q]))[1] for q in queries]
     return {"model_p50_ms": percentile(model, 50) * 1e3, "model_p95_ms": percentile(model, 95) * 1e3,
+            "torch_model_p50_ms": percentile(torch_model, 50) * 1e3,
             "search_p50_ms": percentile(search, 50) * 1e3,
             "search_p95_ms": percentile(search, 95) * 1e3}
 
 
-def http_figures(index: Path, work: Path, queries: list[str], embedder: SentenceTransformerEmbedder,
+def http_figures(index: Path, work: Path, queries: list[str], embedder: Embedder,
                  port: int = 8765) -> dict[str, float]:
     env = {**os.environ, "KB_INDEX": str(index), "KB_GAP_DB": str(work / "gaps.sqlite3"),
            "KB_PORT": str(port), "HF_HUB_OFFLINE": "1"}
@@ -126,8 +130,8 @@ def http_figures(index: Path, work: Path, queries: list[str], embedder: Sentence
             "throughput_errors": total - ok}
 
 
-def bench_set(path: Path, work: Path, embedder: SentenceTransformerEmbedder,
-              with_http: bool) -> dict:
+def bench_set(path: Path, work: Path, embedder: Embedder,
+              torch_embedder: SentenceTransformerEmbedder, with_http: bool) -> dict:
     name = path.name
     print(f"== {name}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -185,7 +189,9 @@ def bench_set(path: Path, work: Path, embedder: SentenceTransformerEmbedder,
         result["traditional"] = trad.__dict__
         result["traditional_ratio"] = trad.ndcg10 / ours.ndcg10
     sample = [q.query for q in held][:300]
-    result["latency"] = latency(searcher, embedder, sample)
+    # As the service searches: through the batching embedder, which hands queries to its thread.
+    serving = Searcher(load_index(index), BatchingEmbedder(embedder), max_query_chars=10**6)
+    result["latency"] = latency(serving, embedder, torch_embedder, sample)
     if with_http:
         result["http"] = http_figures(index, work, sample, embedder)
     print(json.dumps(result, ensure_ascii=False, indent=1), flush=True)
@@ -206,16 +212,18 @@ def table(results: list[dict]) -> str:
             f"{_ratio(r.get('traditional_ratio'))} | {o['recall1']:.3f} | "
             f"{o['recall10']:.3f} | {o['mrr10']:.3f} | {1 - o['answered_when_answerable']:.1%} | "
             f"{o['flagged_when_unanswerable']:.1%} |")
-    lines += ["", "| set | search p50 / model p50 | search p95 / model p50 | HTTP p50 / model p50 | "
-              "HTTP q/s at 8 clients | build / bare embedding | incremental / full build |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| set | model p50 (PyTorch) | search p50 / model p50 | search p95 / model p50 | "
+              "HTTP p50 / model p50 | HTTP q/s at 8 clients | build / bare embedding | "
+              "incremental / full build |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         lat, http = r["latency"], r.get("http", {})
         http_ratio = (f"{http['http_p50_ms'] / http['http_model_p50_ms']:.2f} "
                       f"({http['http_p50_ms']:.1f} ms)" if http else "-")
         qps = f"{http['throughput_qps']:.0f}" if http else "-"
         lines.append(
-            f"| {r['set']} | {lat['search_p50_ms'] / lat['model_p50_ms']:.2f} "
+            f"| {r['set']} | {lat['model_p50_ms']:.1f} ms ({lat['torch_model_p50_ms']:.1f} ms) "
+            f"| {lat['search_p50_ms'] / lat['model_p50_ms']:.2f} "
             f"({lat['search_p50_ms']:.1f} ms) | {lat['search_p95_ms'] / lat['model_p50_ms']:.2f} | "
             f"{http_ratio} | {qps} | {r['build_ratio']:.2f} ({r['build_seconds']:.1f} s) | "
             f"{r['incremental_ratio']:.3f} ({r['incremental_seconds']:.2f} s; as a command "
@@ -235,11 +243,14 @@ def main() -> None:
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP figures")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    embedder = SentenceTransformerEmbedder()
+    settings = Settings()
+    embedder = load_embedder(settings)
+    torch_embedder = SentenceTransformerEmbedder(settings.model)
     sets = sorted(p for p in args.sets.iterdir() if (p / "queries.dev.jsonl").exists())
     if args.only:
         sets = [p for p in sets if p.name in args.only]
-    results = [bench_set(p, ROOT / "bench" / "work" / p.name, embedder, not args.no_http)
+    results = [bench_set(p, ROOT / "bench" / "work" / p.name, embedder, torch_embedder,
+                         not args.no_http)
                for p in sets]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))

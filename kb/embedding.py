@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from kb.config import DEFAULT_MODEL
+from kb.config import DEFAULT_MODEL, Settings
 from kb.errors import ModelError
 from kb.text import normalize
 
@@ -35,6 +35,15 @@ def resolve_model(spec: str) -> str:
     return spec
 
 
+def load_embedder(settings: Settings) -> Embedder:
+    """The configured model on the configured backend."""
+    if settings.backend == "onnx":
+        from kb.embedding_onnx import OnnxEmbedder
+
+        return OnnxEmbedder(settings.model, settings.model_cache, settings.batch_size)
+    return SentenceTransformerEmbedder(settings.model, settings.batch_size)
+
+
 class SentenceTransformerEmbedder:
     def __init__(self, spec: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
         # Nothing may be fetched from a model hub at run time: a name must already be cached.
@@ -48,20 +57,20 @@ class SentenceTransformerEmbedder:
 
         location = resolve_model(spec)
         try:
-            self._model = SentenceTransformer(location, device="cpu")
+            self.model = SentenceTransformer(location, device="cpu")
         except Exception as exc:  # the library raises many types for a missing or broken model
             hint = "" if Path(location).exists() else " (not a local directory, nor cached)"
             raise ModelError(f"cannot load embedding model {spec!r}{hint}: {exc}") from exc
         self.name = spec
-        dim = self._model.get_embedding_dimension() if hasattr(
-            self._model, "get_embedding_dimension") else self._model.get_sentence_embedding_dimension()
+        dim = self.model.get_embedding_dimension() if hasattr(
+            self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
         self.dim = int(dim or 0)
         self.batch_size = batch_size
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
+        vectors = self.model.encode(
             [normalize(t) for t in texts],
             batch_size=self.batch_size,
             show_progress_bar=progress,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.config import Settings
-from kb.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder
+from kb.embedding import BatchingEmbedder, Embedder, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle
 from kb.gaps import GapLog
 from kb.index import load_index
@@ -31,13 +31,15 @@ class Answer:
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = BatchingEmbedder(
-            embedder or SentenceTransformerEmbedder(settings.model, settings.batch_size))
+        self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
         self.log = GapLog(settings.gap_path)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
                          if settings.reranker else None)
         self._lock = threading.Lock()
         self.searcher = self._load()
+        # Loads the segmentation dictionary and runs the model once: otherwise the first agent
+        # to search after a start waits for them.
+        self.searcher.search("warm-up 预热", k=1)
 
     def _load(self, root: Path | None = None) -> Searcher:
         index = load_index(root or self.settings.index, model=self.embedder.name)

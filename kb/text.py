@@ -4,22 +4,21 @@ Normalization folds width and case (NFKC + casefold) and converts Traditional to
 Chinese phrase by phrase (OpenCC ``tw2sp``: 印表機 → 打印机), so every later stage sees one form.
 Tokens: identifiers (error codes, order numbers, versions, file names) stay whole, English words
 are stemmed with stop words dropped, Chinese runs are cut by jieba in search mode (words plus
-their sub-words) with character bigrams as a fallback for words jieba does not know.
+their sub-words) with character bigrams as a fallback for words jieba does not know. jieba runs
+as rjieba (jieba-rs: the same dictionary and cuts, twenty times faster, and it loads in a tenth
+of the time).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from functools import lru_cache
 
-import jieba
 import opencc
+import rjieba
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
-
-jieba.setLogLevel(logging.WARNING)
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # An identifier has a digit or an inner separator between alphanumerics: 0x800ccc0e, err-1024,
@@ -78,7 +77,7 @@ def detect_lang(text: str) -> str:
 
 
 def _chinese_tokens(run: str) -> list[str]:
-    words = [w for w in jieba.cut_for_search(run) if w.strip()]
+    words = [w for w in rjieba.cut_for_search(run) if w.strip()]
     tokens = [w for w in words if w not in STOPWORDS_ZH]
     # Bigrams catch words jieba splits differently in query and article (typos, new product names).
     tokens.extend(run[i : i + 2] for i in range(len(run) - 1))
@@ -128,7 +127,7 @@ def content_terms(text: str) -> set[str]:
     terms: set[str] = set()
     for piece in _PIECE.findall(norm):
         if is_cjk(piece[0]):
-            terms.update(w for w in jieba.cut(piece) if w.strip() and w not in STOPWORDS_ZH)
+            terms.update(w for w in rjieba.cut(piece) if w.strip() and w not in STOPWORDS_ZH)
         else:
             terms.update(_latin_tokens(piece))
     return terms

@@ -17,7 +17,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 from kb.gaps import LoggedQuery
 
@@ -82,6 +81,10 @@ def similarity(texts: list[LoggedQuery], tags: dict[str, set[str]]) -> np.ndarra
 def cluster(texts: list[LoggedQuery], tags: dict[str, set[str]]) -> list[list[int]]:
     if len(texts) < 2:
         return [list(range(len(texts)))] if texts else []
+    # Imported here: scikit-learn takes a second and a half to import, which every `kb index`
+    # would pay through the engine even with no gaps to cluster.
+    from sklearn.cluster import AgglomerativeClustering
+
     sim = similarity(texts, tags)
     model = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
                                     distance_threshold=1 - LINK)

@@ -10,7 +10,7 @@ from kb.engine import Engine
 from kb.errors import IndexNotFound
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine | None = request.app.state.engine
     if engine is None:
         raise IndexNotFound("no index is loaded yet: run 'kb index', then POST /admin/reload")

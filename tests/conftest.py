@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kb.config import Settings
-from kb.embedding import SentenceTransformerEmbedder
+from kb.embedding import Embedder, load_embedder
 from kb.index import build_index
 from kb.text import tokenize
 
@@ -49,13 +49,14 @@ def fake_embedder() -> FakeEmbedder:
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
+def real_embedder() -> Embedder:
+    """The packaged model on the default backend (ONNX Runtime, exported once per machine)."""
+    return load_embedder(Settings())
 
 
 @pytest.fixture(scope="session")
 def fixture_index(tmp_path_factory: pytest.TempPathFactory,
-                  real_embedder: SentenceTransformerEmbedder) -> Path:
+                  real_embedder: Embedder) -> Path:
     """The fixture knowledge base indexed with the real model, once per session (read-only)."""
     root = tmp_path_factory.mktemp("fixture-index")
     build_index(FIXTURE_KB, root, lambda: real_embedder, real_embedder.name, progress=False)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from kb.embedding import BatchingEmbedder
 from kb.errors import InvalidQuery, UnknownFilter
 from kb.index import load_index
 from kb.search import Filters, Searcher
@@ -91,3 +92,13 @@ def test_answered_decision_separates_answers_from_gaps(searcher):
     assert searcher.search("退款多久到账").answered
     assert not searcher.search("how do I book a meeting room for Friday").answered
     assert not searcher.search("员工食堂几点开饭").answered
+
+
+def test_the_service_path_through_the_batching_embedder_ranks_the_same(fixture_index, real_embedder):
+    index = load_index(fixture_index, model=real_embedder.name)
+    direct = Searcher(index, real_embedder)
+    batching = Searcher(index, BatchingEmbedder(real_embedder))
+    for query in ("退款多久到账", "VPN 连不上 错误 809", "how do I reset my password", "会议室怎么预订"):
+        a, b = direct.search(query, k=5), batching.search(query, k=5)
+        assert [(h.id, h.score) for h in a.hits] == [(h.id, h.score) for h in b.hits]
+        assert (a.answered, a.confidence) == (b.answered, b.confidence)
