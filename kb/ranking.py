@@ -1,10 +1,13 @@
 """Fusion of dense and lexical evidence, one result per article, and the "answered?" decision.
 
-Fusion is a convex combination of the two signals after normalising each by its best candidate
-(cosine floored at 0, BM25 at 0), the method that Bruch et al. (2023, "An Analysis of Fusion
+Fusion is a convex combination of the two signals after min-max normalising each over the
+candidates (cosine floored at 0), the method that Bruch et al. (2023, "An Analysis of Fusion
 Functions for Hybrid Retrieval") found to beat reciprocal-rank fusion once its weight is tuned
-on a handful of queries. The weight depends on the query language because an embedding model
-may be strong in one language and weak in another; ``kb calibrate`` fits it per knowledge base.
+on a handful of queries. Min-max rather than division by the best score: candidate cosines sit
+in a narrow band (say 0.3 to 0.7) while BM25 spans from 0, so dividing by the best would leave
+dense differences a fraction of the weight the mix gives them. The weight depends on the query
+language because an embedding model may be strong in one language and weak in another;
+``kb calibrate`` fits it per knowledge base.
 
 "Answered" is a logistic model over several signals of the top article, with a threshold fit to a
 target false-gap rate.
@@ -69,15 +72,19 @@ class Ranked:
     lexical: float
 
 
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = (float(x.min()), float(x.max())) if len(x) else (0.0, 0.0)
+    if hi > lo:
+        return (x - lo) / (hi - lo)
+    return (x > 0).astype(np.float64)  # one candidate, or all alike: full marks if any evidence
+
+
 def fuse(c: Candidates, alpha: float) -> np.ndarray:
     """Per-row fused score in [0, 1]."""
-    d_top = float(c.dense.max()) if len(c.dense) else 0.0
-    l_top = float(c.lexical.max()) if len(c.lexical) else 0.0
-    d = np.clip(c.dense, 0.0, None) / d_top if d_top > 0 else np.zeros_like(c.dense)
-    lex = c.lexical / l_top if l_top > 0 else np.zeros_like(c.lexical)
-    if l_top <= 0:  # nothing matched lexically: dense evidence is all there is
-        return d
-    return alpha * d + (1.0 - alpha) * lex
+    d = _minmax(np.clip(c.dense, 0.0, None))
+    if not len(c.lexical) or float(c.lexical.max()) <= 0:
+        return d  # nothing matched lexically: dense evidence is all there is
+    return alpha * d + (1.0 - alpha) * _minmax(c.lexical)
 
 
 def rank(c: Candidates, alpha: float, k: int) -> list[Ranked]:

@@ -41,3 +41,15 @@ def test_calibration_round_trips_and_ignores_unknown_keys():
     cal = Calibration(dense_weight={"en": 0.3}, answer_threshold=0.7)
     assert Calibration.from_dict({**cal.to_dict(), "future": 1}) == cal
     assert cal.weight("zh") == 0.2  # default for a language the fit did not see
+
+
+def test_dense_differences_keep_the_weight_the_mix_gives_them():
+    # Cosines of candidates sit in a narrow band, BM25 spans from 0: with a weight above one
+    # half on dense, the best dense match must win over the best lexical one.
+    c = Candidates(np.array([0, 1]), np.array([0.62, 0.55], dtype=np.float32),
+                   np.array([0.0, 9.0], dtype=np.float32), np.array([0, 1]))
+    assert fuse(c, 0.6).argmax() == 0
+    assert fuse(c, 0.4).argmax() == 1
+    single = Candidates(np.array([0]), np.array([0.4], dtype=np.float32),
+                        np.array([3.0], dtype=np.float32), np.array([0]))
+    assert fuse(single, 0.5)[0] == 1.0  # a lone candidate with evidence gets full marks
