@@ -30,7 +30,8 @@ from kb.text import normalize
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 2  # bump when the export changes: older cached exports are then made afresh
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Model inputs, and the tokenizer's Encoding attribute that fills each.
+INPUTS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 # Mixed scripts, case, padding and truncation: an export that differs anywhere shows here.
 PROBES = ["退款多久到账", "How long does a REFUND take?", "印表機無法列印 error 0x8007",
           "VPN", "密码 " * 400]
@@ -216,10 +217,9 @@ class OnnxEmbedder:
         width = max(len(e.ids) for e in encodings)
         feeds = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in self._inputs}
         feeds["input_ids"][:] = self._pad_id
-        fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
         for row, encoding in enumerate(encodings):
             for name in self._inputs:
-                values = getattr(encoding, fields[name])
+                values = getattr(encoding, INPUTS[name])
                 feeds[name][row, : len(values)] = values
         (vectors,) = self._session.run(None, feeds)
         return np.asarray(vectors, dtype=np.float32)

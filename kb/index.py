@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from kb.articles import Article, load_articles
 from kb.chunking import Chunk, chunk_article
@@ -222,7 +221,8 @@ def build_index(
             embedder = embedder_factory()
             dim = embedder.dim
             texts = [text for _, text in missing]
-            fresh = _embed_batches(embedder, texts, progress)
+            # One call: the embedder sorts by length and batches, so batches pad little.
+            fresh = embedder.embed(texts, progress=progress)
             known.update({h: fresh[i] for i, (h, _) in enumerate(missing)})
         report.embedded = len(missing)
         fresh_hashes = {h for h, _ in missing}
@@ -292,20 +292,6 @@ def _tokens(chunks: list[Chunk], previous: Index | None) -> list[list[str]]:
                      for c, line in zip(previous.chunks, handle, strict=True)}
     return [known[c.lexical_text] if c.lexical_text in known else tokenize(c.lexical_text)
             for c in chunks]
-
-
-def _embed_batches(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
-    batch = max(1, getattr(embedder, "batch_size", 64))
-    # Batches of similar length pad little: embedding short titles beside 600-character sections
-    # in one batch costs as much as embedding them all at full length.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
-        for start in range(0, len(texts), batch):
-            rows = order[start : start + batch]
-            out[rows] = embedder.embed([texts[i] for i in rows])
-            bar.update(len(rows))
-    return out
 
 
 def load_index(root: Path, model: str | None = None, version: str | None = None) -> Index:
