@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -14,7 +13,7 @@ from kb.index import Index
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
 from kb.snippets import snippet
-from kb.text import content_terms, detect_lang, normalize, tokenize
+from kb.text import content_terms, detect_lang, normalize, starts_a_word, tokenize
 
 POOL = 100  # candidate chunks taken from each retriever
 FILTER_KEYS = ("type", "tags", "product", "lang")
@@ -165,7 +164,7 @@ class Searcher:
         found = 0
         for term in terms:
             if term.isascii() and term.isalnum():
-                found += re.search(rf"(?<![a-z0-9]){re.escape(term)}", text) is not None
+                found += starts_a_word(text, term)
             else:
                 found += term in text
         return found / len(terms)

@@ -12,6 +12,7 @@ of the time).
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from functools import lru_cache
 
@@ -62,6 +63,23 @@ def to_simplified(text: str) -> str:
 def normalize(text: str) -> str:
     """NFKC, case folding and Traditional→Simplified, in that order."""
     return to_simplified(unicodedata.normalize("NFKC", text).casefold())
+
+
+# What continues an English word in folded text: a stem matches only where none precedes it.
+WORD_CHARS = frozenset(string.ascii_lowercase + string.digits)
+
+
+def starts_a_word(text: str, term: str) -> bool:
+    """Whether ``term`` occurs in ``text`` at the start of a word (an English stem match).
+
+    str.find, not a regex look-behind, which makes re try every position of a long article.
+    """
+    at = text.find(term)
+    while at >= 0:
+        if at == 0 or text[at - 1] not in WORD_CHARS:
+            return True
+        at = text.find(term, at + 1)
+    return False
 
 
 def is_cjk(text: str) -> bool:

@@ -100,3 +100,13 @@ def test_hidden_folders_are_skipped_but_a_dotted_root_path_is_not(tmp_path, monk
     write(tmp_path / "kb" / ".git", "b.md", "---\nid: b\ntitle: B\ntype: faq\n---\nB\n")
     monkeypatch.chdir(tmp_path / "work")
     assert [a.id for a in load_articles(Path("../kb"))] == ["a"]
+
+
+def test_articles_load_in_path_order_folder_by_folder(tmp_path):
+    # Folder contents sort by path component ("guides/z.md" before "guides-old.md"), so the
+    # first of two duplicates, and the index's row order, do not depend on punctuation.
+    (tmp_path / "guides").mkdir()
+    write(tmp_path / "guides", "z.md", "---\nid: z\ntitle: Z\ntype: faq\n---\nZ\n")
+    write(tmp_path, "guides-old.md", "---\nid: old\ntitle: Old\ntype: faq\n---\nOld\n")
+    write(tmp_path, "a.md", "---\nid: a\ntitle: A\ntype: faq\n---\nA\n")
+    assert [a.id for a in load_articles(tmp_path)] == ["a", "z", "old"]

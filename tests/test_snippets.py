@@ -24,3 +24,8 @@ def test_window_moves_to_the_matches():
 def test_query_terms_from_the_tokenizer_are_found():
     out = snippet("Outlook 报错 0x800CCC0E 无法连接服务器", content_terms("0x800ccc0e 报错"))
     assert "<mark>0x800CCC0E</mark>" in out
+
+
+def test_stems_are_marked_only_from_a_word_start():
+    out = snippet("Reinstall first, then install the printer driver.", {"instal"})
+    assert out == "Reinstall first, then <mark>install</mark> the printer driver."

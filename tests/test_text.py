@@ -1,4 +1,4 @@
-from kb.text import content_terms, detect_lang, normalize, tokenize
+from kb.text import content_terms, detect_lang, normalize, starts_a_word, tokenize
 
 
 def test_normalize_folds_width_case_and_traditional_phrases():
@@ -41,3 +41,12 @@ def test_detect_lang():
     assert detect_lang("outlook 收不到邮件") == "zh"
     assert detect_lang("VPN error 809") == "en"
     assert detect_lang("印表機離線") == "zh"
+
+
+def test_starts_a_word_finds_stems_only_at_word_starts():
+    assert starts_a_word("please install the driver", "instal")
+    assert starts_a_word("pre-install checks", "instal")
+    assert not starts_a_word("reinstall the driver", "instal")
+    # A later occurrence counts when an earlier one sits inside a word.
+    assert starts_a_word("reinstall, then install", "instal")
+    assert not starts_a_word("", "instal")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from kb.engine import Answer
 from kb.search import Filters
@@ -26,27 +26,34 @@ def _filters(filters: SearchFilters | None) -> Filters:
     return Filters.from_dict(filters.model_dump(exclude_none=True) if filters else None)
 
 
-def respond(answer: Answer) -> SearchResponse:
+def respond(answer: Answer) -> Response:
+    """The response, serialised by pydantic in one step.
+
+    The models are built and validated here; letting FastAPI validate them again against
+    ``response_model`` and encode them with the json module cost a third of a millisecond per
+    query, the hottest path of the service (``response_model`` still documents the schema).
+    """
     out = answer.outcome
-    return SearchResponse(
+    body = SearchResponse(
         query_id=answer.query_id, answered=out.answered, confidence=out.confidence,
         results=[Result(**hit.__dict__) for hit in out.hits], index_version=answer.index_version,
     )
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.post("/search", response_model=SearchResponse)
-def search(body: SearchRequest, engine: EngineDep) -> SearchResponse:
+def search(body: SearchRequest, engine: EngineDep) -> Response:
     return respond(engine.search(body.query, body.k, _filters(body.filters)))
 
 
 @router.get("/search", response_model=SearchResponse)
 def search_get(engine: EngineDep, q: Annotated[str, Query(description="The query.")],
-               k: Annotated[int, Query(ge=1, le=50)] = 5) -> SearchResponse:
+               k: Annotated[int, Query(ge=1, le=50)] = 5) -> Response:
     return respond(engine.search(q, k))
 
 
 @router.post("/suggest", response_model=SearchResponse)
-def suggest(body: SuggestRequest, engine: EngineDep) -> SearchResponse:
+def suggest(body: SuggestRequest, engine: EngineDep) -> Response:
     return respond(engine.suggest(body.subject, body.description, body.k, body.ticket_id,
                                   _filters(body.filters)))
 
