@@ -29,7 +29,7 @@ from kb.text import normalize
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 2  # bump when the export changes: older cached exports are then made afresh
+EXPORT_FORMAT = 3  # bump when the export changes: older cached exports are then made afresh
 # Model inputs, and the tokenizer's Encoding attribute that fills each.
 INPUTS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 # Mixed scripts, case, padding and truncation: an export that differs anywhere shows here.
@@ -56,8 +56,9 @@ def export_key(spec: str, location: str) -> str:
     return f"{slug}-{digest.hexdigest()[:16]}"
 
 
-def export(spec: str, target: Path) -> None:
-    """Export the sentence-transformers pipeline (encoder, pooling, normalisation) to ``target``."""
+def export(spec: str, location: str, target: Path) -> None:
+    """Export the sentence-transformers pipeline (encoder, pooling, normalisation) of ``spec``,
+    found at ``location``, to ``target``."""
     import torch
 
     source = SentenceTransformerEmbedder(spec)
@@ -98,7 +99,8 @@ def export(spec: str, target: Path) -> None:
                               opset_version=17, dynamo=False)
         fused = _fuse(work / "model.onnx", getattr(encoder, "config", None))
         tokenizer.backend_tokenizer.save(str(work / "tokenizer.json"))
-        meta = {"spec": spec, "inputs": names, "lowercase": lower, "pad_id": tokenizer.pad_token_id or 0,
+        meta = {"spec": spec, "location": location, "inputs": names, "lowercase": lower,
+                "pad_id": tokenizer.pad_token_id or 0,
                 "max_tokens": int(model.get_max_seq_length() or tokenizer.model_max_length),
                 "dim": source.dim}
         (work / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -121,6 +123,28 @@ def export(spec: str, target: Path) -> None:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    prune_stale(target.parent, keep=target)
+
+
+def prune_stale(root: Path, keep: Path) -> list[Path]:
+    """Delete the exports nothing will load again (about 90 MB each): those whose model files
+    have changed or gone, or that an older export format made. Exports of other models, or of
+    the same model installed elsewhere, stay. Returns the folders deleted."""
+    stale = []
+    for folder in root.iterdir():
+        if folder == keep or folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            spec, location = meta["spec"], meta.get("location")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not an export of ours, or being written: leave it alone
+        if location is None or export_key(spec, location) != folder.name:
+            shutil.rmtree(folder, ignore_errors=True)
+            stale.append(folder)
+    if stale:
+        log.info("removed %d outdated model export(s) from %s", len(stale), root)
+    return stale
 
 
 def _fuse(path: Path, config: object) -> Path | None:
@@ -153,7 +177,7 @@ class OnnxEmbedder:
                      spec, target)
             try:
                 root.mkdir(parents=True, exist_ok=True)
-                export(spec, target)
+                export(spec, location, target)
             except ModelError:
                 raise
             except Exception as exc:  # export failures come in many types; say which model

@@ -102,17 +102,13 @@ def rank(c: Candidates, alpha: float, k: int) -> list[Ranked]:
     per_article = Candidates(present, art_dense[present], art_lex[present], present)
     art_score = fuse(per_article, alpha)
     order = np.argsort(-art_score, kind="stable")[:k]
-    # The section shown is the chunk with the best fused score of its article.
-    best_row: dict[int, int] = {}
-    for i in np.argsort(-fused, kind="stable"):
-        best_row.setdefault(int(c.articles[i]), i)
-    out = []
-    for j in order:
-        art = int(present[j])
-        i = best_row[art]
-        out.append(Ranked(art, int(c.rows[i]), float(art_score[j]), float(art_dense[art]),
-                          float(art_lex[art])))
-    return out
+    # The section shown is the chunk with the best fused score of its article: the first of
+    # the article's chunks in fused order (np.unique sorts like ``present`` does).
+    by_fused = np.argsort(-fused, kind="stable")
+    _, first = np.unique(c.articles[by_fused], return_index=True)
+    best = by_fused[first]
+    return [Ranked(int(present[j]), int(c.rows[best[j]]), float(art_score[j]),
+                   float(art_dense[present[j]]), float(art_lex[present[j]])) for j in order]
 
 
 def answer_features(ranked: list[Ranked], coverage: float) -> dict[str, float]:

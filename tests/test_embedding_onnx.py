@@ -9,7 +9,7 @@ import pytest
 
 from kb.config import Settings
 from kb.embedding import SentenceTransformerEmbedder, load_embedder
-from kb.embedding_onnx import OnnxEmbedder, export_key
+from kb.embedding_onnx import OnnxEmbedder, export_key, prune_stale
 from kb.errors import ModelError
 
 TEXTS = ["退款多久到賬", "印表機無法列印", "How do I reset my VPN password?", "error 0x80070005",
@@ -18,6 +18,10 @@ TEXTS = ["退款多久到賬", "印表機無法列印", "How do I reset my VPN p
 
 def test_a_fresh_export_gives_the_vectors_of_sentence_transformers(tmp_path: Path, caplog):
     caplog.set_level(logging.INFO, logger="kb")
+    # An export from an older format (no source recorded), which nothing loads any more.
+    outdated = tmp_path / "all-MiniLM-L6-v2-0123456789abcdef"
+    outdated.mkdir()
+    (outdated / "meta.json").write_text(json.dumps({"spec": "all-MiniLM-L6-v2"}))
     onnx = OnnxEmbedder("all-MiniLM-L6-v2", tmp_path, batch_size=2)
     assert "exporting the embedding model all-MiniLM-L6-v2 to ONNX" in caplog.text  # it takes a while
     torch = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
@@ -25,7 +29,8 @@ def test_a_fresh_export_gives_the_vectors_of_sentence_transformers(tmp_path: Pat
     assert got.shape == (len(TEXTS), 384)
     assert np.abs(got - expected).max() < 1e-4
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
-    (export,) = tmp_path.iterdir()  # one finished export, no half-written work folder left
+    # One finished export: no half-written work folder left, the outdated one removed.
+    (export,) = tmp_path.iterdir()
     assert {p.name for p in export.iterdir()} == {"model.onnx", "tokenizer.json", "meta.json"}
     # Batched or one at a time, each text gets the same vector.
     one_by_one = np.vstack([onnx.embed([t]) for t in TEXTS])
@@ -84,3 +89,30 @@ def _model_dir() -> Path:
 
 def _cache_of(embedder: OnnxEmbedder) -> Path:
     return Path(embedder.folder).parent
+
+
+def test_only_outdated_exports_are_pruned(tmp_path: Path):
+    cache, models = tmp_path / "cache", tmp_path / "models"
+    (models / "zh-model").mkdir(parents=True)
+    (models / "zh-model" / "config.json").write_text("{}")
+
+    def fake_export(spec: str, location: str, name: str | None = None) -> Path:
+        folder = cache / (name or export_key(spec, location))
+        folder.mkdir(parents=True)
+        (folder / "meta.json").write_text(json.dumps({"spec": spec, "location": location}))
+        return folder
+
+    current = fake_export("zh-model", str(models / "zh-model"))
+    other_model = fake_export("paraphrase-multilingual", "paraphrase-multilingual")
+    changed = fake_export("zh-model", str(models / "zh-model"), name="zh-model-0000000000000000")
+    gone = fake_export("old", str(models / "deleted"), name="old-1111111111111111")
+    unknown = cache / "notes"  # not an export: no meta.json
+    unknown.mkdir()
+    keep = fake_export("new-model", "new-model")
+    removed = prune_stale(cache, keep=keep)
+    assert sorted(removed) == sorted([changed, gone])
+    assert {p.name for p in cache.iterdir()} == {current.name, other_model.name, unknown.name,
+                                                keep.name}
+    # Editing the model's files makes its export outdated too.
+    (models / "zh-model" / "config.json").write_text('{"hidden_size": 384}')
+    assert prune_stale(cache, keep=keep) == [current]
