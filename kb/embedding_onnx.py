@@ -170,6 +170,8 @@ def _fuse(path: Path, config: object) -> Path | None:
 class OnnxEmbedder:
     def __init__(self, spec: str, cache: Path | None = None, batch_size: int = 64) -> None:
         location = resolve_model(spec)
+        if Path(location).is_dir():  # one export per folder, whichever directory names it
+            location = str(Path(location).resolve())
         root = cache or default_cache()
         target = root / export_key(spec, location)
         if not (target / "meta.json").exists():

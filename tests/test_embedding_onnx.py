@@ -62,7 +62,7 @@ def test_a_missing_model_is_a_clear_error(tmp_path: Path):
 
 def test_a_damaged_export_names_the_folder_to_delete(tmp_path: Path, real_embedder):
     source = next(p for p in _cache_of(real_embedder).iterdir() if (p / "meta.json").exists())
-    broken = tmp_path / export_key("all-MiniLM-L6-v2", str(_model_dir()))
+    broken = tmp_path / export_key("all-MiniLM-L6-v2", str(_model_dir().resolve()))
     broken.mkdir()
     (broken / "meta.json").write_text((source / "meta.json").read_text())
     (broken / "tokenizer.json").write_text((source / "tokenizer.json").read_text())
