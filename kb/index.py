@@ -166,6 +166,20 @@ def _previous(root: Path, model: str) -> Index | None:
     return previous if previous.manifest["model"] == model else None
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A build allocates hundreds of thousands of small objects that all live until it ends;
+    the cyclic garbage collector would walk them again and again and find nothing to free."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_collector_paused()
 def build_index(
     articles_dir: Path,
     root: Path,
@@ -181,27 +195,6 @@ def build_index(
 
     Raises ArticleError, listing every problem, before anything is written.
     """
-    with _collector_paused():
-        return _build(articles_dir, root, embedder_factory, model, max_chunk_chars, calibration,
-                      keep_versions, progress)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """A build allocates hundreds of thousands of small objects that all live until it ends;
-    the cyclic garbage collector would walk them again and again and find nothing to free."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _build(articles_dir: Path, root: Path, embedder_factory: Callable[[], Embedder], model: str,
-           max_chunk_chars: int, calibration: Calibration | None, keep_versions: int,
-           progress: bool) -> BuildReport:
     started = time.perf_counter()
     parsed = _read_parse_cache(root)
     articles = load_articles(articles_dir, parsed)
