@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,26 +244,44 @@ def parse_article(path: Path, display: str | None = None) -> tuple[Article | Non
     return article, []
 
 
-def load_articles(root: Path, cache: dict[str, Article] | None = None) -> list[Article]:
+@dataclass
+class Parsed:
+    """A parse cache entry: how a file looked when it was read, and the article parsed from it."""
+
+    stat: tuple[int, int, int, int]  # size, mtime, ctime, inode
+    hashed_at: int  # ns since the epoch, taken after the stat and before the hash
+    digest: str  # of the file's bytes
+    article: Article | None = None
+
+
+# A file changed within this long before it was hashed may change again with the same stat
+# (timestamps are as coarse as the kernel's clock tick): its bytes are hashed again next time.
+RACY_NS = 2_000_000_000
+
+
+def load_articles(root: Path, cache: dict[str, Parsed] | None = None) -> list[Article]:
     """Parse every ``*.md`` below ``root`` (README.md files excepted); raise with all problems.
 
-    ``cache`` maps path and content digest to a parsed article: files whose bytes are unchanged
-    are not parsed again, and on return it holds exactly the current files' entries.
+    ``cache`` maps paths to what was parsed from them: a file whose size and timestamps are
+    unchanged is not read again, one whose bytes are unchanged is not parsed again. On return
+    it holds exactly the current files' entries.
     """
     if not root.is_dir():
         raise ArticleError([Problem(str(root), 0, "articles folder does not exist")])
     articles: list[Article] = []
     problems: list[Problem] = []
     seen: dict[str, Article] = {}
-    fresh: dict[str, Article] = {}
+    fresh: dict[str, Parsed] = {}
     for display in _markdown_files(root):
-        key = _cache_key(display) if cache is not None else None
-        if key is not None and key in cache:
-            article, found = cache[key], []
-        else:
+        entry = _reusable(display, cache.get(display)) if cache is not None else None
+        if entry is None or entry.article is None:
             article, found = parse_article(Path(display), display)
-        if key is not None and article is not None and not found:
-            fresh[key] = article
+            if entry is not None and article is not None and not found:
+                entry.article = article
+        else:
+            article, found = entry.article, []
+        if entry is not None and entry.article is not None:
+            fresh[display] = entry
         problems.extend(found)
         if article is None:
             continue
@@ -279,6 +298,24 @@ def load_articles(root: Path, cache: dict[str, Article] | None = None) -> list[A
     if problems:
         raise ArticleError(problems)
     return articles
+
+
+def _reusable(path: str, cached: object) -> Parsed | None:
+    """The cached entry when the file is unchanged; else a fresh one, without an article, for
+    the caller to parse into (None if the file cannot be read: parse_article reports it)."""
+    try:
+        st = os.stat(path)
+        stat = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if (isinstance(cached, Parsed) and stat == cached.stat
+                and stat[1] + RACY_NS < cached.hashed_at):
+            return cached
+        hashed_at = time.time_ns()
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+    unchanged = isinstance(cached, Parsed) and digest == cached.digest
+    return Parsed(stat, hashed_at, digest, cached.article if unchanged else None)
 
 
 def _markdown_files(root: Path) -> list[str]:
@@ -298,14 +335,6 @@ def _markdown_files(root: Path) -> list[str]:
             if name.endswith(".md") and not name.startswith(".") and name.lower() != "readme.md":
                 found.append(([*parts, name], os.path.join(folder, name)))
     return [path for _, path in sorted(found)]
-
-
-def _cache_key(path: str) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return f"{path}\0{hashlib.sha256(handle.read()).hexdigest()}"
-    except OSError:
-        return None  # parse_article reports it
 
 
 def _id_line(path: Path) -> int:

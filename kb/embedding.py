@@ -98,9 +98,13 @@ class BatchingEmbedder:
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if len(texts) != 1:  # bulk work (indexing, calibration) is batched already
             return self.inner.embed(texts, progress=progress)
+        return self.submit(texts[0]).result()[None, :]
+
+    def submit(self, text: str) -> Future[np.ndarray]:
+        """The vector of one query, encoded in the batching thread."""
         future: Future[np.ndarray] = Future()
-        self._queue.put((texts[0], future))
-        return future.result()[None, :]
+        self._queue.put((text, future))
+        return future
 
     def _run(self) -> None:
         while True:
@@ -118,3 +122,13 @@ class BatchingEmbedder:
                 continue
             for (_, future), vector in zip(batch, vectors, strict=True):
                 future.set_result(vector)
+
+
+def encode_one(embedder: Embedder, text: str) -> Future[np.ndarray]:
+    """The vector of one text: under way in the background if the embedder has a thread of its
+    own, else computed now."""
+    if isinstance(embedder, BatchingEmbedder):
+        return embedder.submit(text)
+    future: Future[np.ndarray] = Future()
+    future.set_result(embedder.embed([text])[0])
+    return future

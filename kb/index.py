@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.articles import Article, load_articles
+from kb.articles import Article, Parsed, load_articles
 from kb.chunking import Chunk, chunk_article
 from kb.embedding import Embedder
 from kb.errors import IndexMismatch, IndexNotFound
@@ -34,8 +34,10 @@ from kb.text import TOKENIZER, tokenize
 from kb.vectors import VectorIndex
 
 FORMAT = 1
-# Parsed articles by path and content digest, so a rebuild parses only the files that changed.
+# Parsed articles by path, with the stat and digest of their files, so a rebuild reads only the
+# files whose stat changed and parses only those whose bytes changed.
 PARSE_CACHE = "parsed-articles.pickle"
+TOKENS_FILE = "tokens.txt"  # BM25 tokens of each chunk, one line per chunk
 ARTICLE_FIELDS = ("id", "title", "type", "path", "lang", "audience", "tags", "product",
                   "updated", "review_by", "questions")
 
@@ -112,8 +114,14 @@ def _article_record(article: Article) -> dict:
             for k in ARTICLE_FIELDS}
 
 
+# Made once: json.dumps with a non-default option builds a new encoder on every call, and a
+# build encodes every chunk and article.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def _digest(payload: object) -> str:
-    text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+    text = _CANONICAL.encode(payload)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -158,12 +166,27 @@ def new_staging(root: Path) -> tuple[Path, str]:
     return staging, version
 
 
-def _previous(root: Path, model: str) -> Index | None:
+@dataclass
+class _Previous:
+    """What a build reuses from the published version: its chunks' vectors and tokens."""
+
+    path: Path
+    manifest: dict
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    calibration: Calibration
+
+
+def _previous(root: Path, model: str) -> _Previous | None:
     try:
-        previous = load_index(root)
-    except (IndexNotFound, IndexMismatch, OSError, ValueError, KeyError):
+        _, path, manifest = _open_version(root, model)
+        chunks = _read_chunks(path)
+        vectors = VectorIndex.load(path / "vectors.faiss")
+        if vectors.size != len(chunks):
+            return None
+        return _Previous(path, manifest, chunks, vectors.reconstruct_all(), _read_calibration(path))
+    except (IndexNotFound, IndexMismatch, OSError, ValueError, KeyError, TypeError):
         return None
-    return previous if previous.manifest["model"] == model else None
 
 
 @contextlib.contextmanager
@@ -209,7 +232,7 @@ def build_index(
                   for a in articles}
         old_hashes = previous.manifest["article_hashes"] if previous else {}
         report = BuildReport(
-            version=previous.version if previous else "",
+            version=previous.path.name if previous else "",
             articles=len(articles),
             chunks=len(chunks),
             embedded=0,
@@ -228,10 +251,9 @@ def build_index(
 
         known: dict[str, np.ndarray] = {}
         if previous is not None:
-            old_vectors = previous.vectors.reconstruct_all()
-            known = {c.hash: old_vectors[i] for i, c in enumerate(previous.chunks)}
+            known = {c.hash: previous.vectors[i] for i, c in enumerate(previous.chunks)}
         missing = sorted({c.hash: c.embed_text for c in chunks if c.hash not in known}.items())
-        dim = previous.vectors.dim if previous else 0
+        dim = previous.vectors.shape[1] if previous else 0
         if missing or previous is None:
             embedder = embedder_factory()
             dim = embedder.dim
@@ -252,13 +274,12 @@ def build_index(
             lexical_dir.mkdir()
             tokens = _tokens(chunks, previous)
             LexicalIndex.build(tokens).save(lexical_dir)
-            with open(lexical_dir / "tokens.jsonl", "w", encoding="utf-8") as out:
-                out.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)
+            _write_tokens(lexical_dir / TOKENS_FILE, tokens)
             # No indent: the pretty-printer is pure Python and slow on thousands of articles.
             _write_json(staging / "articles.json", list(records.values()), indent=None)
             with open(staging / "chunks.jsonl", "w", encoding="utf-8") as out:
                 for c in chunks:
-                    out.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+                    out.write(_JSON.encode(c.to_dict()) + "\n")
             _write_json(staging / "calibration.json", calibration.to_dict())
             _write_json(staging / "manifest.json", {
                 "format": FORMAT,
@@ -280,7 +301,7 @@ def build_index(
     return report
 
 
-def _read_parse_cache(root: Path) -> dict[str, Article]:
+def _read_parse_cache(root: Path) -> dict[str, Parsed]:
     try:
         with open(root / PARSE_CACHE, "rb") as handle:
             cache = pickle.load(handle)
@@ -289,28 +310,50 @@ def _read_parse_cache(root: Path) -> dict[str, Article]:
     return cache if isinstance(cache, dict) else {}
 
 
-def _write_parse_cache(root: Path, cache: dict[str, Article]) -> None:
+def _write_parse_cache(root: Path, cache: dict[str, Parsed]) -> None:
     tmp = root / f"{PARSE_CACHE}.{secrets.token_hex(4)}.tmp"
     with open(tmp, "wb") as handle:
         pickle.dump(cache, handle, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, root / PARSE_CACHE)
 
 
-def _tokens(chunks: list[Chunk], previous: Index | None) -> list[list[str]]:
+def _tokens(chunks: list[Chunk], previous: _Previous | None) -> list[list[str]]:
     """BM25 tokens per chunk; unchanged chunks reuse the previous version's (segmentation is
     most of the work of re-indexing a large knowledge base after a one-article edit)."""
     known: dict[str, list[str]] = {}
-    stored = previous.path / "lexical" / "tokens.jsonl" if previous else None
-    if stored and stored.exists() and previous.manifest.get("tokenizer") == TOKENIZER:
+    stored = previous.path / "lexical" / TOKENS_FILE if previous else None
+    if previous and stored and stored.exists() and previous.manifest.get("tokenizer") == TOKENIZER:
         with open(stored, encoding="utf-8") as handle:
-            known = {c.lexical_text: json.loads(line)
+            known = {c.lexical_text: line.split()
                      for c, line in zip(previous.chunks, handle, strict=True)}
     return [known[c.lexical_text] if c.lexical_text in known else tokenize(c.lexical_text)
             for c in chunks]
 
 
+def _write_tokens(path: Path, tokens: list[list[str]]) -> None:
+    # A token never holds whitespace (kb.text cuts at it), so a line of them needs no quoting;
+    # JSON lines took several times as long to write and to read back.
+    with open(path, "w", encoding="utf-8") as out:
+        out.writelines(" ".join(t) + "\n" for t in tokens)
+
+
 def load_index(root: Path, model: str | None = None, version: str | None = None) -> Index:
     """Load the published version (or ``version``); with ``model``, refuse another model's index."""
+    name, path, manifest = _open_version(root, model, version)
+    articles = {a["id"]: a for a in json.loads((path / "articles.json").read_text("utf-8"))}
+    chunks = _read_chunks(path)
+    vectors = VectorIndex.load(path / "vectors.faiss")
+    lexical = LexicalIndex.load(path / "lexical")
+    if vectors.size != len(chunks) or lexical.size != len(chunks) or (
+        vectors.dim != manifest["dim"] and len(chunks)
+    ):
+        raise IndexMismatch(f"index {path} is inconsistent with its manifest: rebuild it")
+    return Index(name, path, manifest, articles, chunks, vectors, lexical, _read_calibration(path))
+
+
+def _open_version(root: Path, model: str | None = None,
+                  version: str | None = None) -> tuple[str, Path, dict]:
+    """Name, folder and manifest of a version this code can read, built with ``model``."""
     name = version or current_version(root)
     if name is None:
         raise IndexNotFound(f"no index published in {root}: run 'kb index' first")
@@ -326,19 +369,16 @@ def load_index(root: Path, model: str | None = None, version: str | None = None)
             f"index {path} was built with model {manifest['model']!r} but {model!r} is "
             f"configured: rebuild with 'kb index' or set KB_MODEL={manifest['model']}"
         )
-    articles = {a["id"]: a for a in json.loads((path / "articles.json").read_text("utf-8"))}
+    return name, path, manifest
+
+
+def _read_chunks(path: Path) -> list[Chunk]:
     with open(path / "chunks.jsonl", encoding="utf-8") as handle:
-        chunks = [Chunk(**json.loads(line)) for line in handle]
-    vectors = VectorIndex.load(path / "vectors.faiss")
-    lexical = LexicalIndex.load(path / "lexical")
-    if vectors.size != len(chunks) or lexical.size != len(chunks) or (
-        vectors.dim != manifest["dim"] and len(chunks)
-    ):
-        raise IndexMismatch(f"index {path} is inconsistent with its manifest: rebuild it")
-    calibration = Calibration.from_dict(
-        json.loads((path / "calibration.json").read_text(encoding="utf-8"))
-    )
-    return Index(name, path, manifest, articles, chunks, vectors, lexical, calibration)
+        return [Chunk(**json.loads(line)) for line in handle]
+
+
+def _read_calibration(path: Path) -> Calibration:
+    return Calibration.from_dict(json.loads((path / "calibration.json").read_text(encoding="utf-8")))
 
 
 def publish_calibration(root: Path, calibration: Calibration, keep_versions: int = 3) -> str:

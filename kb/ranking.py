@@ -92,23 +92,20 @@ def rank(c: Candidates, alpha: float, k: int) -> list[Ranked]:
     if len(c.rows) == 0:
         return []
     fused = fuse(c, alpha)
-    # Article-level evidence: best dense and best lexical chunk, possibly in different sections.
-    n = int(c.articles.max()) + 1
-    art_dense = np.full(n, -1.0)
-    art_lex = np.zeros(n)
-    np.maximum.at(art_dense, c.articles, c.dense)
-    np.maximum.at(art_lex, c.articles, c.lexical)
-    present = np.unique(c.articles)
-    per_article = Candidates(present, art_dense[present], art_lex[present], present)
-    art_score = fuse(per_article, alpha)
-    order = np.argsort(-art_score, kind="stable")[:k]
-    # The section shown is the chunk with the best fused score of its article: the first of
-    # the article's chunks in fused order (np.unique sorts like ``present`` does).
-    by_fused = np.argsort(-fused, kind="stable")
-    _, first = np.unique(c.articles[by_fused], return_index=True)
-    best = by_fused[first]
+    # Grouped by article, each article's chunks in fused order (lexsort is stable: ties keep row
+    # order). Article-level evidence is its best dense and best lexical chunk, possibly in
+    # different sections; the section shown is its best fused chunk, the first of its group.
+    order = np.lexsort((-fused, c.articles))
+    grouped = c.articles[order]
+    starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
+    present = grouped[starts]
+    art_dense = np.maximum.reduceat(c.dense[order], starts).astype(np.float64)
+    art_lex = np.maximum.reduceat(c.lexical[order], starts).astype(np.float64)
+    best = order[starts]
+    art_score = fuse(Candidates(present, art_dense, art_lex, present), alpha)
+    top = np.argsort(-art_score, kind="stable")[:k]
     return [Ranked(int(present[j]), int(c.rows[best[j]]), float(art_score[j]),
-                   float(art_dense[present[j]]), float(art_lex[present[j]])) for j in order]
+                   float(art_dense[j]), float(art_lex[j])) for j in top]
 
 
 def answer_features(ranked: list[Ranked], coverage: float) -> dict[str, float]:

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from kb.embedding import Embedder
+from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
 from kb.index import Index
 from kb.ranking import Candidates, Ranked, answer_features, rank
@@ -136,26 +136,37 @@ class Searcher:
             )
         return text
 
-    def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters) -> Candidates:
+    def lexical(self, tokens: list[str], filters: Filters) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 score of every chunk (0 outside the filters), and the best rows that matched."""
         mask = self._mask(filters)
-        n = len(self.index.chunks)
-        if n == 0 or (mask is not None and not mask.any()):
+        scores = self.index.lexical.scores(tokens,
+                                           None if mask is None else mask.astype(np.float32))
+        n = len(scores)
+        take = min(POOL, n)
+        rows = np.argpartition(-scores, take - 1)[:take] if take < n else np.arange(n)
+        return scores, rows[scores[rows] > 0]
+
+    def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters) -> Candidates:
+        return self._candidates(self.lexical(tokens, filters), qvec, filters)
+
+    def _candidates(self, lexical: tuple[np.ndarray, np.ndarray], qvec: np.ndarray,
+                    filters: Filters) -> Candidates:
+        mask = self._mask(filters)
+        if len(self.index.chunks) == 0 or (mask is not None and not mask.any()):
             empty = np.zeros(0, dtype=np.int64)
             return Candidates(empty, empty.astype(np.float32), empty.astype(np.float32), empty)
-        allowed = None if mask is None else np.flatnonzero(mask)
-        dense_rows, _ = self.index.vectors.search(qvec, POOL, allowed)
-        lex_all = self.index.lexical.scores(
-            tokens, None if mask is None else mask.astype(np.float32)
-        )
-        take = min(POOL, n)
-        lex_rows = np.argpartition(-lex_all, take - 1)[:take] if take < n else np.arange(n)
-        lex_rows = lex_rows[lex_all[lex_rows] > 0]
-        rows = np.union1d(dense_rows, lex_rows).astype(np.int64)
-        if allowed is not None:
-            rows = rows[mask[rows]]
-        dense = self.vectors[rows] @ qvec.reshape(-1)
-        return Candidates(rows, dense.astype(np.float32), lex_all[rows],
-                          self.index.chunk_article[rows])
+        lex_all, lex_rows = lexical
+        dense_rows, dense_scores = self.index.vectors.search(
+            qvec, POOL, None if mask is None else np.flatnonzero(mask))
+        rows = np.union1d(dense_rows, lex_rows).astype(np.int64)  # both sets obey the mask
+        # Cosines of the dense pool come with it; only rows found lexically alone need theirs.
+        dense = np.empty(len(rows), dtype=np.float32)
+        from_pool = np.zeros(len(rows), dtype=bool)
+        at = np.searchsorted(rows, dense_rows)
+        dense[at], from_pool[at] = dense_scores, True
+        lexical_only = rows[~from_pool]
+        dense[~from_pool] = self.vectors[lexical_only] @ qvec.reshape(-1)
+        return Candidates(rows, dense, lex_all[rows], self.index.chunk_article[rows])
 
     def coverage(self, terms: set[str], article: int) -> float:
         if not terms:
@@ -171,8 +182,11 @@ class Searcher:
 
     def run(self, lexical_text: str, dense_text: str, terms: set[str], lang: str,
             filters: Filters, k: int) -> tuple[list[Ranked], dict[str, float], float, np.ndarray]:
-        qvec = self.embedder.embed([dense_text])[0]
-        cands = self.candidates(tokenize(lexical_text), qvec, filters)
+        # The model runs in its own thread when it can: the lexical half does not wait for it.
+        pending = encode_one(self.embedder, dense_text)
+        lexical = self.lexical(tokenize(lexical_text), filters)
+        qvec = pending.result()
+        cands = self._candidates(lexical, qvec, filters)
         depth = max(k, 2, self.reranker.top if self.reranker else 0)
         ranked = rank(cands, self.index.calibration.weight(lang), depth)
         coverage = self.coverage(terms, ranked[0].article) if ranked else 0.0

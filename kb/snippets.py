@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from kb.text import WORD_CHARS, normalize
 
 WIDTH = 180
+_OPEN, _CLOSE = "\x02", "\x03"  # where <mark> and </mark> go, until the text is escaped
 
 
 # Cached: a result page renders up to 50 snippets for one query's terms, and hot chunks recur
@@ -58,7 +59,7 @@ def _matches(folded: str, terms: set[str]) -> list[tuple[int, int]]:
 @functools.lru_cache(maxsize=4096)
 def _flatten(text: str) -> tuple[str, str]:
     """The text on one line, and its normalised form with the same character positions."""
-    flat = " ".join(text.split())
+    flat = " ".join(text.split()).replace(_OPEN, "").replace(_CLOSE, "")
     folded = normalize(flat)
     if len(folded) != len(flat):  # a conversion changed lengths: positions would not line up
         folded = flat.casefold()
@@ -87,10 +88,12 @@ def snippet(text: str, terms: set[str], width: int = WIDTH) -> str:
     for s, e in spans:
         if s < start or e > end:
             continue
-        out.append(html.escape(flat[pos:s]))
-        out.append(f"<mark>{html.escape(flat[s:e])}</mark>")
+        out += (flat[pos:s], _OPEN, flat[s:e], _CLOSE)
         pos = e
-    out.append(html.escape(flat[pos:end]))
+    out.append(flat[pos:end])
+    # One escape for the whole window: the markers are control characters that escaping keeps
+    # and that _flatten removed from the text.
+    marked = html.escape("".join(out).strip()).replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
     prefix = "…" if start > 0 else ""
     suffix = "…" if end < len(flat) else ""
-    return prefix + "".join(out).strip() + suffix
+    return prefix + marked + suffix

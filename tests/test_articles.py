@@ -1,3 +1,5 @@
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -6,6 +8,8 @@ from kb.articles import load_articles, parse_article, slugify
 from kb.errors import ArticleError
 
 from .conftest import FIXTURE_KB
+
+ARTICLE = "---\nid: {0}\ntitle: {0}\ntype: faq\n---\nText\n"
 
 
 def write(tmp: Path, name: str, text: str) -> Path:
@@ -110,3 +114,33 @@ def test_articles_load_in_path_order_folder_by_folder(tmp_path):
     write(tmp_path, "guides-old.md", "---\nid: old\ntitle: Old\ntype: faq\n---\nOld\n")
     write(tmp_path, "a.md", "---\nid: a\ntitle: A\ntype: faq\n---\nA\n")
     assert [a.id for a in load_articles(tmp_path)] == ["a", "z", "old"]
+
+
+def test_parse_cache_trusts_an_unchanged_stat_and_rereads_anything_else(tmp_path, monkeypatch):
+    import kb.articles
+
+    old = write(tmp_path, "old.md", ARTICLE.format("Old"))
+    new = write(tmp_path, "new.md", ARTICLE.format("New"))
+    past = time.time_ns() - 60 * 10**9
+    os.utime(old, ns=(past, past))
+    cache: dict = {}
+    load_articles(tmp_path, cache)
+    first = dict(cache)
+    parsed: list[str] = []
+    real = kb.articles.parse_article
+    monkeypatch.setattr(kb.articles, "parse_article",
+                        lambda path, display=None: parsed.append(path.name) or real(path, display))
+
+    assert [a.title for a in load_articles(tmp_path, cache)] == ["New", "Old"]
+    assert parsed == []
+    assert cache[str(old)] is first[str(old)]  # written long ago: trusted without reading
+    # Written just now: hashed again (a same-size edit in the same clock tick keeps its stat),
+    # found unchanged, not parsed again.
+    assert cache[str(new)] is not first[str(new)]
+    assert cache[str(new)].article is first[str(new)].article
+
+    # Same size, modification time put back: the change time still gives the edit away.
+    old.write_text(ARTICLE.format("Odd"), encoding="utf-8")
+    os.utime(old, ns=(past, past))
+    assert [a.title for a in load_articles(tmp_path, cache)] == ["New", "Odd"]
+    assert parsed == ["old.md"]

@@ -53,3 +53,14 @@ def test_dense_differences_keep_the_weight_the_mix_gives_them():
     single = Candidates(np.array([0]), np.array([0.4], dtype=np.float32),
                         np.array([3.0], dtype=np.float32), np.array([0]))
     assert fuse(single, 0.5)[0] == 1.0  # a lone candidate with evidence gets full marks
+
+
+def test_each_article_shows_its_best_fused_chunk_whatever_the_row_order():
+    c = Candidates(np.array([10, 11, 12, 13, 14]),
+                   np.array([0.3, 0.9, 0.7, 0.2, 0.6], dtype=np.float32),
+                   np.array([1.0, 0.0, 5.0, 4.0, 0.0], dtype=np.float32),
+                   np.array([7, 3, 7, 3, 5]))
+    ranked = rank(c, 0.5, 5)
+    best = {r.article: r.row for r in ranked}
+    assert best == {7: 12, 3: 11, 5: 14}
+    assert {r.article: (r.dense, r.lexical) for r in ranked}[3] == (np.float32(0.9), 4.0)

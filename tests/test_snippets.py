@@ -29,3 +29,8 @@ def test_query_terms_from_the_tokenizer_are_found():
 def test_stems_are_marked_only_from_a_word_start():
     out = snippet("Reinstall first, then install the printer driver.", {"instal"})
     assert out == "Reinstall first, then <mark>install</mark> the printer driver."
+
+
+def test_marked_terms_are_escaped_and_stray_control_characters_cannot_forge_marks():
+    out = snippet("a <b>&\x02 tag\x03 here", {"<b>&", "tag"})
+    assert out == "a <mark>&lt;b&gt;&amp;</mark> <mark>tag</mark> here"

@@ -50,3 +50,11 @@ def test_starts_a_word_finds_stems_only_at_word_starts():
     # A later occurrence counts when an earlier one sits inside a word.
     assert starts_a_word("reinstall, then install", "instal")
     assert not starts_a_word("", "instal")
+
+
+def test_tokens_never_hold_whitespace():
+    # The index stores each chunk's tokens as one space-separated line.
+    text = ("打印机　离线 (Printer\u3000offline)\tERR-1024\u00a0v2.3.1 wi-fi 退款\u2028到賬 "
+            "e-mail\x1cx outlook.pst ｆｕｌｌ　ｗｉｄｔｈ")
+    tokens = tokenize(text)
+    assert tokens and all(t and t == "".join(t.split()) for t in tokens)
