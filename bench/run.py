@@ -274,9 +274,10 @@ def table(results: list[dict]) -> str:
         lines.append(
             f"| {r['set']} | {o['ndcg10']:.4f} | {r['bm25s']['ndcg10']:.4f} | "
             f"{r['dense']['ndcg10']:.4f} | {r['ndcg_ratio_to_best_baseline']:.3f} | "
-            f"{_ratio(r.get('traditional_ratio'))} | {o['recall1']:.3f} | "
+            f"{_figure(r.get('traditional_ratio'), 'no Chinese queries')} | {o['recall1']:.3f} | "
             f"{o['recall10']:.3f} | {o['mrr10']:.3f} | {1 - o['answered_when_answerable']:.1%} | "
-            f"{o['flagged_when_unanswerable']:.1%} | {_auc(r.get('answer_auc'))} |")
+            f"{o['flagged_when_unanswerable']:.1%} | "
+            f"{_figure(r.get('answer_auc'), 'no unanswerable queries')} |")
     lines += ["", "| set | model p50 (PyTorch) | search p50 / model p50 | search p95 / model p50 | "
               "HTTP p50 / model p50 | HTTP q/s at 8 clients | build / bare embedding | "
               "incremental / full build |",
@@ -296,12 +297,8 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _auc(value: float | None) -> str:
-    return "n/a (no unanswerable queries)" if value is None else f"{value:.3f}"
-
-
-def _ratio(value: float | None) -> str:
-    return "n/a (no Chinese queries)" if value is None else f"{value:.3f}"
+def _figure(value: float | None, missing: str) -> str:
+    return f"n/a ({missing})" if value is None else f"{value:.3f}"
 
 
 def main() -> None:

@@ -222,7 +222,7 @@ def build_index(
     parsed = _read_parse_cache(root)
     articles = load_articles(articles_dir, parsed)
     with _build_lock(root):
-        # Valid whether or not this build publishes: entries are keyed by content.
+        # Valid whether or not this build publishes: entries describe the files as read.
         _write_parse_cache(root, parsed)
         previous = _previous(root, model)
         per_article = {a.id: chunk_article(a, max_chunk_chars) for a in articles}
