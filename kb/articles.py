@@ -7,7 +7,7 @@ import hashlib
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -259,35 +259,41 @@ class Parsed:
 RACY_NS = 2_000_000_000
 
 
-def load_articles(root: Path, cache: dict[str, Parsed] | None = None) -> list[Article]:
+def load_articles(root: Path, cache: dict[str, Parsed] | None = None, *,
+                  shown_as: str | None = None) -> list[Article]:
     """Parse every ``*.md`` below ``root`` (README.md files excepted); raise with all problems.
 
-    ``cache`` maps paths to what was parsed from them: a file whose size and timestamps are
-    unchanged is not read again, one whose bytes are unchanged is not parsed again. On return
-    it holds exactly the current files' entries.
+    ``cache`` maps absolute paths to what was parsed from them: a file whose size and
+    timestamps are unchanged is not read again, one whose bytes are unchanged is not parsed
+    again. On return it holds exactly the current files' entries.
+
+    Articles and problems name files below ``shown_as`` (default: ``root`` as given), so a
+    build run for a command in another folder reports paths as that command would.
     """
     if not root.is_dir():
-        raise ArticleError([Problem(str(root), 0, "articles folder does not exist")])
+        raise ArticleError([Problem(shown_as or str(root), 0, "articles folder does not exist")])
     articles: list[Article] = []
     problems: list[Problem] = []
     seen: dict[str, Article] = {}
     fresh: dict[str, Parsed] = {}
-    for display in _markdown_files(root):
-        entry = _reusable(display, cache.get(display)) if cache is not None else None
+    for real, display in _markdown_files(root, shown_as or str(root)):
+        entry = _reusable(real, cache.get(real)) if cache is not None else None
         if entry is None or entry.article is None:
-            article, found = parse_article(Path(display), display)
+            article, found = parse_article(Path(real), display)
             if entry is not None and article is not None and not found:
                 entry.article = article
         else:
             article, found = entry.article, []
+            if article.path != display:  # the same file, reached through another path
+                article = entry.article = replace(article, path=display)
         if entry is not None and entry.article is not None:
-            fresh[display] = entry
+            fresh[real] = entry
         problems.extend(found)
         if article is None:
             continue
         if article.id in seen:
             first = seen[article.id].path
-            line = _id_line(Path(display))
+            line = _id_line(Path(real))
             problems.append(Problem(display, line, f"duplicate id '{article.id}' (also in {first})"))
             continue
         seen[article.id] = article
@@ -318,23 +324,25 @@ def _reusable(path: str, cached: object) -> Parsed | None:
     return Parsed(stat, hashed_at, digest, cached.article if unchanged else None)
 
 
-def _markdown_files(root: Path) -> list[str]:
-    """Paths of the articles below ``root``, in the order of their path components.
+def _markdown_files(root: Path, shown_as: str) -> list[tuple[str, str]]:
+    """(absolute path, path shown) of the articles below ``root``, in the order of their path
+    components.
 
     Hidden files and folders (.git, editor swap dirs) are not articles, nor are README.md files.
     Plain strings and os.walk, not pathlib: a re-index after a one-article edit lists thousands
     of unchanged files, and Path objects made that listing a quarter of its time.
     """
-    found: list[tuple[list[str], str]] = []
-    top = str(root)
+    found: list[tuple[list[str], str, str]] = []
+    top = os.path.abspath(root)
     for folder, dirs, files in os.walk(top):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel = os.path.relpath(folder, top)
         parts = [] if rel == "." else rel.split(os.sep)
+        real, shown = os.path.join(folder, ""), os.path.join(shown_as, *parts, "")
         for name in files:
             if name.endswith(".md") and not name.startswith(".") and name.lower() != "readme.md":
-                found.append(([*parts, name], os.path.join(folder, name)))
-    return [path for _, path in sorted(found)]
+                found.append(([*parts, name], real + name, shown + name))
+    return [(real, shown) for _, real, shown in sorted(found)]
 
 
 def _id_line(path: Path) -> int:

@@ -16,8 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 from tqdm import tqdm
 
-from kb.config import Settings
-from kb.errors import ArticleError, KBError
+from kb.config import Settings, load_settings
+from kb.errors import KBError, error_lines
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Knowledge-base search: build the index, serve it, measure it, read gaps.")
@@ -42,11 +42,6 @@ def _setup() -> None:
         logger.setLevel(logging.INFO)
 
 
-def settings(**overrides: Any) -> Settings:
-    """Environment first, then whatever flags were given."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
 def handled(func):  # type: ignore[no-untyped-def]
     """Domain errors become one message (the problems, one ``path:line: message`` each) and
     exit code 2; nothing else of the program's internals reaches the user."""
@@ -55,14 +50,9 @@ def handled(func):  # type: ignore[no-untyped-def]
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ArticleError as exc:
-            for problem in exc.problems:
-                typer.echo(str(problem), err=True)
-            typer.echo(f"error: {len(exc.problems)} problem(s) in articles; "
-                       "nothing was published", err=True)
-            raise typer.Exit(2) from None
         except KBError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
+            for line in error_lines(exc):
+                typer.echo(line, err=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -85,37 +75,42 @@ def _embedder_factory(cfg: Settings):  # type: ignore[no-untyped-def]
 @handled
 def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt = None,
           calibration: Annotated[Path | None, typer.Option(
-              help="Calibration JSON for a first build [KB_CALIBRATION].")] = None) -> None:
-    """Parse, chunk and embed the articles; publish a new index version atomically."""
-    from kb.engine import recheck_gaps
-    from kb.gaps import GapLog
-    from kb.index import build_index, load_index
-    from kb.ranking import Calibration
+              help="Calibration JSON for a first build [KB_CALIBRATION].")] = None,
+          local: Annotated[bool, typer.Option(
+              "--local", help="Build in this process even when a service serving the index "
+              "could build it.")] = False) -> None:
+    """Parse, chunk and embed the articles; publish a new index version atomically.
+
+    When 'kb serve' runs on the same index folder, the service does the build (unless
+    --local): it serves the new version as soon as it is published.
+    """
+    from kb.engine import index_articles, open_gaps, recheck_gaps, recheck_lines
+    from kb.index import Builder
     from kb.search import Searcher
 
-    cfg = settings(articles=articles, index=index, model=model, calibration=calibration)
-    cal = None
-    # A knowledge base may carry its own fit (articles/calibration.json); a first build uses it.
-    source = cfg.calibration or cfg.articles / "calibration.json"
-    if (cfg.calibration is not None or source.exists()) and not (cfg.index / "CURRENT").exists():
-        try:
-            cal = Calibration.from_dict(json.loads(source.read_text("utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            raise KBError(f"{source}:1: cannot read calibration: {exc}") from exc
+    cfg = load_settings(articles=articles, index=index, model=model, calibration=calibration)
     make = _embedder_factory(cfg)
-    report = build_index(cfg.articles, cfg.index, make, cfg.model,
-                         max_chunk_chars=cfg.max_chunk_chars, calibration=cal,
-                         keep_versions=cfg.keep_versions, progress=sys.stderr.isatty())
-    typer.echo(report.summary())
-    if report.published and cfg.gap_path.exists():
-        log = GapLog(cfg.gap_path)
-        if log.open_gap_texts():
-            searcher = Searcher(load_index(cfg.index, model=cfg.model), make(),
-                                max_query_chars=cfg.max_query_chars)
-            resolved = recheck_gaps(log, searcher)
-            typer.echo(f"gap log: {len(resolved)} open gap queries now answered")
-            for text, article in resolved[:20]:
-                typer.echo(f"  resolved by {article}: {text}")
+    builder = Builder(cfg.index, cfg.model)
+    built = index_articles(cfg, builder, make, _progress_bar() if sys.stderr.isatty() else None)
+    builder.tidy()
+    typer.echo(built.report.summary())
+    if built.index is not None and (log := open_gaps(cfg)) is not None:
+        searcher = Searcher(built.index, make(), max_query_chars=cfg.max_query_chars)
+        for line in recheck_lines(recheck_gaps(log, searcher)):
+            typer.echo(line)
+
+
+def _progress_bar():  # type: ignore[no-untyped-def]
+    bar: list[tqdm] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc="embedding", unit="text"))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return update
 
 
 @app.command()
@@ -128,7 +123,7 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
 
     from service.app import create_app
 
-    cfg = settings(index=index, host=host, port=port, model=model)
+    cfg = load_settings(index=index, host=host, port=port, model=model)
     uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
 
 
@@ -139,7 +134,7 @@ def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
     """Search the published index from the terminal (logged like any other query)."""
     from kb.engine import Engine
 
-    engine = Engine(settings(index=index))
+    engine = Engine(load_settings(index=index))
     answer = engine.search(query, k, channel="cli")
     out = answer.outcome
     if as_json:
@@ -173,7 +168,7 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
     from kb.evaluation import read_queries
     from kb.index import publish_calibration
 
-    cfg = settings(index=index)
+    cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
     searcher = _load_searcher(cfg)
     prepared = prepare(searcher, labelled, lambda xs: tqdm(xs, desc="queries",
@@ -195,7 +190,7 @@ def evaluate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
     from kb.evaluation import evaluate as run_eval
     from kb.evaluation import read_queries
 
-    cfg = settings(index=index)
+    cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
     searcher = _load_searcher(cfg)
     latencies: list[float] = []
@@ -231,7 +226,7 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
 
     if fmt not in ("table", "csv", "json"):
         raise KBError(f"--format must be table, csv or json, not {fmt!r}")
-    cfg = settings(index=index)
+    cfg = load_settings(index=index)
     since = _since(since)
     tags: dict[str, set[str]] = {}
     try:
@@ -290,7 +285,7 @@ def stats(article_id: Annotated[str | None, typer.Argument()] = None,
     """Helpful / not helpful feedback counts per article."""
     from kb.gaps import GapLog
 
-    cfg = settings(index=index)
+    cfg = load_settings(index=index)
     rows = GapLog(cfg.gap_path).article_stats(article_id)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
@@ -302,7 +297,3 @@ def stats(article_id: Annotated[str | None, typer.Argument()] = None,
         table.add_row(r["article_id"], str(r["helpful"]), str(r["not_helpful"]),
                       str(r["last_feedback"]))
     Console().print(table)
-
-
-if __name__ == "__main__":
-    app()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kb.errors import KBError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -57,9 +60,42 @@ class Settings(BaseSettings):
     )
     rerank_top: int = Field(20, ge=2, description="How many fused results the reranker rescores.")
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk after publishing.")
+    accept_builds: bool = Field(
+        True, description="Let 'kb index' run on this machine hand its build to the service "
+        "(over a Unix socket in the index folder, answered for the service's own user only): "
+        "the service builds with what it holds in memory and serves the new version at once."
+    )
     host: str = Field("127.0.0.1", description="Address the service listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the service listens on.")
 
     @property
     def gap_path(self) -> Path:
         return self.gap_db or self.index / "gaps.sqlite3"
+
+    def relative_to(self, folder: Path) -> Settings:
+        """These settings with relative paths taken from ``folder`` instead of this process's
+        working folder."""
+        return self.model_copy(update={
+            name: folder / value for name, value in self if isinstance(value, Path)
+            and not value.is_absolute()})
+
+
+PREFIX = "KB_"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+    """Settings from the environment (this process's, or ``environ``: another process's), then
+    the flags that were given (None: not given). Invalid values are a KBError naming them."""
+    values = {name: value for name, value in flags.items() if value is not None}
+    try:
+        if environ is None:
+            return Settings(**values)
+        # Every field given explicitly: nothing of this process's own environment leaks in.
+        given = {key[len(PREFIX):].lower(): value for key, value in environ.items()
+                 if key.upper().startswith(PREFIX)}
+        return Settings(**{**{name: given.get(name, field.default)
+                              for name, field in Settings.model_fields.items()}, **values})
+    except ValidationError as exc:
+        problems = "; ".join(f"{PREFIX}{'.'.join(map(str, e['loc'])).upper()}={e['input']!r}: "
+                             f"{e['msg']}" for e in exc.errors())
+        raise KBError(f"invalid setting: {problems}") from None

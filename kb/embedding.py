@@ -21,7 +21,7 @@ class Embedder(Protocol):
     name: str
     dim: int
 
-    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
         ...
 
@@ -67,13 +67,13 @@ class SentenceTransformerEmbedder:
         self.dim = int(dim or 0)
         self.batch_size = batch_size
 
-    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
             [normalize(t) for t in texts],
             batch_size=self.batch_size,
-            show_progress_bar=progress,
+            show_progress_bar=False,
             convert_to_numpy=True,
             normalize_embeddings=True,
         )
@@ -95,9 +95,9 @@ class BatchingEmbedder:
         self._worker = threading.Thread(target=self._run, name="kb-embed", daemon=True)
         self._worker.start()
 
-    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) != 1:  # bulk work (indexing, calibration) is batched already
-            return self.inner.embed(texts, progress=progress)
+            return self.inner.embed(texts)
         return self.submit(texts[0]).result()[None, :]
 
     def submit(self, text: str) -> Future[np.ndarray]:

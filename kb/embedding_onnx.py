@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from kb.embedding import SentenceTransformerEmbedder, resolve_model
 from kb.errors import ModelError
@@ -221,24 +220,22 @@ class OnnxEmbedder:
         self._session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
                                                      providers=["CPUExecutionProvider"])
 
-    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         prepared = [normalize(t).lower() if self._lowercase else normalize(t) for t in texts]
         encodings = self._tokenizer.encode_batch(prepared)
         # Similar lengths share a batch, so little of each batch is padding; long texts go in
         # smaller batches, which stay in the CPU's caches (a third faster for full sections).
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress) as bar:
-            start = 0
-            while start < len(order):
-                stop = start + 1
-                while (stop < len(order) and stop - start < self.batch_size
-                       and (stop - start + 1) * len(encodings[order[stop]].ids) <= TOKENS_PER_BATCH):
-                    stop += 1
-                rows = order[start:stop]
-                out[rows] = self._run([encodings[i] for i in rows])
-                bar.update(len(rows))
-                start = stop
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            while (stop < len(order) and stop - start < self.batch_size
+                   and (stop - start + 1) * len(encodings[order[stop]].ids) <= TOKENS_PER_BATCH):
+                stop += 1
+            rows = order[start:stop]
+            out[rows] = self._run([encodings[i] for i in rows])
+            start = stop
         return out
 
     def _run(self, encodings: list) -> np.ndarray:  # type: ignore[type-arg]

@@ -5,15 +5,17 @@ Holds the loaded index (swapped atomically on reload), the embedder and the quer
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
-from kb.errors import InvalidQuery, UnknownArticle
+from kb.errors import InvalidQuery, KBError, UnknownArticle
 from kb.gaps import GapLog
-from kb.index import load_index
+from kb.index import Builder, Built, Index, Progress, current_version, load_index
+from kb.ranking import Calibration
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher
 from kb.text import content_terms, detect_lang
@@ -41,16 +43,18 @@ class Engine:
         # to search after a start waits for them.
         self.searcher.search("warm-up 预热", k=1)
 
-    def _load(self, root: Path | None = None) -> Searcher:
-        index = load_index(root or self.settings.index, model=self.embedder.name)
+    def _load(self, index: Index | None = None, previous: Searcher | None = None) -> Searcher:
+        index = index or load_index(self.settings.index, model=self.embedder.name)
         return Searcher(index, self.embedder, public_only=self.settings.public_only,
-                        max_query_chars=self.settings.max_query_chars, reranker=self.reranker)
+                        max_query_chars=self.settings.max_query_chars, reranker=self.reranker,
+                        previous=previous)
 
-    def reload(self) -> tuple[str, str]:
-        """Load the published index; requests already running finish on the old one."""
+    def reload(self, index: Index | None = None) -> tuple[str, str]:
+        """Serve ``index``, or else the published one, read from disk; requests already
+        running finish on the old one."""
         with self._lock:
             old = self.searcher.version
-            self.searcher = self._load()
+            self.searcher = self._load(index, self.searcher)
             return old, self.searcher.version
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
@@ -118,10 +122,47 @@ def gap_report(log: GapLog, tags: dict[str, set[str]], since: str | None = None,
             and (include_resolved or t.status == "open")]
 
 
-def recheck_gaps(log: GapLog, searcher: Searcher) -> list[tuple[str, str]]:
-    """Search every open gap query again; mark those the knowledge base now answers."""
+def index_articles(cfg: Settings, builder: Builder, embedder_factory: Callable[[], Embedder],
+                   progress: Progress | None = None, shown_as: str | None = None) -> Built:
+    """What ``kb index`` does, in whichever process runs it (see kb.resident)."""
+    return builder.build(cfg.articles, embedder_factory, max_chunk_chars=cfg.max_chunk_chars,
+                         calibration=first_calibration(cfg), keep_versions=cfg.keep_versions,
+                         progress=progress, shown_as=shown_as)
+
+
+def first_calibration(cfg: Settings) -> Calibration | None:
+    """A knowledge base may carry its own fit (articles/calibration.json); a first build uses
+    it. Later builds carry the published version's forward."""
+    source = cfg.calibration or cfg.articles / "calibration.json"
+    if current_version(cfg.index) is not None or (cfg.calibration is None and not source.exists()):
+        return None
+    try:
+        return Calibration.from_dict(json.loads(source.read_text("utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise KBError(f"{source}:1: cannot read calibration: {exc}") from exc
+
+
+def open_gaps(cfg: Settings) -> GapLog | None:
+    """The gap log, if it has open gap queries a new version could answer."""
+    if not cfg.gap_path.exists():
+        return None
+    log = GapLog(cfg.gap_path)
+    return log if log.open_gap_texts() else None
+
+
+def recheck_lines(resolved: list[tuple[str, str]]) -> list[str]:
+    return [f"gap log: {len(resolved)} open gap queries now answered",
+            *(f"  resolved by {article}: {text}" for text, article in resolved[:20])]
+
+
+def recheck_gaps(log: GapLog, searcher: Searcher,
+                 stop: Callable[[], bool] = lambda: False) -> list[tuple[str, str]]:
+    """Search every open gap query again (until ``stop`` says so); mark those the knowledge
+    base now answers."""
     resolved = []
     for text in log.open_gap_texts():
+        if stop():
+            break
         try:
             outcome = searcher.search(text, k=1)
         except InvalidQuery:

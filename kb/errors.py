@@ -38,6 +38,14 @@ class ArticleError(KBError):
         super().__init__(f"{len(self.problems)} problem(s) in articles:\n{lines}")
 
 
+def error_lines(exc: KBError) -> list[str]:
+    """What a command prints, on stderr, for a domain error."""
+    if isinstance(exc, ArticleError):
+        return [*map(str, exc.problems),
+                f"error: {len(exc.problems)} problem(s) in articles; nothing was published"]
+    return [f"error: {exc.message}"]
+
+
 class IndexNotFound(KBError):
     code = "index_not_found"
     status = 503

@@ -19,6 +19,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,18 +126,21 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _write_json(path: Path, payload: object, *, indent: int | None = 1) -> None:
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=indent), encoding="utf-8")
+def _write_json(path: Path, payload: object) -> None:
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 def _fsync_tree(directory: Path) -> None:
-    for path in directory.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+    _fsync([path for path in directory.rglob("*") if path.is_file()])
 
 
-def publish(root: Path, staging: Path, version: str, keep: int) -> None:
+def _fsync(paths: list[Path]) -> None:
+    for path in paths:
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def publish(root: Path, staging: Path, version: str) -> None:
     """Move a fully written staging folder into place and point CURRENT at it."""
     _fsync_tree(staging)
     final = _versions_dir(root) / version
@@ -146,7 +150,6 @@ def publish(root: Path, staging: Path, version: str, keep: int) -> None:
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, root / "CURRENT")
-    _prune(root, keep, protect=version)
 
 
 def _prune(root: Path, keep: int, protect: str) -> None:
@@ -173,7 +176,7 @@ class _Previous:
     path: Path
     manifest: dict
     chunks: list[Chunk]
-    vectors: np.ndarray
+    vectors: VectorIndex
     calibration: Calibration
 
 
@@ -184,9 +187,34 @@ def _previous(root: Path, model: str) -> _Previous | None:
         vectors = VectorIndex.load(path / "vectors.faiss")
         if vectors.size != len(chunks):
             return None
-        return _Previous(path, manifest, chunks, vectors.reconstruct_all(), _read_calibration(path))
+        return _Previous(path, manifest, chunks, vectors, _read_calibration(path))
     except (IndexNotFound, IndexMismatch, OSError, ValueError, KeyError, TypeError):
         return None
+
+
+@dataclass
+class _Prepared:
+    """An article cut into chunks, with what a version stores of it: its record and its
+    chunks, as JSON too (encoding them is a tenth of a re-index), and its content hash."""
+
+    article: Article
+    max_chunk_chars: int
+    chunks: list[Chunk]
+    record: dict
+    hash: str
+    record_json: str
+    chunks_jsonl: str
+    token_lines: str | None = None  # BM25 tokens, one line per chunk, once a build needs them
+
+
+@dataclass
+class Built:
+    report: BuildReport
+    index: Index | None  # the version published, as load_index would return it; None if none
+
+
+Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
+EMBED_SLICE = 256  # texts per embedder call when progress is reported
 
 
 @contextlib.contextmanager
@@ -202,7 +230,139 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-@_collector_paused()
+class Builder:
+    """Builds versions of one index folder for one model.
+
+    Keeps what a build reads and makes for the next build: the parse cache, each article's
+    chunks and hash, and the published version's chunks, vectors and tokens. A process that
+    lives on (the service) so re-indexes a one-article edit without reading the index back.
+    Kept state is checked, not trusted: a version published by anyone else (CURRENT moved) is
+    read from disk, and articles are reused only while their files' stat says unchanged.
+    One build at a time per Builder; builds of one folder by several processes take turns.
+    """
+
+    def __init__(self, root: Path, model: str) -> None:
+        self.root = root
+        self.model = model
+        self._parsed: dict[str, Parsed] | None = None
+        self._prepared: dict[str, _Prepared] = {}
+        self._previous: _Previous | None = None
+        self._keep = 3
+
+    @_collector_paused()
+    def build(self, articles_dir: Path, embedder_factory: Callable[[], Embedder], *,
+              max_chunk_chars: int = 600, calibration: Calibration | None = None,
+              keep_versions: int = 3, progress: Progress | None = None,
+              shown_as: str | None = None) -> Built:
+        """Parse, chunk, embed what changed, and publish a new version (or nothing when
+        unchanged). Raises ArticleError, listing every problem, before anything is written.
+        Call ``tidy`` afterwards: it does what the published version does not wait for."""
+        started = time.perf_counter()
+        self._keep = keep_versions
+        articles = self.prepare(articles_dir, max_chunk_chars, shown_as)
+        chunks = [c for p in articles for c in p.chunks]
+        hashes = {p.article.id: p.hash for p in articles}
+        with _build_lock(self.root):
+            previous = self._published()
+            old_hashes = previous.manifest["article_hashes"] if previous else {}
+            report = BuildReport(
+                version=previous.path.name if previous else "",
+                articles=len(articles),
+                chunks=len(chunks),
+                embedded=0,
+                reused=0,
+                added=sorted(set(hashes) - set(old_hashes)),
+                changed=sorted(a for a in hashes if a in old_hashes and hashes[a] != old_hashes[a]),
+                removed=sorted(set(old_hashes) - set(hashes)),
+            )
+            if calibration is None:
+                calibration = previous.calibration if previous else Calibration()
+            if previous and hashes == old_hashes and previous.calibration == calibration:
+                report.published = False
+                report.reused = len(chunks)
+                report.seconds = time.perf_counter() - started
+                return Built(report, None)
+
+            staging, version = new_staging(self.root)
+            try:
+                with ThreadPoolExecutor(1) as worker:
+                    # BM25, pure Python, indexes while the model, which lets go of the GIL,
+                    # embeds, and the rest is written.
+                    lexical = worker.submit(_write_lexical, staging, articles, previous)
+                    vectors = _write_vectors(staging, chunks, previous, embedder_factory,
+                                             progress, report)
+                    # One JSON list, as json.dumps writes it without indent.
+                    (staging / "articles.json").write_text(
+                        "[" + ", ".join(p.record_json for p in articles) + "]", encoding="utf-8")
+                    (staging / "chunks.jsonl").write_text(
+                        "".join(p.chunks_jsonl for p in articles), encoding="utf-8")
+                    # Flushed to disk while BM25 is still at work: publishing flushes the rest.
+                    _fsync([staging / n for n in ("vectors.faiss", "articles.json", "chunks.jsonl")])
+                    lexical.result()
+                manifest = {
+                    "format": FORMAT,
+                    "version": version,
+                    "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "model": self.model,
+                    "dim": vectors.dim,
+                    "articles": len(articles),
+                    "chunks": len(chunks),
+                    "tokenizer": TOKENIZER,
+                    "article_hashes": hashes,
+                }
+                _write_json(staging / "calibration.json", calibration.to_dict())
+                _write_json(staging / "manifest.json", manifest)
+                publish(self.root, staging, version)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        path = _versions_dir(self.root) / version
+        self._previous = _Previous(path, manifest, chunks, vectors, calibration)
+        report.version = version
+        report.seconds = time.perf_counter() - started
+        records = {p.article.id: p.record for p in articles}
+        return Built(report, Index(version, path, manifest, records, chunks, vectors,
+                                   lexical.result(), calibration))
+
+    def tidy(self) -> None:
+        """Prune old versions and save the parse cache: nothing a published version needs."""
+        _prune(self.root, self._keep, protect=current_version(self.root) or "")
+        if self._parsed is not None:
+            _write_parse_cache(self.root, self._parsed)
+
+    def warm(self, articles_dir: Path, max_chunk_chars: int = 600) -> None:
+        """Read now what the next build would: the articles and the published version."""
+        with _collector_paused():
+            self.prepare(articles_dir, max_chunk_chars)
+            self._published()
+
+    def prepare(self, articles_dir: Path, max_chunk_chars: int,
+                shown_as: str | None = None) -> list[_Prepared]:
+        """The articles, parsed and chunked, each only if its file changed since last time."""
+        if self._parsed is None:
+            self._parsed = _read_parse_cache(self.root)
+        articles = [self._prepare(a, max_chunk_chars)
+                    for a in load_articles(articles_dir, self._parsed, shown_as=shown_as)]
+        self._prepared = {p.article.id: p for p in articles}
+        return articles
+
+    def _prepare(self, article: Article, max_chunk_chars: int) -> _Prepared:
+        kept = self._prepared.get(article.id)
+        if kept is not None and kept.article is article and kept.max_chunk_chars == max_chunk_chars:
+            return kept
+        chunks = chunk_article(article, max_chunk_chars)
+        record = _article_record(article)
+        return _Prepared(article, max_chunk_chars, chunks, record,
+                         _digest([record, [c.hash for c in chunks]]), _JSON.encode(record),
+                         "".join(_JSON.encode(c.to_dict()) + "\n" for c in chunks))
+
+    def _published(self) -> _Previous | None:
+        """The published version: the one kept from the last build, unless CURRENT moved."""
+        if self._previous is None or self._previous.path.name != current_version(self.root):
+            self._previous = _previous(self.root, self.model)
+        return self._previous
+
+
 def build_index(
     articles_dir: Path,
     root: Path,
@@ -212,93 +372,30 @@ def build_index(
     max_chunk_chars: int = 600,
     calibration: Calibration | None = None,
     keep_versions: int = 3,
-    progress: bool = True,
+    progress: Progress | None = None,
 ) -> BuildReport:
-    """Parse, chunk, embed what changed, and publish a new version (or nothing when unchanged).
+    """One build by a fresh Builder (see Builder.build)."""
+    builder = Builder(root, model)
+    built = builder.build(articles_dir, embedder_factory, max_chunk_chars=max_chunk_chars,
+                          calibration=calibration, keep_versions=keep_versions,
+                          progress=progress)
+    builder.tidy()
+    return built.report
 
-    Raises ArticleError, listing every problem, before anything is written.
-    """
-    started = time.perf_counter()
-    parsed = _read_parse_cache(root)
-    articles = load_articles(articles_dir, parsed)
-    with _build_lock(root):
-        # Valid whether or not this build publishes: entries describe the files as read.
-        _write_parse_cache(root, parsed)
-        previous = _previous(root, model)
-        per_article = {a.id: chunk_article(a, max_chunk_chars) for a in articles}
-        chunks = [c for a in articles for c in per_article[a.id]]
-        records = {a.id: _article_record(a) for a in articles}
-        hashes = {a.id: _digest([records[a.id], [c.hash for c in per_article[a.id]]])
-                  for a in articles}
-        old_hashes = previous.manifest["article_hashes"] if previous else {}
-        report = BuildReport(
-            version=previous.path.name if previous else "",
-            articles=len(articles),
-            chunks=len(chunks),
-            embedded=0,
-            reused=0,
-            added=sorted(set(hashes) - set(old_hashes)),
-            changed=sorted(a for a in hashes if a in old_hashes and hashes[a] != old_hashes[a]),
-            removed=sorted(set(old_hashes) - set(hashes)),
-        )
-        if calibration is None:
-            calibration = previous.calibration if previous else Calibration()
-        if previous and hashes == old_hashes and previous.calibration == calibration:
-            report.published = False
-            report.reused = len(chunks)
-            report.seconds = time.perf_counter() - started
-            return report
 
-        known: dict[str, np.ndarray] = {}
-        if previous is not None:
-            known = {c.hash: previous.vectors[i] for i, c in enumerate(previous.chunks)}
-        missing = sorted({c.hash: c.embed_text for c in chunks if c.hash not in known}.items())
-        dim = previous.vectors.shape[1] if previous else 0
-        if missing or previous is None:
-            embedder = embedder_factory()
-            dim = embedder.dim
-            texts = [text for _, text in missing]
-            # One call: the embedder sorts by length and batches, so batches pad little.
-            fresh = embedder.embed(texts, progress=progress)
-            known.update({h: fresh[i] for i, (h, _) in enumerate(missing)})
-        report.embedded = len(missing)
-        fresh_hashes = {h for h, _ in missing}
-        report.reused = sum(1 for c in chunks if c.hash not in fresh_hashes)
-        matrix = (np.stack([known[c.hash] for c in chunks]) if chunks
-                  else np.zeros((0, dim), dtype=np.float32))
-
-        staging, version = new_staging(root)
-        try:
-            VectorIndex.build(matrix, dim).save(staging / "vectors.faiss")
-            lexical_dir = staging / "lexical"
-            lexical_dir.mkdir()
-            tokens = _tokens(chunks, previous)
-            LexicalIndex.build(tokens).save(lexical_dir)
-            _write_tokens(lexical_dir / TOKENS_FILE, tokens)
-            # No indent: the pretty-printer is pure Python and slow on thousands of articles.
-            _write_json(staging / "articles.json", list(records.values()), indent=None)
-            with open(staging / "chunks.jsonl", "w", encoding="utf-8") as out:
-                for c in chunks:
-                    out.write(_JSON.encode(c.to_dict()) + "\n")
-            _write_json(staging / "calibration.json", calibration.to_dict())
-            _write_json(staging / "manifest.json", {
-                "format": FORMAT,
-                "version": version,
-                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "model": model,
-                "dim": dim,
-                "articles": len(articles),
-                "chunks": len(chunks),
-                "tokenizer": TOKENIZER,
-                "article_hashes": hashes,
-            })
-            publish(root, staging, version, keep_versions)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    report.version = version
-    report.seconds = time.perf_counter() - started
-    return report
+def _embed(embedder: Embedder, texts: list[str], progress: Progress | None) -> np.ndarray:
+    if progress is None:
+        # One call: the embedder sorts by length and batches, so batches pad little.
+        return embedder.embed(texts)
+    # Slices of texts of like length pad as little as one call does.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    progress(0, len(texts))
+    for start in range(0, len(texts), EMBED_SLICE):
+        rows = order[start:start + EMBED_SLICE]
+        out[rows] = embedder.embed([texts[i] for i in rows])
+        progress(start + len(rows), len(texts))
+    return out
 
 
 def _read_parse_cache(root: Path) -> dict[str, Parsed]:
@@ -311,30 +408,67 @@ def _read_parse_cache(root: Path) -> dict[str, Parsed]:
 
 
 def _write_parse_cache(root: Path, cache: dict[str, Parsed]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f"{PARSE_CACHE}.{secrets.token_hex(4)}.tmp"
     with open(tmp, "wb") as handle:
         pickle.dump(cache, handle, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, root / PARSE_CACHE)
 
 
-def _tokens(chunks: list[Chunk], previous: _Previous | None) -> list[list[str]]:
-    """BM25 tokens per chunk; unchanged chunks reuse the previous version's (segmentation is
-    most of the work of re-indexing a large knowledge base after a one-article edit)."""
-    known: dict[str, list[str]] = {}
-    stored = previous.path / "lexical" / TOKENS_FILE if previous else None
-    if previous and stored and stored.exists() and previous.manifest.get("tokenizer") == TOKENIZER:
-        with open(stored, encoding="utf-8") as handle:
-            known = {c.lexical_text: line.split()
-                     for c, line in zip(previous.chunks, handle, strict=True)}
-    return [known[c.lexical_text] if c.lexical_text in known else tokenize(c.lexical_text)
-            for c in chunks]
+def _write_vectors(staging: Path, chunks: list[Chunk], previous: _Previous | None,
+                   embedder_factory: Callable[[], Embedder], progress: Progress | None,
+                   report: BuildReport) -> VectorIndex:
+    """The version's vectors: the previous version's for unchanged chunks, the rest embedded."""
+    matrix = previous.vectors.reconstruct_all() if previous else np.zeros((0, 0), np.float32)
+    row = {c.hash: i for i, c in enumerate(previous.chunks)} if previous else {}
+    missing = {c.hash: c.embed_text for c in chunks if c.hash not in row}
+    if missing or previous is None:
+        fresh = _embed(embedder_factory(), list(missing.values()), progress)
+        row.update({h: len(matrix) + i for i, h in enumerate(missing)})
+        matrix = np.concatenate([matrix.reshape(-1, fresh.shape[1]), fresh])
+    report.embedded = len(missing)
+    report.reused = sum(1 for c in chunks if c.hash not in missing)
+    vectors = VectorIndex.build(matrix[[row[c.hash] for c in chunks]], matrix.shape[1])
+    vectors.save(staging / "vectors.faiss")
+    return vectors
 
 
-def _write_tokens(path: Path, tokens: list[list[str]]) -> None:
-    # A token never holds whitespace (kb.text cuts at it), so a line of them needs no quoting;
-    # JSON lines took several times as long to write and to read back.
-    with open(path, "w", encoding="utf-8") as out:
-        out.writelines(" ".join(t) + "\n" for t in tokens)
+def _write_lexical(staging: Path, articles: list[_Prepared],
+                   previous: _Previous | None) -> LexicalIndex:
+    """The version's BM25 index and tokens."""
+    _tokenize(articles, previous)
+    lexical = LexicalIndex.build([line.split() for p in articles
+                                  for line in p.token_lines.splitlines()])  # type: ignore[union-attr]
+    folder = staging / "lexical"
+    folder.mkdir()
+    lexical.save(folder)
+    (folder / TOKENS_FILE).write_text("".join(p.token_lines for p in articles),  # type: ignore[misc]
+                                      encoding="utf-8")
+    return lexical
+
+
+def _tokenize(articles: list[_Prepared], previous: _Previous | None) -> None:
+    """Give each article without them its chunks' BM25 tokens. Segmentation is most of the
+    work of re-indexing a large knowledge base after a one-article edit: a Builder keeps the
+    tokens of articles it has seen, and a fresh one reads the published version's tokens file.
+
+    A token never holds whitespace (kb.text cuts at it), so a line of them needs no quoting;
+    JSON lines took several times as long to write and to read back.
+    """
+    todo = [p for p in articles if p.token_lines is None]
+    stored: dict[str, str] = {}
+    if (len(todo) == len(articles) and previous
+            and previous.manifest.get("tokenizer") == TOKENIZER):
+        try:
+            with open(previous.path / "lexical" / TOKENS_FILE, encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except OSError:
+            lines = []
+        if len(lines) == len(previous.chunks):
+            stored = {c.lexical_text: line for c, line in zip(previous.chunks, lines, strict=True)}
+    for p in todo:
+        p.token_lines = "".join(stored.get(c.lexical_text) or " ".join(tokenize(c.lexical_text))
+                                + "\n" for c in p.chunks)
 
 
 def load_index(root: Path, model: str | None = None, version: str | None = None) -> Index:
@@ -394,8 +528,9 @@ def publish_calibration(root: Path, calibration: Calibration, keep_versions: int
                 (staging / name).unlink()
             _write_json(staging / "calibration.json", calibration.to_dict())
             _write_json(staging / "manifest.json", {**current.manifest, "version": version})
-            publish(root, staging, version, keep_versions)
+            publish(root, staging, version)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+    _prune(root, keep_versions, protect=version)
     return version

@@ -93,13 +93,16 @@ class Searcher:
     """Answers queries against one loaded index version."""
 
     def __init__(self, index: Index, embedder: Embedder, *, public_only: bool = False,
-                 max_query_chars: int = 1000, reranker: Reranker | None = None) -> None:
+                 max_query_chars: int = 1000, reranker: Reranker | None = None,
+                 previous: Searcher | None = None) -> None:
+        """``previous``, the searcher this one replaces, lends what it computed for articles
+        that did not change."""
         self.index = index
         self.reranker = reranker
         self.embedder = embedder
         self.public_only = public_only
         self.max_query_chars = max_query_chars
-        self._article_text = self._fold_articles()
+        self._article_text = self._fold_articles(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
         self.vectors = index.vectors.reconstruct_all()
 
@@ -107,13 +110,22 @@ class Searcher:
     def version(self) -> str:
         return self.index.version
 
-    def _fold_articles(self) -> list[str]:
+    def _fold_articles(self, previous: Searcher | None) -> list[str]:
+        """Each article's searchable text, normalized."""
+        hashes = self.index.manifest["article_hashes"]
+        kept: dict[str, str] = {}
+        if previous is not None:  # an article's hash covers its record and its chunks
+            old = previous.index.manifest["article_hashes"]
+            kept = {a: text for a, text in zip(previous.index.article_ids,
+                                               previous._article_text, strict=True)
+                    if old[a] == hashes.get(a)}
         texts: dict[str, list[str]] = {a: [r["title"], *r["questions"]]
-                                       for a, r in self.index.articles.items()}
+                                       for a, r in self.index.articles.items() if a not in kept}
         for chunk in self.index.chunks:
-            if chunk.kind == "section":
+            if chunk.kind == "section" and chunk.article_id in texts:
                 texts[chunk.article_id].extend([chunk.section, chunk.text])
-        return [normalize("\n".join(texts[a])) for a in self.index.article_ids]
+        return [kept[a] if a in kept else normalize("\n".join(texts[a]))
+                for a in self.index.article_ids]
 
     def _compute_mask(self, filters: Filters) -> np.ndarray | None:
         """Rows a query may see, or None when every row may be seen."""

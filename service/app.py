@@ -10,11 +10,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from kb.config import Settings
+from kb.config import Settings, load_settings
 from kb.embedding import Embedder
 from kb.engine import Engine
 from kb.errors import IndexNotFound
 from service import access_log, errors
+from service.indexing import Indexing
 from service.routes import admin, gaps, search
 
 log = logging.getLogger("kb.service")
@@ -22,7 +23,7 @@ PAGE = Path(__file__).parent / "static" / "index.html"
 
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,7 +35,14 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
             # Serve anyway: /healthz says 503 until an index is published and reloaded.
             log.warning("%s", exc.message)
             app.state.engine = None
-        yield
+        indexing = Indexing(app, settings, embedder) if settings.accept_builds else None
+        if indexing is not None:
+            indexing.start()
+        try:
+            yield
+        finally:
+            if indexing is not None:
+                indexing.close()
 
     app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan,
                   description="Knowledge-base search for customer-service and IT-support teams.")

@@ -32,7 +32,7 @@ class FakeEmbedder:
         self.calls = 0
         self.texts = 0
 
-    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
         self.texts += len(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -59,7 +59,7 @@ def fixture_index(tmp_path_factory: pytest.TempPathFactory,
                   real_embedder: Embedder) -> Path:
     """The fixture knowledge base indexed with the real model, once per session (read-only)."""
     root = tmp_path_factory.mktemp("fixture-index")
-    build_index(FIXTURE_KB, root, lambda: real_embedder, real_embedder.name, progress=False)
+    build_index(FIXTURE_KB, root, lambda: real_embedder, real_embedder.name)
     return root
 
 

@@ -144,3 +144,26 @@ def test_parse_cache_trusts_an_unchanged_stat_and_rereads_anything_else(tmp_path
     os.utime(old, ns=(past, past))
     assert [a.title for a in load_articles(tmp_path, cache)] == ["New", "Odd"]
     assert parsed == ["old.md"]
+
+
+def test_files_are_cached_by_where_they_are_and_named_as_shown(tmp_path, monkeypatch):
+    import kb.articles
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    write(folder, "a.md", ARTICLE.format("a"))
+    monkeypatch.chdir(tmp_path)
+    cache: dict = {}
+    assert [a.path for a in load_articles(Path("articles"), cache)] == ["articles/a.md"]
+    assert list(cache) == [str(folder / "a.md")]
+    parsed: list[str] = []
+    real = kb.articles.parse_article
+    monkeypatch.setattr(kb.articles, "parse_article",
+                        lambda path, display=None: parsed.append(path.name) or real(path, display))
+    # The same files built for a command run elsewhere: found in the cache, named as it names them.
+    elsewhere = load_articles(folder, cache, shown_as="../kb/articles")
+    assert [a.path for a in elsewhere] == ["../kb/articles/a.md"] and parsed == []
+    write(folder, "bad.md", "no front matter\n")
+    with pytest.raises(ArticleError) as err:
+        load_articles(folder, cache, shown_as="../kb/articles")
+    assert str(err.value.problems[0]).startswith("../kb/articles/bad.md:1:")

@@ -84,3 +84,20 @@ def test_missing_index_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("KB_INDEX", str(tmp_path / "none"))
     result = runner.invoke(cli, ["search", "vpn"])
     assert result.exit_code == 2 and "run 'kb index' first" in result.output
+
+
+def test_an_invalid_setting_is_a_clear_error(monkeypatch, env):
+    monkeypatch.setenv("KB_BATCH_SIZE", "abc")
+    result = runner.invoke(cli, ["search", "vpn"])
+    assert result.exit_code == 2
+    assert "KB_BATCH_SIZE='abc': Input should be a valid integer" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_the_kb_command_reaches_the_full_command_line_when_no_service_builds():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "kb", "index", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "--local" in done.stdout

@@ -25,11 +25,11 @@ class SlowEmbedder(FakeEmbedder):
         self.release = threading.Event()
         self.sizes: list[int] = []
 
-    def embed(self, texts, *, progress=False):  # type: ignore[no-untyped-def]
+    def embed(self, texts):  # type: ignore[no-untyped-def]
         self.sizes.append(len(texts))
         if len(self.sizes) == 1:
             self.release.wait(5)
-        return super().embed(texts, progress=progress)
+        return super().embed(texts)
 
 
 def test_concurrent_queries_share_a_model_pass_and_get_their_own_vectors():
@@ -50,7 +50,7 @@ def test_concurrent_queries_share_a_model_pass_and_get_their_own_vectors():
 
 def test_bulk_calls_bypass_the_queue_and_errors_reach_the_caller():
     class Broken(FakeEmbedder):
-        def embed(self, texts, *, progress=False):  # type: ignore[no-untyped-def]
+        def embed(self, texts):  # type: ignore[no-untyped-def]
             if len(texts) == 1:
                 raise RuntimeError("model failed")
             return super().embed(texts)

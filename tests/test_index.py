@@ -4,12 +4,12 @@ import shutil
 import pytest
 
 from kb.errors import ArticleError, IndexMismatch, IndexNotFound
-from kb.index import build_index, current_version, load_index, publish_calibration
+from kb.index import Builder, build_index, current_version, load_index, publish_calibration
 from kb.ranking import Calibration
 
 
 def build(articles, root, embedder, **kw):
-    return build_index(articles, root, lambda: embedder, embedder.name, progress=False, **kw)
+    return build_index(articles, root, lambda: embedder, embedder.name, **kw)
 
 
 def test_build_publishes_a_self_describing_version(kb_copy, tmp_path, fake_embedder):
@@ -49,7 +49,7 @@ def test_unchanged_articles_publish_nothing_and_load_no_model(kb_copy, tmp_path,
     def no_model():
         raise AssertionError("the model must not be loaded when nothing needs embedding")
 
-    again = build_index(kb_copy, root, no_model, "fake", progress=False)
+    again = build_index(kb_copy, root, no_model, "fake")
     assert not again.published and current_version(root) == first.version
 
 
@@ -77,7 +77,7 @@ def test_a_model_change_rebuilds_every_vector(kb_copy, tmp_path, fake_embedder):
     build(kb_copy, root, fake_embedder)
     other = type(fake_embedder)()
     other.name = "fake-2"
-    report = build_index(kb_copy, root, lambda: other, "fake-2", progress=False)
+    report = build_index(kb_copy, root, lambda: other, "fake-2")
     assert report.reused == 0 and report.embedded > 0
     assert load_index(root).manifest["model"] == "fake-2"
 
@@ -181,3 +181,71 @@ def test_a_corrupt_parse_cache_is_ignored(kb_copy, tmp_path, fake_embedder):
     (root / "parsed-articles.pickle").write_bytes(b"not a pickle")
     (kb_copy / "extra.md").write_text("---\nid: extra\ntitle: Extra\ntype: faq\n---\nText\n")
     assert build(kb_copy, root, fake_embedder).added == ["extra"]
+
+
+def _files(root):
+    version = root / "versions" / current_version(root)
+    names = ["chunks.jsonl", "articles.json", "calibration.json", "lexical/tokens.txt"]
+    return {n: (version / n).read_text(encoding="utf-8") for n in names}
+
+
+def test_a_builder_that_lives_on_builds_what_a_fresh_one_would(kb_copy, tmp_path, fake_embedder,
+                                                               monkeypatch):
+    import kb.index
+
+    kept, fresh = tmp_path / "kept", tmp_path / "fresh"
+    builder = Builder(kept, fake_embedder.name)
+    builder.build(kb_copy, lambda: fake_embedder)
+    builder.tidy()
+    path = kb_copy / "wifi-8021x.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\nZebracorn certificate.\n",
+                    encoding="utf-8")
+    (kb_copy / "vpn-error-809.md").unlink()
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the previous version was read back from disk")
+
+    monkeypatch.setattr(kb.index, "_previous", no_reading)
+    monkeypatch.setattr(kb.index, "_read_parse_cache", no_reading)
+    built = builder.build(kb_copy, lambda: fake_embedder)
+    monkeypatch.undo()
+    assert built.report.changed == ["wifi-8021x"] and built.report.removed == ["vpn-error-809"]
+    build(kb_copy, fresh, fake_embedder)
+    assert _files(kept) == _files(fresh)
+
+    # What the build hands over is what load_index would read from disk.
+    loaded = load_index(kept)
+    index = built.index
+    assert (index.version, index.path, index.manifest) == (loaded.version, loaded.path,
+                                                           loaded.manifest)
+    assert index.articles == loaded.articles and index.chunks == loaded.chunks
+    assert index.calibration == loaded.calibration
+    assert (index.vectors.reconstruct_all() == loaded.vectors.reconstruct_all()).all()
+    probe = ["zebracorn", "vpn", "退款", "打印机"]
+    assert (index.lexical.scores(probe) == loaded.lexical.scores(probe)).all()
+
+
+def test_a_builder_reads_a_version_published_by_someone_else(kb_copy, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    builder = Builder(root, fake_embedder.name)
+    builder.build(kb_copy, lambda: fake_embedder)
+    one, two = kb_copy / "wifi-8021x.md", kb_copy / "printer-offline-hant.md"
+    one.write_text(one.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+    assert build(kb_copy, root, fake_embedder).changed == ["wifi-8021x"]  # another process
+    two.write_text(two.read_text(encoding="utf-8") + "\n再加一行。\n", encoding="utf-8")
+    # Measured against what is published now, not against what this builder last published.
+    assert builder.build(kb_copy, lambda: fake_embedder).report.changed == ["printer-offline-hant"]
+
+
+def test_build_progress_reports_every_text_and_changes_no_vector(kb_copy, tmp_path,
+                                                                 fake_embedder, monkeypatch):
+    monkeypatch.setattr("kb.index.EMBED_SLICE", 7)  # several slices from a small knowledge base
+    steps = []
+    build(kb_copy, tmp_path / "a", fake_embedder, progress=lambda done, total: steps.append(
+        (done, total)))
+    build(kb_copy, tmp_path / "b", fake_embedder)
+    total = steps[0][1]
+    assert steps[0] == (0, total) and steps[-1] == (total, total) and total > 14
+    assert [d for d, _ in steps] == list(range(0, total, 7)) + [total]
+    vectors = [load_index(tmp_path / n).vectors.reconstruct_all() for n in "ab"]
+    assert (vectors[0] == vectors[1]).all()

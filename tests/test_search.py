@@ -102,3 +102,23 @@ def test_the_service_path_through_the_batching_embedder_ranks_the_same(fixture_i
         a, b = direct.search(query, k=5), batching.search(query, k=5)
         assert [(h.id, h.score) for h in a.hits] == [(h.id, h.score) for h in b.hits]
         assert (a.answered, a.confidence) == (b.answered, b.confidence)
+
+
+def test_a_searcher_reuses_what_its_predecessor_folded_for_unchanged_articles(
+        kb_copy, tmp_path, fake_embedder, monkeypatch):
+    import kb.search
+    from kb.index import Builder
+
+    builder = Builder(tmp_path / "index", fake_embedder.name)
+    first = Searcher(builder.build(kb_copy, lambda: fake_embedder).index, fake_embedder)
+    path = kb_copy / "wifi-8021x.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\nZebracorn certificate.\n",
+                    encoding="utf-8")
+    index = builder.build(kb_copy, lambda: fake_embedder).index
+    folded = []
+    real = kb.search.normalize
+    monkeypatch.setattr(kb.search, "normalize", lambda text: folded.append(text) or real(text))
+    second = Searcher(index, fake_embedder, previous=first)
+    assert len(folded) == 1 and "Zebracorn" in folded[0]
+    monkeypatch.undo()
+    assert second._article_text == Searcher(index, fake_embedder)._article_text

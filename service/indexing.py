@@ -1,0 +1,149 @@
+"""Builds that ``kb index`` hands to the service (kb.resident).
+
+The service builds with its own model and with what its Builder kept from the last build, serves
+the new version the moment it is published, and answers the command. Open gap queries are
+re-checked against the new version afterwards, in the background: their number grows with the
+query log, and the writer who ran ``kb index`` need not wait for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+
+from kb.config import Settings, load_settings
+from kb.embedding import Embedder, load_embedder
+from kb.engine import Engine, index_articles, open_gaps, recheck_gaps
+from kb.errors import KBError, error_lines
+from kb.gaps import GapLog
+from kb.index import Builder, Index
+from kb.resident import FLAGS, Listener
+from kb.search import Searcher
+
+if TYPE_CHECKING:
+    from kb.resident import Send
+
+log = logging.getLogger("kb.service")
+
+
+class Indexing:
+    def __init__(self, app: FastAPI, settings: Settings, embedder: Embedder | None) -> None:
+        self.app = app
+        self.settings = settings
+        self._embedder = embedder
+        self.builder = Builder(settings.index, embedder.name if embedder else settings.model)
+        self.listener = Listener(settings.index, self.handle)
+        self._recheck: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._building = threading.Lock()
+
+    def start(self) -> None:
+        reason = self.listener.start()
+        if reason is not None:
+            log.warning("%s; 'kb index' will build in its own process", reason)
+            return
+        threading.Thread(target=self._warm, name="kb-index-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        """So that the first 'kb index' after a start is as quick as the next ones."""
+        with self._building:
+            try:
+                self.builder.warm(self.settings.articles, self.settings.max_chunk_chars)
+            except (KBError, OSError) as exc:  # the command will say what is wrong, if it is
+                log.info("not warmed up for 'kb index': %s", exc)
+
+    def close(self) -> None:
+        self.listener.close()
+        self._stop_recheck()
+
+    def handle(self, request: dict[str, Any], send: Send) -> None:
+        try:
+            flags = request["flags"]
+            asked = load_settings(request["env"], **{k: flags.get(k) for k in FLAGS})
+            cfg = asked.relative_to(Path(request["cwd"]))
+        except KBError as exc:
+            return self._fail(send, error_lines(exc))
+        except (KeyError, TypeError, AttributeError):
+            return self._fail(send, ["error: malformed request from 'kb index'"])
+        if os.path.realpath(cfg.index) != os.path.realpath(self.settings.index):
+            return send({"declined": f"the service serves {self.settings.index}, not {cfg.index}"})
+        if cfg.model != self.builder.model:
+            return send({"declined": f"the service runs model {self.builder.model!r}, "
+                                     f"not {cfg.model!r}"})
+        self._stop_recheck()
+        with self._building:
+            self._build(cfg, asked, send)
+
+    def _build(self, cfg: Settings, asked: Settings, send: Send) -> None:
+        try:
+            built = index_articles(cfg, self.builder, self._embedder_now,
+                                   lambda done, total: send({"progress": [done, total]}),
+                                   shown_as=str(asked.articles))
+            if built.index is not None:
+                self._serve(built.index)
+        except KBError as exc:
+            return self._fail(send, error_lines(exc))
+        except Exception as exc:  # reported to the command, and the service keeps serving
+            log.exception("'kb index' failed in the service")
+            return self._fail(send, [f"error: the service could not build the index: {exc}"], 1)
+        summary = built.report.summary()
+        log.info("kb index: %s", summary)
+        send({"out": summary})
+        gaps = open_gaps(cfg) if built.index is not None else None
+        if gaps is not None:
+            send({"out": "gap log: the service re-checks open gap queries against the new "
+                         "version; 'kb gaps --all' shows those it resolves"})
+        send({"exit": 0})
+        try:
+            self.builder.tidy()
+        except OSError as exc:  # a cache and old versions: the next build tries again
+            log.warning("could not tidy %s after 'kb index': %s", self.settings.index, exc)
+        if gaps is not None and built.index is not None:
+            self._recheck_later(gaps, built.index, cfg)
+
+    @staticmethod
+    def _fail(send: Send, lines: list[str], status: int = 2) -> None:
+        for line in lines:
+            send({"err": line})
+        send({"exit": status})
+
+    def _embedder_now(self) -> Embedder:
+        engine: Engine | None = self.app.state.engine
+        if engine is not None:
+            return engine.embedder.inner
+        if self._embedder is None:
+            self._embedder = load_embedder(self.settings)
+        return self._embedder
+
+    def _serve(self, index: Index) -> None:
+        engine: Engine | None = self.app.state.engine
+        if engine is None:  # started before anything was published
+            self.app.state.engine = Engine(self.settings, self._embedder_now())
+        else:
+            engine.reload(index)
+
+    def _recheck_later(self, gaps: GapLog, index: Index, cfg: Settings) -> None:
+        searcher = Searcher(index, self._embedder_now(), max_query_chars=cfg.max_query_chars)
+
+        def run() -> None:
+            resolved = recheck_gaps(gaps, searcher, stop=self._stop.is_set)
+            log.info("gap log: %d open gap queries now answered by %s", len(resolved),
+                     index.version)
+            for text, article in resolved:
+                log.info("  resolved by %s: %s", article, text)
+
+        self._stop.clear()
+        self._recheck = threading.Thread(target=run, name="kb-gap-recheck", daemon=True)
+        self._recheck.start()
+
+    def _stop_recheck(self) -> None:
+        """A new build supersedes the re-check under way: the next re-check covers its gaps."""
+        if self._recheck is not None:
+            self._stop.set()
+            self._recheck.join()
+            self._recheck = None
