@@ -215,6 +215,7 @@ class Built:
 
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 EMBED_SLICE = 256  # texts per embedder call when progress is reported
+OVERLAP_TEXTS = 64  # at most this many texts to embed: BM25 indexes meanwhile
 
 
 @contextlib.contextmanager
@@ -283,13 +284,16 @@ class Builder:
                 report.seconds = time.perf_counter() - started
                 return Built(report, None)
 
+            known, missing = _known_vectors(chunks, previous)
             staging, version = new_staging(self.root)
             try:
                 with ThreadPoolExecutor(1) as worker:
-                    # BM25, pure Python, indexes while the model, which lets go of the GIL,
-                    # embeds, and the rest is written.
-                    lexical = worker.submit(_write_lexical, staging, articles, previous)
-                    vectors = _write_vectors(staging, chunks, previous, embedder_factory,
+                    # A few texts to embed: BM25, pure Python, indexes meanwhile, as the model
+                    # lets go of the GIL. Many: the model keeps every core busy, and a thread
+                    # beside it would slow it down by more than it saves.
+                    lexical = (worker.submit(_write_lexical, staging, articles, previous)
+                               if len(missing) <= OVERLAP_TEXTS else None)
+                    vectors = _write_vectors(staging, chunks, known, missing, embedder_factory,
                                              progress, report)
                     # One JSON list, as json.dumps writes it without indent.
                     (staging / "articles.json").write_text(
@@ -298,7 +302,8 @@ class Builder:
                         "".join(p.chunks_jsonl for p in articles), encoding="utf-8")
                     # Flushed to disk while BM25 is still at work: publishing flushes the rest.
                     _fsync([staging / n for n in ("vectors.faiss", "articles.json", "chunks.jsonl")])
-                    lexical.result()
+                    bm25 = (lexical.result() if lexical is not None
+                            else _write_lexical(staging, articles, previous))
                 manifest = {
                     "format": FORMAT,
                     "version": version,
@@ -321,8 +326,8 @@ class Builder:
         report.version = version
         report.seconds = time.perf_counter() - started
         records = {p.article.id: p.record for p in articles}
-        return Built(report, Index(version, path, manifest, records, chunks, vectors,
-                                   lexical.result(), calibration))
+        return Built(report, Index(version, path, manifest, records, chunks, vectors, bm25,
+                                   calibration))
 
     def tidy(self) -> None:
         """Prune old versions and save the parse cache: nothing a published version needs."""
@@ -415,16 +420,26 @@ def _write_parse_cache(root: Path, cache: dict[str, Parsed]) -> None:
     os.replace(tmp, root / PARSE_CACHE)
 
 
-def _write_vectors(staging: Path, chunks: list[Chunk], previous: _Previous | None,
+def _known_vectors(chunks: list[Chunk], previous: _Previous | None
+                   ) -> tuple[tuple[np.ndarray, dict[str, int]] | None, dict[str, str]]:
+    """The previous version's vectors (and their rows by chunk hash), if any, and the texts of
+    the chunks they lack, by hash."""
+    if previous is None:
+        return None, {c.hash: c.embed_text for c in chunks}
+    row = {c.hash: i for i, c in enumerate(previous.chunks)}
+    return ((previous.vectors.reconstruct_all(), row),
+            {c.hash: c.embed_text for c in chunks if c.hash not in row})
+
+
+def _write_vectors(staging: Path, chunks: list[Chunk],
+                   known: tuple[np.ndarray, dict[str, int]] | None, missing: dict[str, str],
                    embedder_factory: Callable[[], Embedder], progress: Progress | None,
                    report: BuildReport) -> VectorIndex:
-    """The version's vectors: the previous version's for unchanged chunks, the rest embedded."""
-    matrix = previous.vectors.reconstruct_all() if previous else np.zeros((0, 0), np.float32)
-    row = {c.hash: i for i, c in enumerate(previous.chunks)} if previous else {}
-    missing = {c.hash: c.embed_text for c in chunks if c.hash not in row}
-    if missing or previous is None:
+    """The version's vectors: those known for unchanged chunks, the rest embedded."""
+    matrix, row = known or (np.zeros((0, 0), np.float32), {})
+    if missing or known is None:
         fresh = _embed(embedder_factory(), list(missing.values()), progress)
-        row.update({h: len(matrix) + i for i, h in enumerate(missing)})
+        row = {**row, **{h: len(matrix) + i for i, h in enumerate(missing)}}
         matrix = np.concatenate([matrix.reshape(-1, fresh.shape[1]), fresh])
     report.embedded = len(missing)
     report.reused = sum(1 for c in chunks if c.hash not in missing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -193,9 +194,11 @@ class Searcher:
         return found / len(terms)
 
     def run(self, lexical_text: str, dense_text: str, terms: set[str], lang: str,
-            filters: Filters, k: int) -> tuple[list[Ranked], dict[str, float], float, np.ndarray]:
+            filters: Filters, k: int, pending: Future[np.ndarray] | None = None
+            ) -> tuple[list[Ranked], dict[str, float], float, np.ndarray]:
+        """``pending``: the vector of ``dense_text``, if already asked for."""
         # The model runs in its own thread when it can: the lexical half does not wait for it.
-        pending = encode_one(self.embedder, dense_text)
+        pending = pending or encode_one(self.embedder, dense_text)
         lexical = self.lexical(tokenize(lexical_text), filters)
         qvec = pending.result()
         cands = self._candidates(lexical, qvec, filters)
@@ -223,10 +226,11 @@ class Searcher:
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None) -> Outcome:
         text = self.validate(query)
+        pending = encode_one(self.embedder, text)  # first: all else overlaps the model
         terms = content_terms(text)
         lang = detect_lang(text)
         ranked, features, confidence, qvec = self.run(text, text, terms, lang,
-                                                      filters or Filters(), k)
+                                                      filters or Filters(), k, pending)
         return self.outcome(text, ranked, features, confidence, terms, lang, qvec)
 
     def outcome(self, query: str, ranked: list[Ranked], features: dict[str, float],

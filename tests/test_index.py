@@ -210,8 +210,12 @@ def test_a_builder_that_lives_on_builds_what_a_fresh_one_would(kb_copy, tmp_path
     built = builder.build(kb_copy, lambda: fake_embedder)
     monkeypatch.undo()
     assert built.report.changed == ["wifi-8021x"] and built.report.removed == ["vpn-error-809"]
+    # Also the other way to build: BM25 after the model, not beside it.
+    monkeypatch.setattr(kb.index, "OVERLAP_TEXTS", 0)
     build(kb_copy, fresh, fake_embedder)
+    monkeypatch.undo()
     assert _files(kept) == _files(fresh)
+    assert (load_index(kept).lexical.scores(["wifi"]) == load_index(fresh).lexical.scores(["wifi"])).all()
 
     # What the build hands over is what load_index would read from disk.
     loaded = load_index(kept)
