@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         "(over a Unix socket in the index folder, answered for the service's own user only): "
         "the service builds with what it holds in memory and serves the new version at once."
     )
+    reload_interval: float = Field(
+        1.0, ge=0, description="Seconds between the service's looks at the index folder for a "
+        "version published by another process (kb index --local, kb calibrate); 0: only POST "
+        "/admin/reload loads one."
+    )
     host: str = Field("127.0.0.1", description="Address the service listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the service listens on.")
 

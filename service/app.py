@@ -35,14 +35,12 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
             # Serve anyway: /healthz says 503 until an index is published and reloaded.
             log.warning("%s", exc.message)
             app.state.engine = None
-        indexing = Indexing(app, settings, embedder) if settings.accept_builds else None
-        if indexing is not None:
-            indexing.start()
+        indexing = Indexing(app, settings, embedder)
+        indexing.start()
         try:
             yield
         finally:
-            if indexing is not None:
-                indexing.close()
+            indexing.close()
 
     app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan,
                   description="Knowledge-base search for customer-service and IT-support teams.")

@@ -13,8 +13,8 @@ from kb.errors import IndexNotFound
 async def get_engine(request: Request) -> Engine:
     engine: Engine | None = request.app.state.engine
     if engine is None:
-        raise IndexNotFound("no index is loaded yet: run 'kb index' (an index published while "
-                            "the service was not listening: POST /admin/reload)")
+        raise IndexNotFound("no index is loaded yet: run 'kb index'; the service serves it as "
+                            "soon as it is published")
     return engine
 
 

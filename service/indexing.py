@@ -1,9 +1,13 @@
-"""Builds that ``kb index`` hands to the service (kb.resident).
+"""How the service keeps serving the current index version.
 
-The service builds with its own model and with what its Builder kept from the last build, serves
-the new version the moment it is published, and answers the command. Open gap queries are
-re-checked against the new version afterwards, in the background: their number grows with the
-query log, and the writer who ran ``kb index`` need not wait for them.
+``kb index`` hands its build to the service (kb.resident). The service builds with its own
+model and with what its Builder kept from the last build, serves the new version the moment it
+is published, and answers the command. Open gap queries are re-checked against the new version
+afterwards, in the background: their number grows with the query log, and the writer who ran
+``kb index`` need not wait for them.
+
+A version published by anyone else (``kb index --local``, ``kb calibrate``, another service on
+the same folder) is noticed through CURRENT and served within ``reload_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from kb.embedding import Embedder, load_embedder
 from kb.engine import Engine, index_articles, open_gaps, recheck_gaps
 from kb.errors import KBError, error_lines
 from kb.gaps import GapLog
-from kb.index import Builder, Index
+from kb.index import Builder, Index, current_version
 from kb.resident import FLAGS, Listener
 from kb.search import Searcher
 
@@ -40,14 +44,41 @@ class Indexing:
         self.listener = Listener(settings.index, self.handle)
         self._recheck: threading.Thread | None = None
         self._stop = threading.Event()
-        self._building = threading.Lock()
+        self._closing = threading.Event()
+        self._building = threading.Lock()  # one build or reload at a time
 
     def start(self) -> None:
+        if self.settings.reload_interval > 0:
+            threading.Thread(target=self._follow, name="kb-index-follow", daemon=True).start()
+        if not self.settings.accept_builds:
+            return
         reason = self.listener.start()
         if reason is not None:
             log.warning("%s; 'kb index' will build in its own process", reason)
             return
         threading.Thread(target=self._warm, name="kb-index-warm", daemon=True).start()
+
+    def _follow(self) -> None:
+        """Serve what CURRENT names, looked at every ``reload_interval`` seconds."""
+        refused = None
+        while not self._closing.wait(self.settings.reload_interval):
+            name = current_version(self.settings.index)
+            if name is None or name == refused or name == self._served():
+                continue
+            with self._building:  # a build serves its own version; then there is nothing to do
+                if name == self._served():
+                    continue
+                try:
+                    self._serve()
+                except KBError as exc:  # once per version: the log is not flooded every second
+                    log.warning("not serving %s: %s", name, exc.message)
+                    refused = name
+                    continue
+            log.info("serving %s, published by another process", name)
+
+    def _served(self) -> str | None:
+        engine: Engine | None = self.app.state.engine
+        return engine.searcher.version if engine is not None else None
 
     def _warm(self) -> None:
         """So that the first 'kb index' after a start is as quick as the next ones."""
@@ -58,6 +89,7 @@ class Indexing:
                 log.info("not warmed up for 'kb index': %s", exc)
 
     def close(self) -> None:
+        self._closing.set()
         self.listener.close()
         self._stop_recheck()
 
@@ -120,7 +152,8 @@ class Indexing:
             self._embedder = load_embedder(self.settings)
         return self._embedder
 
-    def _serve(self, index: Index) -> None:
+    def _serve(self, index: Index | None = None) -> None:
+        """Serve ``index``, or else the published version, read from disk."""
         engine: Engine | None = self.app.state.engine
         if engine is None:  # started before anything was published
             self.app.state.engine = Engine(self.settings, self._embedder_now())

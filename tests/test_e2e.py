@@ -1,5 +1,6 @@
-"""Edit an article, ``kb index``, reload: the new text is found, the removed text is gone, and an
-invalid edit leaves the old index serving."""
+"""Edit an article, ``kb index`` in its own process, reload: the new text is found, the removed
+text is gone, and an invalid edit leaves the old index serving. (The service building what
+``kb index`` hands it, and following what others publish: test_indexing.)"""
 
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -14,6 +15,7 @@ def test_edit_index_reload(tmp_path, kb_copy, real_embedder, monkeypatch):
     monkeypatch.setenv("KB_ARTICLES", str(kb_copy))
     monkeypatch.setenv("KB_INDEX", str(index))
     monkeypatch.setenv("KB_GAP_DB", str(tmp_path / "gaps.sqlite3"))
+    monkeypatch.setenv("KB_RELOAD_INTERVAL", "0")  # reloaded by hand here
     runner = CliRunner()
     first = runner.invoke(cli, ["index"])
     assert first.exit_code == 0, first.output

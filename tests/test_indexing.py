@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from kb.config import Settings
 from kb.gaps import GapLog
 from kb.index import build_index, current_version
-from kb.resident import hand_over
+from kb.resident import SOCKET, hand_over
 from service.app import create_app
 
 
@@ -95,3 +95,29 @@ def test_a_service_started_without_an_index_serves_the_first_build(
         assert hand_over(["index", "--articles", "articles", "--index", "index"]) == 0
         assert "8 added" in capsys.readouterr().out
         assert top(client, "VPN error 809") == "vpn-error-809"
+
+
+def test_a_version_published_by_another_process_is_served_by_itself(
+        tmp_path, kb_copy, real_embedder, fake_embedder, caplog):
+    index = tmp_path / "index"
+    build_index(kb_copy, index, lambda: real_embedder, real_embedder.name)
+    settings = Settings(articles=kb_copy, index=index, gap_db=tmp_path / "gaps.sqlite3",
+                        reload_interval=0.05, accept_builds=False)
+    with TestClient(create_app(settings, real_embedder)) as client:
+        assert not (index / SOCKET).exists()  # builds are not taken here
+        (kb_copy / "meeting-rooms.md").write_text(
+            "---\nid: meeting-rooms\ntitle: How to book a meeting room\ntype: faq\nlang: en\n"
+            "---\n# How to book a meeting room\n\nOpen the Rooms calendar in Outlook.\n")
+        build_index(kb_copy, index, lambda: real_embedder, real_embedder.name)  # kb index --local
+        published = current_version(index)
+        wait_for(lambda: client.get("/healthz").json()["index_version"] == published)
+        assert top(client, "how do I book a meeting room") == "meeting-rooms"
+
+        # A version the service cannot serve (another model) is refused, once, and the one
+        # it serves stays.
+        build_index(kb_copy, index, lambda: fake_embedder, fake_embedder.name)
+        wait_for(lambda: "not serving" in caplog.text)
+        time.sleep(0.2)
+        assert caplog.text.count("not serving") == 1
+        assert client.get("/healthz").json()["index_version"] == published
+        assert top(client, "how do I book a meeting room") == "meeting-rooms"
