@@ -235,8 +235,8 @@ class Builder:
     """Builds versions of one index folder for one model.
 
     Keeps what a build reads and makes for the next build: the parse cache, each article's
-    chunks and hash, and the published version's chunks, vectors and tokens. A process that
-    lives on (the service) so re-indexes a one-article edit without reading the index back.
+    chunks, JSON, tokens and hash, and the published version's chunks and vectors. A process
+    that lives on (the service) so re-indexes a one-article edit without reading the index back.
     Kept state is checked, not trusted: a version published by anyone else (CURRENT moved) is
     read from disk, and articles are reused only while their files' stat says unchanged.
     One build at a time per Builder; builds of one folder by several processes take turns.
