@@ -84,7 +84,7 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
     When 'kb serve' runs on the same index folder, the service does the build (unless
     --local): it serves the new version as soon as it is published.
     """
-    from kb.engine import index_articles, open_gaps, recheck_gaps, recheck_lines
+    from kb.engine import index_articles, open_gaps, recheck_gaps
     from kb.index import Builder
     from kb.search import Searcher
 
@@ -96,8 +96,10 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
     typer.echo(built.report.summary())
     if built.index is not None and (log := open_gaps(cfg)) is not None:
         searcher = Searcher(built.index, make(), max_query_chars=cfg.max_query_chars)
-        for line in recheck_lines(recheck_gaps(log, searcher)):
-            typer.echo(line)
+        resolved = recheck_gaps(log, searcher)
+        typer.echo(f"gap log: {len(resolved)} open gap queries now answered")
+        for text, article in resolved[:20]:
+            typer.echo(f"  resolved by {article}: {text}")
 
 
 def _progress_bar():  # type: ignore[no-untyped-def]

@@ -150,11 +150,6 @@ def open_gaps(cfg: Settings) -> GapLog | None:
     return log if log.open_gap_texts() else None
 
 
-def recheck_lines(resolved: list[tuple[str, str]]) -> list[str]:
-    return [f"gap log: {len(resolved)} open gap queries now answered",
-            *(f"  resolved by {article}: {text}" for text, article in resolved[:20])]
-
-
 def recheck_gaps(log: GapLog, searcher: Searcher,
                  stop: Callable[[], bool] = lambda: False) -> list[tuple[str, str]]:
     """Search every open gap query again (until ``stop`` says so); mark those the knowledge
