@@ -121,3 +121,15 @@ def test_a_version_published_by_another_process_is_served_by_itself(
         assert caplog.text.count("not serving") == 1
         assert client.get("/healthz").json()["index_version"] == published
         assert top(client, "how do I book a meeting room") == "meeting-rooms"
+
+
+def test_a_malformed_request_is_answered_with_an_error(service, tmp_path):
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(tmp_path / "index" / SOCKET))
+        sock.sendall(b'{"flags": {}}\n')
+        replies = [json.loads(line) for line in sock.makefile("r", encoding="utf-8")]
+    assert replies == [{"err": "error: malformed request from 'kb index'"}, {"exit": 2}]
+    assert top(service, "VPN error 809") == "vpn-error-809"

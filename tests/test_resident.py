@@ -95,3 +95,15 @@ def test_one_listener_per_index_folder_and_no_socket_left_behind(listening, tmp_
     assert not (tmp_path / SOCKET).exists()
     assert second.start() is None  # once the first has gone
     second.close()
+
+
+def test_a_garbled_request_is_dropped_and_the_listener_goes_on(listening):
+    listener, requests, script = listening
+    for garbage in (b"not json\n", b"[1, 2]\n", b""):
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(listener.path)
+            sock.sendall(garbage)
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(100) == b""  # closed without an answer
+    script.append({"exit": 0})
+    assert hand_over(["index", "--index", "."]) == 0 and len(requests) == 1
