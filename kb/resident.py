@@ -190,8 +190,9 @@ class Listener:
         self._server = socketserver.UnixStreamServer(address, Connection)
         os.chmod(self.path, 0o600)
         self._inode = os.stat(self.path).st_ino
-        threading.Thread(target=self._server.serve_forever, name="kb-index-listener",
-                         daemon=True).start()
+        # Polled this often for a stop: the service's shutdown waits up to that long.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                         name="kb-index-listener", daemon=True).start()
         return None
 
     def close(self) -> None:
