@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from kb.config import Settings, load_settings
-from kb.embedding import Embedder
+from kb.embedding import Embedder, load_embedder
 from kb.engine import Engine
 from kb.errors import IndexNotFound
 from service import access_log, errors
@@ -27,15 +27,16 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Loaded here, once: without an index yet, the engine made on the first publish uses it.
+        model = embedder or load_embedder(settings)
         app.state.settings = settings
-        app.state.embedder = embedder
         try:
-            app.state.engine = Engine(settings, embedder)
+            app.state.engine = Engine(settings, model)
         except IndexNotFound as exc:
-            # Serve anyway: /healthz says 503 until an index is published and reloaded.
+            # Serve anyway: /healthz says 503 until an index is published.
             log.warning("%s", exc.message)
             app.state.engine = None
-        indexing = Indexing(app, settings, embedder)
+        app.state.indexing = indexing = Indexing(app, settings, model)
         indexing.start()
         try:
             yield
@@ -46,7 +47,6 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
                   description="Knowledge-base search for customer-service and IT-support teams.")
     app.state.engine = None
     app.state.settings = settings
-    app.state.embedder = embedder
     errors.install(app)
     access_log.install()
     app.include_router(search.router)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from kb.config import Settings, load_settings
-from kb.embedding import Embedder, load_embedder
+from kb.embedding import Embedder
 from kb.engine import Engine, index_articles, open_gaps, recheck_gaps
 from kb.errors import KBError, error_lines
 from kb.gaps import GapLog
@@ -36,11 +36,11 @@ log = logging.getLogger("kb.service")
 
 
 class Indexing:
-    def __init__(self, app: FastAPI, settings: Settings, embedder: Embedder | None) -> None:
+    def __init__(self, app: FastAPI, settings: Settings, embedder: Embedder) -> None:
         self.app = app
         self.settings = settings
-        self._embedder = embedder
-        self.builder = Builder(settings.index, embedder.name if embedder else settings.model)
+        self.embedder = embedder
+        self.builder = Builder(settings.index, embedder.name)
         self.listener = Listener(settings.index, self.handle)
         self._recheck: threading.Thread | None = None
         self._stop = threading.Event()
@@ -75,6 +75,13 @@ class Indexing:
                     refused = name
                     continue
             log.info("serving %s, published by another process", name)
+
+    def reload(self) -> tuple[str | None, str]:
+        """Serve the published version, read from disk: the one served before, and it."""
+        with self._building:
+            previous = self._served()
+            self._serve()
+            return previous, self.app.state.engine.searcher.version
 
     def _served(self) -> str | None:
         engine: Engine | None = self.app.state.engine
@@ -113,7 +120,7 @@ class Indexing:
 
     def _build(self, cfg: Settings, asked: Settings, send: Send) -> None:
         try:
-            built = index_articles(cfg, self.builder, self._embedder_now,
+            built = index_articles(cfg, self.builder, lambda: self.embedder,
                                    lambda done, total: send({"progress": [done, total]}),
                                    shown_as=str(asked.articles))
             if built.index is not None:
@@ -144,24 +151,16 @@ class Indexing:
             send({"err": line})
         send({"exit": status})
 
-    def _embedder_now(self) -> Embedder:
-        engine: Engine | None = self.app.state.engine
-        if engine is not None:
-            return engine.embedder.inner
-        if self._embedder is None:
-            self._embedder = load_embedder(self.settings)
-        return self._embedder
-
     def _serve(self, index: Index | None = None) -> None:
         """Serve ``index``, or else the published version, read from disk."""
         engine: Engine | None = self.app.state.engine
         if engine is None:  # started before anything was published
-            self.app.state.engine = Engine(self.settings, self._embedder_now())
+            self.app.state.engine = Engine(self.settings, self.embedder)
         else:
             engine.reload(index)
 
     def _recheck_later(self, gaps: GapLog, index: Index, cfg: Settings) -> None:
-        searcher = Searcher(index, self._embedder_now(), max_query_chars=cfg.max_query_chars)
+        searcher = Searcher(index, self.embedder, max_query_chars=cfg.max_query_chars)
 
         def run() -> None:
             resolved = recheck_gaps(gaps, searcher, stop=self._stop.is_set)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from kb.engine import Engine
 from service.deps import EngineDep
 from service.schemas import Health, Reloaded
 
@@ -20,10 +19,5 @@ def healthz(engine: EngineDep) -> Health:
 
 @router.post("/admin/reload", response_model=Reloaded)
 def reload(request: Request) -> Reloaded:
-    engine: Engine | None = request.app.state.engine
-    if engine is None:
-        request.app.state.engine = Engine(request.app.state.settings,
-                                          request.app.state.embedder)
-        return Reloaded(previous=None, index_version=request.app.state.engine.searcher.version)
-    previous, current = engine.reload()
+    previous, current = request.app.state.indexing.reload()
     return Reloaded(previous=previous, index_version=current)
