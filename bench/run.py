@@ -145,18 +145,24 @@ def _wait_ready(port: int, tries: int = 240) -> None:
     raise RuntimeError("server did not start")
 
 
+def after_edits(edited: Path, run):  # type: ignore[no-untyped-def]
+    """``run`` after each of BUILD_REPEATS one-article edits: its last result, and its best
+    time."""
+    best, result = float("inf"), None
+    for n in range(BUILD_REPEATS):
+        edited.write_text(edited.read_text(encoding="utf-8") + f"\n\nEdit {n} for the benchmark.\n",
+                          encoding="utf-8")
+        result, seconds = timed(run)
+        best = min(best, seconds)
+    return result, best
+
+
 def index_command(env: dict[str, str], edited: Path, flags: list[str]) -> float:
     """Seconds `kb index` takes, as a command, after a one-article edit (best of
     BUILD_REPEATS edits)."""
-    best = float("inf")
-    for n in range(BUILD_REPEATS):
-        edited.write_text(edited.read_text(encoding="utf-8") + f"\nCommand edit {n}.\n",
-                          encoding="utf-8")
-        _, seconds = timed(lambda: subprocess.run(
-            [sys.executable, "-m", "kb", "index", *flags], env=env, check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        best = min(best, seconds)
-    return best
+    return after_edits(edited, lambda: subprocess.run(
+        [sys.executable, "-m", "kb", "index", *flags], env=env, check=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))[1]
 
 
 def service_figures(env: dict[str, str], queries: list[str], embedder: Embedder,
@@ -226,14 +232,8 @@ def bench_set(path: Path, work: Path, embedder: Embedder,
         fulls.append(seconds)
     bare, full = min(bares), min(fulls)
     edited = articles_dir / sorted(os.listdir(articles_dir))[len(articles) // 2]
-    incrementals = []
-    for n in range(BUILD_REPEATS):
-        edited.write_text(edited.read_text(encoding="utf-8") + f"\n\nEdit {n} for the benchmark.\n",
-                          encoding="utf-8")
-        incremental_report, seconds = timed(lambda: build_index(
-            articles_dir, index, lambda: embedder, embedder.name))
-        incrementals.append(seconds)
-    incremental = min(incrementals)
+    incremental_report, incremental = after_edits(edited, lambda: build_index(
+        articles_dir, index, lambda: embedder, embedder.name))
     env = {**os.environ, "KB_ARTICLES": str(articles_dir), "KB_INDEX": str(index),
            "KB_GAP_DB": str(work / "gaps.sqlite3"), "HF_HUB_OFFLINE": "1"}
     incremental_alone = index_command(env, edited, ["--local"])
