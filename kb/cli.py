@@ -92,7 +92,7 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
     make = _embedder_factory(cfg)
     builder = Builder(cfg.index, cfg.model)
     built = index_articles(cfg, builder, make, _progress_bar() if sys.stderr.isatty() else None)
-    builder.tidy()
+    builder.tidy(cfg.keep_versions)
     typer.echo(built.report.summary())
     if built.index is not None and (log := open_gaps(cfg)) is not None:
         searcher = Searcher(built.index, make(), max_query_chars=cfg.max_query_chars)

@@ -126,8 +126,8 @@ def index_articles(cfg: Settings, builder: Builder, embedder_factory: Callable[[
                    progress: Progress | None = None, shown_as: str | None = None) -> Built:
     """What ``kb index`` does, in whichever process runs it (see kb.resident)."""
     return builder.build(cfg.articles, embedder_factory, max_chunk_chars=cfg.max_chunk_chars,
-                         calibration=first_calibration(cfg), keep_versions=cfg.keep_versions,
-                         progress=progress, shown_as=shown_as)
+                         calibration=first_calibration(cfg), progress=progress,
+                         shown_as=shown_as)
 
 
 def first_calibration(cfg: Settings) -> Calibration | None:

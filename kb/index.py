@@ -248,18 +248,15 @@ class Builder:
         self._parsed: dict[str, Parsed] | None = None
         self._prepared: dict[str, _Prepared] = {}
         self._previous: _Previous | None = None
-        self._keep = 3
 
     @_collector_paused()
     def build(self, articles_dir: Path, embedder_factory: Callable[[], Embedder], *,
               max_chunk_chars: int = 600, calibration: Calibration | None = None,
-              keep_versions: int = 3, progress: Progress | None = None,
-              shown_as: str | None = None) -> Built:
+              progress: Progress | None = None, shown_as: str | None = None) -> Built:
         """Parse, chunk, embed what changed, and publish a new version (or nothing when
         unchanged). Raises ArticleError, listing every problem, before anything is written.
         Call ``tidy`` afterwards: it does what the published version does not wait for."""
         started = time.perf_counter()
-        self._keep = keep_versions
         articles = self.prepare(articles_dir, max_chunk_chars, shown_as)
         chunks = [c for p in articles for c in p.chunks]
         hashes = {p.article.id: p.hash for p in articles}
@@ -329,9 +326,10 @@ class Builder:
         return Built(report, Index(version, path, manifest, records, chunks, vectors, bm25,
                                    calibration))
 
-    def tidy(self) -> None:
-        """Prune old versions and save the parse cache: nothing a published version needs."""
-        _prune(self.root, self._keep, protect=current_version(self.root) or "")
+    def tidy(self, keep_versions: int = 3) -> None:
+        """Prune all but the newest ``keep_versions`` versions and save the parse cache: nothing
+        a published version needs."""
+        _prune(self.root, keep_versions, protect=current_version(self.root) or "")
         if self._parsed is not None:
             _write_parse_cache(self.root, self._parsed)
 
@@ -382,9 +380,8 @@ def build_index(
     """One build by a fresh Builder (see Builder.build)."""
     builder = Builder(root, model)
     built = builder.build(articles_dir, embedder_factory, max_chunk_chars=max_chunk_chars,
-                          calibration=calibration, keep_versions=keep_versions,
-                          progress=progress)
-    builder.tidy()
+                          calibration=calibration, progress=progress)
+    builder.tidy(keep_versions)
     return built.report
 
 

@@ -139,7 +139,7 @@ class Indexing:
                          "version; 'kb gaps --all' shows those it resolves"})
         send({"exit": 0})
         try:
-            self.builder.tidy()
+            self.builder.tidy(cfg.keep_versions)
         except OSError as exc:  # a cache and old versions: the next build tries again
             log.warning("could not tidy %s after 'kb index': %s", self.settings.index, exc)
         if gaps is not None and built.index is not None:
