@@ -137,7 +137,10 @@ def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
     from kb.engine import Engine
 
     engine = Engine(load_settings(index=index))
-    answer = engine.search(query, k, channel="cli")
+    try:
+        answer = engine.search(query, k, channel="cli")
+    finally:
+        engine.close()
     out = answer.outcome
     if as_json:
         typer.echo(json.dumps({"query_id": answer.query_id, "answered": out.answered,

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+
+import numpy as np
 
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
@@ -17,8 +20,7 @@ from kb.gaps import GapLog
 from kb.index import Builder, Built, Index, Progress, current_version, load_index
 from kb.ranking import Calibration
 from kb.rerank import Reranker
-from kb.search import Filters, Outcome, Searcher
-from kb.text import content_terms, detect_lang
+from kb.search import Filters, Outcome, Searcher, Started
 from kb.tickets import ticket_query
 from kb.topics import Topic, build_topics
 
@@ -28,6 +30,19 @@ class Answer:
     query_id: str
     outcome: Outcome
     index_version: str
+
+
+@dataclass
+class Pending:
+    """A search under way: its lexical half done, its query vector coming from the model.
+    ``complete`` ranks, logs and answers once the vector is there; an event loop can await the
+    vector instead of blocking a thread on it."""
+    vector: Future[np.ndarray]
+    complete: Callable[[np.ndarray], Answer]
+    blocking: bool  # complete() runs a cross-encoder: too slow to run on an event loop
+
+    def wait(self) -> Answer:
+        return self.complete(self.vector.result())
 
 
 class Engine:
@@ -59,13 +74,19 @@ class Engine:
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
                channel: str = "search") -> Answer:
-        searcher = self.searcher
-        filters = filters or Filters()
-        outcome = searcher.search(query, k, filters)
-        return self._logged(searcher, outcome, channel, filters)
+        return self.begin_search(query, k, filters, channel).wait()
 
     def suggest(self, subject: str, description: str, k: int = 5, ticket_id: str | None = None,
                 filters: Filters | None = None) -> Answer:
+        return self.begin_suggest(subject, description, k, ticket_id, filters).wait()
+
+    def begin_search(self, query: str, k: int = 5, filters: Filters | None = None,
+                     channel: str = "search") -> Pending:
+        searcher = self.searcher
+        return self._pending(searcher, searcher.begin_search(query, k, filters), channel)
+
+    def begin_suggest(self, subject: str, description: str, k: int = 5,
+                      ticket_id: str | None = None, filters: Filters | None = None) -> Pending:
         searcher = self.searcher
         if not subject.strip() and not description.strip():
             raise InvalidQuery("ticket has neither subject nor description")
@@ -74,25 +95,28 @@ class Engine:
                                f"is {self.settings.max_ticket_chars}")
         searcher.validate(subject or description[: self.settings.max_query_chars])
         tq = ticket_query(subject, description)
-        terms = content_terms(tq.dense)
-        lang = detect_lang(tq.dense)
-        filters = filters or Filters()
-        ranked, features, confidence, qvec = searcher.run(tq.lexical, tq.dense, terms, lang,
-                                                          filters, k)
-        outcome = searcher.outcome(tq.display, ranked, features, confidence, terms, lang, qvec)
-        return self._logged(searcher, outcome, "suggest", filters, ticket_id)
+        started = searcher.begin(tq.display, tq.lexical, tq.dense, filters or Filters(), k)
+        return self._pending(searcher, started, "suggest", ticket_id)
 
-    def _logged(self, searcher: Searcher, outcome: Outcome, channel: str, filters: Filters,
-                ticket_id: str | None = None) -> Answer:
-        query_id = self.log.record(
-            channel=channel, query=outcome.query, lang=outcome.lang, filters=filters.to_dict(),
-            answered=outcome.answered, confidence=outcome.confidence,
-            neighbours=[h.id for h in outcome.hits[:3]],
-            top_score=outcome.hits[0].score if outcome.hits else None,
-            vector=None if outcome.answered else outcome.vector,
-            index_version=searcher.version, ticket_id=ticket_id,
-        )
-        return Answer(query_id, outcome, searcher.version)
+    def _pending(self, searcher: Searcher, started: Started, channel: str,
+                 ticket_id: str | None = None) -> Pending:
+        def complete(qvec: np.ndarray) -> Answer:
+            outcome = searcher.finish(started, qvec)
+            query_id = self.log.record(
+                channel=channel, query=outcome.query, lang=outcome.lang,
+                filters=started.filters.to_dict(), answered=outcome.answered,
+                confidence=outcome.confidence, neighbours=[h.id for h in outcome.hits[:3]],
+                top_score=outcome.hits[0].score if outcome.hits else None,
+                vector=None if outcome.answered else outcome.vector,
+                index_version=searcher.version, ticket_id=ticket_id,
+            )
+            return Answer(query_id, outcome, searcher.version)
+
+        return Pending(started.vector, complete, blocking=searcher.reranker is not None)
+
+    def close(self) -> None:
+        """Store what the query log still holds in memory."""
+        self.log.close()
 
     def feedback(self, query_id: str, article_id: str, helpful: bool) -> None:
         self.log.feedback(query_id, article_id, helpful, set(self.searcher.index.articles))

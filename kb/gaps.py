@@ -2,6 +2,11 @@
 
 Safe with several server processes writing at once: WAL journal, a busy timeout, and short
 transactions. The schema moves forward by numbered migrations recorded in ``user_version``.
+
+Queries are stored by a writer thread, not on the request's path: redaction, normalisation and
+the insert took about 0.3 ms of each search, and more whenever SQLite checkpoints its journal.
+Every read through the same ``GapLog`` waits for the queries it was given first, so feedback on
+a result just served finds its query.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
+import queue
 import secrets
 import sqlite3
 import threading
@@ -21,6 +28,8 @@ import numpy as np
 from kb.errors import UnknownArticle, UnknownQuery
 from kb.redact import redact
 from kb.text import normalize
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: list[str] = [
     # 1: queries and feedback
@@ -87,13 +96,14 @@ class GapLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            migrate(db)
+        migrate(self._db())
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """One connection per thread, kept open: connecting per request costs more than the
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection, kept open: connecting per request costs more than the
         insert. Autocommit mode, so every statement is its own short transaction."""
         db = getattr(self._local, "db", None)
         if db is None:
@@ -104,28 +114,71 @@ class GapLog:
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
             self._local.db = db
-        yield db
+        return db
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """The connection, once the queries recorded before are stored."""
+        self.flush()
+        yield self._db()
 
     def record(
         self, *, channel: str, query: str, lang: str, filters: dict, answered: bool,
         confidence: float, neighbours: list[str], top_score: float | None,
         vector: np.ndarray | None, index_version: str, ticket_id: str | None = None,
     ) -> str:
-        """Store one query, redacted; returns its query id."""
+        """Queue one query for the writer, which redacts and stores it; returns its query id."""
         query_id = secrets.token_hex(8)
-        clean = redact(query)
         blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO queries (id, ts, channel, query, norm, lang, filters, ticket_id, "
-                "answered, confidence, top_article, top_score, neighbours, vector, index_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (query_id, now(), channel, clean, _norm(clean), lang,
-                 json.dumps(filters, ensure_ascii=False), redact(ticket_id) if ticket_id else None,
-                 int(answered), confidence, neighbours[0] if neighbours else None, top_score,
-                 json.dumps(neighbours), blob, index_version),
-            )
+        self._start_writer()
+        self._queue.put((query_id, now(), channel, query, lang, filters, ticket_id, answered,
+                         confidence, neighbours, top_score, blob, index_version))
         return query_id
+
+    def flush(self) -> None:
+        """Wait until every query recorded so far is stored (or its failure logged)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Store what is queued and stop the writer."""
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join()
+
+    def _start_writer(self) -> None:
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write, name="kb-gap-log",
+                                                    daemon=True)
+                    self._writer.start()
+
+    def _write(self) -> None:
+        """Store queued queries, all that queued up together in one transaction."""
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            rows = [_row(item) for item in batch if item is not None]
+            try:
+                if rows:
+                    db = self._db()
+                    with db:  # one transaction
+                        db.execute("BEGIN")
+                        db.executemany(_INSERT, rows)
+            except Exception as exc:  # the service keeps answering; the log says what was lost
+                log.error("could not store %d queries in the query log %s: %s: %s", len(rows),
+                          self.path, type(exc).__name__, exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     def feedback(self, query_id: str, article_id: str, helpful: bool,
                  known_articles: set[str] | None = None) -> None:
@@ -196,6 +249,22 @@ def _logged(row: tuple) -> LoggedQuery:
     vector = np.frombuffer(blob, dtype=np.float32) if blob else None
     return LoggedQuery(qid, ts, channel, query, norm, lang, json.loads(filters), ticket, top,
                        score, json.loads(neigh), vector, resolved_by, resolved_at)
+
+
+_INSERT = ("INSERT INTO queries (id, ts, channel, query, norm, lang, filters, ticket_id, answered, "
+           "confidence, top_article, top_score, neighbours, vector, index_version) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _row(item: tuple) -> tuple:
+    """The stored row of one recorded query: redacted, and normalised for grouping."""
+    (query_id, ts, channel, query, lang, filters, ticket_id, answered, confidence, neighbours,
+     top_score, blob, index_version) = item
+    clean = redact(query)
+    return (query_id, ts, channel, clean, _norm(clean), lang,
+            json.dumps(filters, ensure_ascii=False), redact(ticket_id) if ticket_id else None,
+            int(answered), confidence, neighbours[0] if neighbours else None, top_score,
+            json.dumps(neighbours), blob, index_version)
 
 
 def _norm(text: str) -> str:

@@ -90,6 +90,19 @@ class Outcome:
     vector: np.ndarray | None = None  # the query embedding, kept for clustering gaps
 
 
+@dataclass
+class Started:
+    """A query whose lexical half is done, its vector on the way from the model."""
+    shown: str
+    dense_text: str
+    terms: set[str]
+    lang: str
+    filters: Filters
+    k: int
+    lexical: tuple[np.ndarray, np.ndarray]
+    vector: Future[np.ndarray]
+
+
 class Searcher:
     """Answers queries against one loaded index version."""
 
@@ -193,24 +206,28 @@ class Searcher:
                 found += term in text
         return found / len(terms)
 
-    def run(self, lexical_text: str, dense_text: str, terms: set[str], lang: str,
-            filters: Filters, k: int, pending: Future[np.ndarray] | None = None
-            ) -> tuple[list[Ranked], dict[str, float], float, np.ndarray]:
-        """``pending``: the vector of ``dense_text``, if already asked for."""
-        # The model runs in its own thread when it can: the lexical half does not wait for it.
-        pending = pending or encode_one(self.embedder, dense_text)
+    def begin(self, shown: str, lexical_text: str, dense_text: str, filters: Filters,
+              k: int) -> Started:
+        """Ask the model for the vector of ``dense_text`` and, while it encodes, do the lexical
+        half. ``shown`` is the query as results and the log show it."""
+        vector = encode_one(self.embedder, dense_text)  # first: all else overlaps the model
+        terms = content_terms(dense_text)
+        lang = detect_lang(dense_text)
         lexical = self.lexical(tokenize(lexical_text), filters)
-        qvec = pending.result()
-        cands = self._candidates(lexical, qvec, filters)
-        depth = max(k, 2, self.reranker.top if self.reranker else 0)
-        ranked = rank(cands, self.index.calibration.weight(lang), depth)
-        coverage = self.coverage(terms, ranked[0].article) if ranked else 0.0
+        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector)
+
+    def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
+        """Rank with the query vector, decide "answered" and make the results."""
+        cands = self._candidates(started.lexical, qvec, started.filters)
+        depth = max(started.k, 2, self.reranker.top if self.reranker else 0)
+        ranked = rank(cands, self.index.calibration.weight(started.lang), depth)
+        coverage = self.coverage(started.terms, ranked[0].article) if ranked else 0.0
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.
         features = answer_features(ranked, coverage)
         confidence = self.index.calibration.answer_probability(features) if ranked else 0.0
         if self.reranker is not None and len(ranked) > 1:
-            ranked = self._rerank(dense_text, ranked)
-        return ranked[:k], features, confidence, qvec
+            ranked = self._rerank(started.dense_text, ranked)
+        return self._outcome(started, ranked[:started.k], features, confidence, qvec)
 
     def _rerank(self, query: str, ranked: list[Ranked]) -> list[Ranked]:
         assert self.reranker is not None
@@ -224,25 +241,25 @@ class Searcher:
             r.score = score
         return reordered + tail
 
-    def search(self, query: str, k: int = 5, filters: Filters | None = None) -> Outcome:
+    def begin_search(self, query: str, k: int = 5, filters: Filters | None = None) -> Started:
         text = self.validate(query)
-        pending = encode_one(self.embedder, text)  # first: all else overlaps the model
-        terms = content_terms(text)
-        lang = detect_lang(text)
-        ranked, features, confidence, qvec = self.run(text, text, terms, lang,
-                                                      filters or Filters(), k, pending)
-        return self.outcome(text, ranked, features, confidence, terms, lang, qvec)
+        return self.begin(text, text, text, filters or Filters(), k)
 
-    def outcome(self, query: str, ranked: list[Ranked], features: dict[str, float],
-                confidence: float, terms: set[str], lang: str, qvec: np.ndarray) -> Outcome:
+    def search(self, query: str, k: int = 5, filters: Filters | None = None) -> Outcome:
+        started = self.begin_search(query, k, filters)
+        return self.finish(started, started.vector.result())
+
+    def _outcome(self, started: Started, ranked: list[Ranked], features: dict[str, float],
+                 confidence: float, qvec: np.ndarray) -> Outcome:
         hits = []
         for r in ranked:
             chunk = self.index.chunks[r.row]
             art = self.index.articles[chunk.article_id]
             hits.append(Hit(
                 id=art["id"], title=art["title"], type=art["type"], section=chunk.section,
-                anchor=chunk.anchor, snippet=snippet(chunk.text or art["title"], terms),
+                anchor=chunk.anchor, snippet=snippet(chunk.text or art["title"], started.terms),
                 score=round(r.score, 4), path=art["path"], tags=list(art["tags"]),
             ))
         answered = bool(hits) and confidence >= self.index.calibration.answer_threshold
-        return Outcome(query, hits, answered, round(confidence, 4), features, lang, qvec)
+        return Outcome(started.shown, hits, answered, round(confidence, 4), features,
+                       started.lang, qvec)

@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
             yield
         finally:
             indexing.close()
+            if app.state.engine is not None:
+                app.state.engine.close()
 
     app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan,
                   description="Knowledge-base search for customer-service and IT-support teams.")

@@ -133,6 +133,8 @@ class Indexing:
         summary = built.report.summary()
         log.info("kb index: %s", summary)
         send({"out": summary})
+        if self.app.state.engine is not None:
+            self.app.state.engine.log.flush()  # the gap queries of the last moments are open too
         gaps = open_gaps(cfg) if built.index is not None else None
         if gaps is not None:
             send({"out": "gap log: the service re-checks open gap queries against the new "

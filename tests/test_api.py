@@ -1,5 +1,8 @@
 """The HTTP contract, with the real model on the fixture knowledge base."""
 
+import asyncio
+
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -47,6 +50,24 @@ def test_suggest_keeps_the_subject_in_charge(client):
                                       "description": description, "k": 3})
     assert r.status_code == 200
     assert r.json()["results"][0]["id"] == "outlook-0x800ccc0e"
+
+
+def test_a_cross_encoder_runs_off_the_event_loop(client):
+    class Reranker:
+        top = 3
+        ran_on: list[str] = []
+
+        def scores(self, query, passages):
+            try:
+                asyncio.get_running_loop()
+                self.ran_on.append("event loop")
+            except RuntimeError:
+                self.ran_on.append("worker thread")
+            return np.arange(len(passages), dtype=np.float32)
+
+    client.app.state.engine.searcher.reranker = reranker = Reranker()
+    r = client.post("/search", json={"query": "vpn wifi password", "k": 5})
+    assert r.status_code == 200 and reranker.ran_on == ["worker thread"]
 
 
 def test_feedback_and_article_stats(client):

@@ -27,11 +27,37 @@ def test_personal_data_is_redacted_before_storage(tmp_path):
     path = tmp_path / "g.sqlite3"
     log = GapLog(path)
     record(log, "张先生 13800138000 邮箱 zhang@example.com 退款", ticket_id="T-1 zhang@example.com")
+    log.flush()
     raw = path.read_bytes() + (tmp_path / "g.sqlite3-wal").read_bytes()
     for secret in (b"13800138000", b"zhang@example.com"):
         assert secret not in raw
     [row] = log.unanswered()
     assert "[PHONE]" in row.query and "[EMAIL]" in row.query and row.ticket_id == "T-1 [EMAIL]"
+
+
+def test_queries_are_stored_by_the_writer_and_kept_on_close(tmp_path):
+    path = tmp_path / "g.sqlite3"
+    log = GapLog(path)
+    ids = [record(log, f"query {i}") for i in range(50)]
+    assert len(set(ids)) == 50  # ids are handed out before the rows are stored
+    assert log.count() == 50  # a read through the same log waits for them
+    ids += [record(log, f"more {i}") for i in range(50)]
+    log.close()
+    assert GapLog(path).count() == 100
+
+
+def test_a_failed_write_is_logged_and_the_writer_goes_on(tmp_path, caplog):
+    path = tmp_path / "g.sqlite3"
+    log = GapLog(path)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON queries WHEN NEW.channel = 'bad' "
+               "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    db.commit()
+    record(log, "lost", channel="bad")
+    log.flush()
+    assert "could not store 1 queries" in caplog.text and "refused" in caplog.text
+    record(log, "kept")
+    assert [q.query for q in log.unanswered()] == ["kept"]
 
 
 def test_only_unanswered_queries_are_gaps(tmp_path):
