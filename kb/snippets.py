@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import functools
 import html
 import re
@@ -14,8 +13,8 @@ WIDTH = 180
 _OPEN, _CLOSE = "\x02", "\x03"  # where <mark> and </mark> go, until the text is escaped
 
 
-# Cached: a result page renders up to 50 snippets for one query's terms, and hot chunks recur
-# across queries.
+# Cached: a result page renders up to 50 snippets for one query's terms, and popular queries
+# recur.
 @functools.lru_cache(maxsize=1024)
 def _patterns(terms: frozenset[str]) -> tuple[tuple[str, re.Pattern[str], bool], ...]:
     """(term, pattern, must start a word) per term, longest first."""
@@ -45,39 +44,54 @@ def _find(folded: str, pat: re.Pattern[str], word_start: bool) -> Iterator[re.Ma
 
 def _matches(folded: str, terms: set[str]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    taken = bytearray(len(folded))  # longer terms win: a shorter one inside them is not marked
+    taken: bytearray | None = None  # longer terms win: a shorter one inside them is not marked
     for term, pat, word_start in _patterns(frozenset(terms)):
         if term not in folded:  # a substring test is far cheaper than a regex scan
             continue
-        for m in _find(folded, pat, word_start):
-            if taken.find(1, m.start(), m.end()) < 0:
-                taken[m.start():m.end()] = b"\x01" * (m.end() - m.start())
-                spans.append((m.start(), m.end()))
+        found = [m.span() for m in _find(folded, pat, word_start)]
+        if not spans:  # the first term found: nothing to overlap yet
+            spans = found
+            continue
+        if taken is None:
+            taken = bytearray(len(folded))
+            for s, e in spans:
+                taken[s:e] = b"\x01" * (e - s)
+        for s, e in found:
+            if taken.find(1, s, e) < 0:
+                taken[s:e] = b"\x01" * (e - s)
+                spans.append((s, e))
     return sorted(spans)
 
 
-@functools.lru_cache(maxsize=4096)
-def _flatten(text: str) -> tuple[str, str]:
-    """The text on one line, and its normalised form with the same character positions."""
-    flat = " ".join(text.split()).replace(_OPEN, "").replace(_CLOSE, "")
-    folded = normalize(flat)
+def _densest(starts: list[int], width: int) -> int:
+    """The first of the spans that open the window holding the most span starts."""
+    best, most, j = 0, 0, 0
+    for i, start in enumerate(starts):
+        while j < len(starts) and starts[j] < start + width:
+            j += 1
+        if j - i > most:
+            best, most = i, j - i
+    return best
+
+
+def flatten(text: str) -> str:
+    """The text on one line, as a snippet shows it."""
+    return " ".join(text.split()).replace(_OPEN, "").replace(_CLOSE, "")
+
+
+def snippet(text: str, terms: set[str], width: int = WIDTH, folded: str | None = None) -> str:
+    """HTML-escaped window of ``text`` around the densest cluster of ``terms``. ``folded``:
+    ``normalize(flatten(text))``, when it is at hand."""
+    flat = flatten(text)
+    folded = normalize(flat) if folded is None else folded
     if len(folded) != len(flat):  # a conversion changed lengths: positions would not line up
         folded = flat.casefold()
-    return flat, folded
-
-
-def snippet(text: str, terms: set[str], width: int = WIDTH) -> str:
-    """HTML-escaped window of ``text`` around the densest cluster of ``terms``."""
-    flat, folded = _flatten(text)
     if not flat:
         return ""
     spans = _matches(folded, terms)
     start = 0
     if spans:
-        starts = [s for s, _ in spans]
-        # The first span that opens the window holding the most matches.
-        best = max(range(len(spans)),
-                   key=lambda i: (bisect.bisect_left(starts, starts[i] + width) - i, -i))
+        best = _densest([s for s, _ in spans], width)
         start = max(0, spans[best][0] - width // 6)
         if start > 0:  # begin at a word or sentence boundary near the match
             cut = max(flat.rfind(ch, 0, spans[best][0]) for ch in " 。，,.;；")

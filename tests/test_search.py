@@ -6,6 +6,7 @@ from kb.embedding import BatchingEmbedder
 from kb.errors import InvalidQuery, UnknownFilter
 from kb.index import load_index
 from kb.search import Filters, Searcher
+from kb.snippets import flatten
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +117,19 @@ def test_a_searcher_reuses_what_its_predecessor_folded_for_unchanged_articles(
                     encoding="utf-8")
     index = builder.build(kb_copy, lambda: fake_embedder).index
     folded = []
-    real = kb.search.normalize
-    monkeypatch.setattr(kb.search, "normalize", lambda text: folded.append(text) or real(text))
+    real = kb.search.normalize_lines
+    monkeypatch.setattr(kb.search, "normalize_lines",
+                        lambda lines: folded.extend(lines) or real(lines))
     second = Searcher(index, fake_embedder, previous=first)
-    assert len(folded) == 1 and "Zebracorn" in folded[0]
+    # Only the edited article is folded again: its title, questions and headings, and the
+    # distinct texts of its chunks.
+    record = index.articles["wifi-8021x"]
+    edited = [c for c in index.chunks if c.article_id == "wifi-8021x"]
+    assert set(folded) == {flatten(t) for t in (
+        record["title"], *record["questions"], *(c.section for c in edited if c.kind == "section"),
+        *(c.text for c in edited))}
+    assert any("Zebracorn" in text for text in folded)
     monkeypatch.undo()
-    assert second._article_text == Searcher(index, fake_embedder)._article_text
+    fresh = Searcher(index, fake_embedder)
+    assert second._article_text == fresh._article_text
+    assert second._chunk_text == fresh._chunk_text

@@ -1,5 +1,5 @@
-from kb.snippets import snippet
-from kb.text import content_terms
+from kb.snippets import flatten, snippet
+from kb.text import content_terms, normalize
 
 
 def test_marks_stemmed_english_terms_and_escapes_html():
@@ -34,3 +34,12 @@ def test_stems_are_marked_only_from_a_word_start():
 def test_marked_terms_are_escaped_and_stray_control_characters_cannot_forge_marks():
     out = snippet("a <b>&\x02 tag\x03 here", {"<b>&", "tag"})
     assert out == "a <mark>&lt;b&gt;&amp;</mark> <mark>tag</mark> here"
+
+
+def test_text_folded_in_advance_gives_the_same_snippet():
+    # 記憶體 → 内存 shortens the text: marks then fall back to positions in the unconverted text.
+    for text, terms in [("請先確認印表機是否離線，\n再重新安裝驅動程式。", {"打印机", "驱动"}),
+                        ("升級記憶體後  印表機離線", {"印表机", "离线"}),
+                        ("Run the  installer\nagain.", {"instal"})]:
+        folded = normalize(flatten(text))
+        assert snippet(text, terms, folded=folded) == snippet(text, terms)

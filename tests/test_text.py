@@ -1,4 +1,4 @@
-from kb.text import content_terms, detect_lang, normalize, starts_a_word, tokenize
+from kb.text import content_terms, detect_lang, normalize, normalize_lines, starts_a_word, tokenize
 
 
 def test_normalize_folds_width_case_and_traditional_phrases():
@@ -58,3 +58,10 @@ def test_tokens_never_hold_whitespace():
             "e-mail\x1cx outlook.pst ｆｕｌｌ　ｗｉｄｔｈ")
     tokens = tokenize(text)
     assert tokens and all(t and t == "".join(t.split()) for t in tokens)
+
+
+def test_many_lines_fold_as_each_would_alone():
+    lines = ["印表機無法列印", "記憶體不足", "Ｗｉ－Ｆｉ PASSWORD", "", "軟體 更新", "滑鼠"]
+    assert normalize_lines(lines) == [normalize(line) for line in lines]
+    with_break = ["第一行\n第二行", "印表機"]  # not one line each: folded one by one
+    assert normalize_lines(with_break) == [normalize(line) for line in with_break]
