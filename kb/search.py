@@ -118,7 +118,7 @@ class Searcher:
         self.max_query_chars = max_query_chars
         self._chunk_text, self._article_text = self._fold(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
-        self.vectors = index.vectors.reconstruct_all()
+        self._dense = index.vectors.half()
 
     @property
     def version(self) -> str:
@@ -220,7 +220,7 @@ class Searcher:
             empty = np.zeros(0, dtype=np.int64)
             return Candidates(empty, empty.astype(np.float32), empty.astype(np.float32), empty)
         lex_all, lex_rows = lexical
-        dense_rows, dense_scores = self.index.vectors.search(
+        dense_rows, dense_scores = self._dense.search(
             qvec, POOL, None if mask is None else np.flatnonzero(mask))
         rows = np.union1d(dense_rows, lex_rows).astype(np.int64)  # both sets obey the mask
         # Cosines of the dense pool come with it; only rows found lexically alone need theirs.
@@ -229,7 +229,7 @@ class Searcher:
         at = np.searchsorted(rows, dense_rows)
         dense[at], from_pool[at] = dense_scores, True
         lexical_only = rows[~from_pool]
-        dense[~from_pool] = self.vectors[lexical_only] @ qvec.reshape(-1)
+        dense[~from_pool] = self._dense.cosines(lexical_only, qvec)
         return Candidates(rows, dense, lex_all[rows], self.index.chunk_article[rows])
 
     def coverage(self, terms: set[str], article: int) -> float:
