@@ -118,7 +118,7 @@ class Searcher:
         self.max_query_chars = max_query_chars
         self._chunk_text, self._article_text = self._fold(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
-        self._dense = index.vectors.half()
+        self._dense = index.vectors.half()  # scanned; index.vectors give the cosines of others
 
     @property
     def version(self) -> str:
@@ -229,7 +229,7 @@ class Searcher:
         at = np.searchsorted(rows, dense_rows)
         dense[at], from_pool[at] = dense_scores, True
         lexical_only = rows[~from_pool]
-        dense[~from_pool] = self._dense.cosines(lexical_only, qvec)
+        dense[~from_pool] = self.index.vectors.cosines(lexical_only, qvec)
         return Candidates(rows, dense, lex_all[rows], self.index.chunk_article[rows])
 
     def coverage(self, terms: set[str], article: int) -> float:

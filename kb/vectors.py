@@ -13,6 +13,7 @@ class VectorIndex:
         self._index = index
         self.dim = index.d
         self.size = index.ntotal
+        self._flat: np.ndarray | None = None
 
     @classmethod
     def build(cls, vectors: np.ndarray, dim: int) -> VectorIndex:
@@ -64,6 +65,11 @@ class VectorIndex:
         """Inner products of ``query`` with the vectors of ``rows``."""
         if not len(rows):
             return np.zeros(0, dtype=np.float32)
+        if isinstance(self._index, faiss.IndexFlat):
+            if self._flat is None:  # the index's own float32 rows, not a copy
+                self._flat = faiss.rev_swig_ptr(self._index.get_xb(), self.size * self.dim
+                                                ).reshape(self.size, self.dim)
+            return self._flat[rows] @ query.reshape(-1)
         return self._index.reconstruct_batch(rows.astype(np.int64)) @ query.reshape(-1)
 
     def reconstruct_all(self) -> np.ndarray:
