@@ -1,11 +1,13 @@
 """The HTTP contract, with the real model on the fixture knowledge base."""
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from kb.gaps import GapLog
 from service.app import create_app
 
 
@@ -68,6 +70,18 @@ def test_a_cross_encoder_runs_off_the_event_loop(client):
     client.app.state.engine.searcher.reranker = reranker = Reranker()
     r = client.post("/search", json={"query": "vpn wifi password", "k": 5})
     assert r.status_code == 200 and reranker.ran_on == ["worker thread"]
+
+
+def test_a_stopping_service_stores_the_queries_it_still_holds(settings, real_embedder,
+                                                              monkeypatch):
+    import kb.gaps
+
+    slow = kb.gaps._row
+    monkeypatch.setattr(kb.gaps, "_row", lambda item: time.sleep(0.05) or slow(item))
+    with TestClient(create_app(settings, real_embedder)) as c:
+        for query in ("vpn", "打印机", "password", "outlook", "wifi"):
+            assert c.post("/search", json={"query": query}).status_code == 200
+    assert GapLog(settings.gap_path).count() == 5
 
 
 def test_feedback_and_article_stats(client):
