@@ -114,6 +114,12 @@ class BatchingEmbedder:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            # A request that went away (its waiter cancelled the future) is not encoded, and
+            # a running future can no longer be cancelled under the result.
+            batch = [(text, future) for text, future in batch
+                     if future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             try:
                 vectors = self.inner.embed([text for text, _ in batch])
             except BaseException as exc:  # hand the failure to every waiting request

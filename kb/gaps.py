@@ -166,15 +166,15 @@ class GapLog:
                 except queue.Empty:
                     break
             stop = None in batch
-            rows = [_row(item) for item in batch if item is not None]
+            items = [item for item in batch if item is not None]
             try:
-                if rows:
+                if items:
                     db = self._db()
                     with db:  # one transaction
                         db.execute("BEGIN")
-                        db.executemany(_INSERT, rows)
+                        db.executemany(_INSERT, [_row(item) for item in items])
             except Exception as exc:  # the service keeps answering; the log says what was lost
-                log.error("could not store %d queries in the query log %s: %s: %s", len(rows),
+                log.error("could not store %d queries in the query log %s: %s: %s", len(items),
                           self.path, type(exc).__name__, exc)
             finally:
                 for _ in batch:

@@ -48,6 +48,20 @@ def test_concurrent_queries_share_a_model_pass_and_get_their_own_vectors():
     assert np.allclose(np.vstack(vectors), expected)
 
 
+def test_a_query_given_up_while_queued_is_skipped_and_the_worker_goes_on():
+    inner = SlowEmbedder()
+    batching = BatchingEmbedder(inner)
+    first = batching.submit("vpn")
+    wait_for(lambda: inner.sizes)  # the model is busy with the first query
+    gone, kept = batching.submit("printer"), batching.submit("wifi")
+    assert gone.cancel()  # as awaiting it from a request that went away does
+    inner.release.set()
+    assert np.allclose(first.result(5), FakeEmbedder().embed(["vpn"])[0])
+    assert np.allclose(kept.result(5), FakeEmbedder().embed(["wifi"])[0])
+    assert inner.sizes == [1, 1] and gone.cancelled()
+    assert np.allclose(batching.submit("outlook").result(5), FakeEmbedder().embed(["outlook"])[0])
+
+
 def test_bulk_calls_bypass_the_queue_and_errors_reach_the_caller():
     class Broken(FakeEmbedder):
         def embed(self, texts):  # type: ignore[no-untyped-def]
