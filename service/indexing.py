@@ -162,9 +162,11 @@ class Indexing:
             engine.reload(index)
 
     def _recheck_later(self, gaps: GapLog, index: Index, cfg: Settings) -> None:
-        searcher = Searcher(index, self.embedder, max_query_chars=cfg.max_query_chars)
+        serving = self.app.state.engine.searcher  # on the same version: it lends its folded text
 
         def run() -> None:
+            searcher = Searcher(index, self.embedder, max_query_chars=cfg.max_query_chars,
+                                previous=serving)
             resolved = recheck_gaps(gaps, searcher, stop=self._stop.is_set)
             log.info("gap log: %d open gap queries now answered by %s", len(resolved),
                      index.version)
