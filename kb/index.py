@@ -29,7 +29,7 @@ from kb.articles import Article, Parsed, load_articles
 from kb.chunking import Chunk, chunk_article
 from kb.embedding import Embedder
 from kb.errors import IndexMismatch, IndexNotFound
-from kb.lexical import LexicalIndex
+from kb.lexical import LexicalIndex, new_vocabulary
 from kb.ranking import Calibration
 from kb.text import TOKENIZER, tokenize
 from kb.vectors import VectorIndex
@@ -205,6 +205,7 @@ class _Prepared:
     record_json: str
     chunks_jsonl: str
     token_lines: str | None = None  # BM25 tokens, one line per chunk, once a build needs them
+    token_ids: list[list[int]] | None = None  # the same, as ids in the Builder's vocabulary
 
 
 @dataclass
@@ -216,6 +217,7 @@ class Built:
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 EMBED_SLICE = 256  # texts per embedder call when progress is reported
 OVERLAP_TEXTS = 64  # at most this many texts to embed: BM25 indexes meanwhile
+UNUSED_TERMS = 0.25  # share of the BM25 vocabulary no chunk holds at which a Builder renews it
 
 
 @contextlib.contextmanager
@@ -248,6 +250,7 @@ class Builder:
         self._parsed: dict[str, Parsed] | None = None
         self._prepared: dict[str, _Prepared] = {}
         self._previous: _Previous | None = None
+        self._vocabulary = new_vocabulary()  # BM25 token ids of the kept articles' tokens
 
     @_collector_paused()
     def build(self, articles_dir: Path, embedder_factory: Callable[[], Embedder], *,
@@ -288,7 +291,7 @@ class Builder:
                     # A few texts to embed: BM25, pure Python, indexes meanwhile, as the model
                     # lets go of the GIL. Many: the model keeps every core busy, and a thread
                     # beside it would slow it down by more than it saves.
-                    lexical = (worker.submit(_write_lexical, staging, articles, previous)
+                    lexical = (worker.submit(self._write_lexical, staging, articles, previous)
                                if len(missing) <= OVERLAP_TEXTS else None)
                     vectors = _write_vectors(staging, chunks, known, missing, embedder_factory,
                                              progress, report)
@@ -300,7 +303,7 @@ class Builder:
                     # Flushed to disk while BM25 is still at work: publishing flushes the rest.
                     _fsync([staging / n for n in ("vectors.faiss", "articles.json", "chunks.jsonl")])
                     bm25 = (lexical.result() if lexical is not None
-                            else _write_lexical(staging, articles, previous))
+                            else self._write_lexical(staging, articles, previous))
                 manifest = {
                     "format": FORMAT,
                     "version": version,
@@ -358,6 +361,31 @@ class Builder:
         return _Prepared(article, max_chunk_chars, chunks, record,
                          _digest([record, [c.hash for c in chunks]]), _JSON.encode(record),
                          "".join(_JSON.encode(c.to_dict()) + "\n" for c in chunks))
+
+    def _write_lexical(self, staging: Path, articles: list[_Prepared],
+                       previous: _Previous | None) -> LexicalIndex:
+        """The version's BM25 index and tokens. bm25s is given token ids: turning every
+        chunk's tokens into ids again took a fifth of a one-article re-index."""
+        _tokenize(articles, previous)
+        vocabulary = self._vocabulary
+        for p in articles:
+            if p.token_ids is None:
+                p.token_ids = [[vocabulary.setdefault(t, len(vocabulary)) for t in line.split()]
+                               for line in p.token_lines.splitlines()]  # type: ignore[union-attr]
+        lexical = LexicalIndex.build([ids for p in articles for ids in p.token_ids],  # type: ignore[union-attr]
+                                     vocabulary)
+        folder = staging / "lexical"
+        folder.mkdir()
+        lexical.save(folder)
+        (folder / TOKENS_FILE).write_text("".join(p.token_lines for p in articles),  # type: ignore[misc]
+                                          encoding="utf-8")
+        if lexical.unused_terms() > UNUSED_TERMS * len(vocabulary):
+            # Edits and removals leave tokens behind; they match nothing, but the index and
+            # its vocabulary file would grow with every build. The next build starts afresh.
+            self._vocabulary = new_vocabulary()
+            for p in articles:
+                p.token_ids = None
+        return lexical
 
     def _published(self) -> _Previous | None:
         """The published version: the one kept from the last build, unless CURRENT moved."""
@@ -443,20 +471,6 @@ def _write_vectors(staging: Path, chunks: list[Chunk],
     vectors = VectorIndex.build(matrix[[row[c.hash] for c in chunks]], matrix.shape[1])
     vectors.save(staging / "vectors.faiss")
     return vectors
-
-
-def _write_lexical(staging: Path, articles: list[_Prepared],
-                   previous: _Previous | None) -> LexicalIndex:
-    """The version's BM25 index and tokens."""
-    _tokenize(articles, previous)
-    lexical = LexicalIndex.build([line.split() for p in articles
-                                  for line in p.token_lines.splitlines()])  # type: ignore[union-attr]
-    folder = staging / "lexical"
-    folder.mkdir()
-    lexical.save(folder)
-    (folder / TOKENS_FILE).write_text("".join(p.token_lines for p in articles),  # type: ignore[misc]
-                                      encoding="utf-8")
-    return lexical
 
 
 def _tokenize(articles: list[_Prepared], previous: _Previous | None) -> None:

@@ -1,4 +1,4 @@
-"""BM25 over chunks (bm25s), on tokens from kb.text."""
+"""BM25 over chunks (bm25s), on tokens from kb.text, as ids in a vocabulary the builder keeps."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
+from bm25s.tokenization import Tokenized
+
+EMPTY = ""  # the one token of a chunk without any: bm25s keeps row numbers aligned with chunks
+
+
+def new_vocabulary() -> dict[str, int]:
+    """Token -> id, ids counting up from 0 as tokens are first met; EMPTY is always there."""
+    return {EMPTY: 0}
 
 
 class LexicalIndex:
@@ -15,13 +23,27 @@ class LexicalIndex:
         self._vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
 
     @classmethod
-    def build(cls, documents: list[list[str]]) -> LexicalIndex:
+    def build(cls, documents: list[list[int]], vocabulary: dict[str, int]) -> LexicalIndex:
+        """Index ``documents`` given as token ids in ``vocabulary`` (see new_vocabulary).
+        The vocabulary may hold tokens no document has any more: they match nothing."""
         if not documents:
             return cls(None, 0)
         bm25 = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
-        # Every document gets at least one token so bm25s keeps row numbers aligned with chunks.
-        bm25.index([doc or [""] for doc in documents], show_progress=False)
+        empty = vocabulary[EMPTY]
+        bm25.index(Tokenized(ids=[doc or [empty] for doc in documents], vocab=dict(vocabulary)),
+                   show_progress=False)
         return cls(bm25, len(documents))
+
+    @property
+    def terms(self) -> int:
+        """Tokens in the vocabulary, used or not."""
+        return len(self._vocab)
+
+    def unused_terms(self) -> int:
+        """Tokens of the vocabulary that no document holds."""
+        if self._bm25 is None:
+            return 0
+        return int((np.diff(self._bm25.scores["indptr"]) == 0).sum())
 
     def save(self, directory: Path) -> None:
         if self._bm25 is not None:

@@ -4,6 +4,7 @@ small fixture knowledge base (index built once per session) for integration test
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,13 @@ class FakeEmbedder:
                 out[i, int(hashlib.md5(tok.encode()).hexdigest(), 16) % self.dim] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture(autouse=True)
+def _no_kb_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests set the KB_* variables they mean; a developer's shell does not leak into them."""
+    for name in [n for n in os.environ if n.upper().startswith("KB_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

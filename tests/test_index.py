@@ -227,6 +227,25 @@ def test_a_builder_that_lives_on_builds_what_a_fresh_one_would(kb_copy, tmp_path
     assert (index.vectors.reconstruct_all() == loaded.vectors.reconstruct_all()).all()
     probe = ["zebracorn", "vpn", "退款", "打印机"]
     assert (index.lexical.scores(probe) == loaded.lexical.scores(probe)).all()
+    # A token only the removed article held matches nothing, though the vocabulary kept it.
+    assert not index.lexical.scores(["809"]).any()
+
+
+def test_a_builder_that_lives_on_does_not_hoard_tokens(kb_copy, tmp_path, fake_embedder,
+                                                       monkeypatch):
+    monkeypatch.setattr("kb.index.UNUSED_TERMS", 0.02)
+    builder = Builder(tmp_path / "index", fake_embedder.name)
+    fresh = builder.build(kb_copy, lambda: fake_embedder).index.lexical.terms
+    path = kb_copy / "wifi-8021x.md"
+    original = path.read_text(encoding="utf-8")
+    sizes = []
+    for n in range(40):  # each edit leaves a word behind that no chunk holds any more
+        path.write_text(original + f"\nZebracorn{n} certificate.\n", encoding="utf-8")
+        lexical = builder.build(kb_copy, lambda: fake_embedder).index.lexical
+        assert lexical.scores([f"zebracorn{n}"]).any()
+        assert n == 0 or not lexical.scores([f"zebracorn{n - 1}"]).any()
+        sizes.append(lexical.terms)
+    assert max(sizes) <= fresh * 1.02 + 2 and sizes.count(fresh + 1) > 1
 
 
 def test_a_builder_reads_a_version_published_by_someone_else(kb_copy, tmp_path, fake_embedder):

@@ -1,6 +1,5 @@
 """``kb index`` handed to the running service: built there, served at once, gaps re-checked."""
 
-import os
 import time
 from pathlib import Path
 
@@ -25,8 +24,6 @@ def wait_for(condition, seconds: float = 10.0) -> None:  # type: ignore[no-untyp
 def service(tmp_path, kb_copy, real_embedder, monkeypatch):
     """The fixture knowledge base indexed and served; commands run from ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.upper().startswith("KB_")]:
-        monkeypatch.delenv(name)
     monkeypatch.setenv("KB_GAP_DB", "gaps.sqlite3")
     build_index(Path("articles"), tmp_path / "index", lambda: real_embedder, real_embedder.name)
     settings = Settings(articles=Path("articles"), index=tmp_path / "index",
@@ -64,6 +61,35 @@ def test_a_build_handed_to_the_service_is_served_at_once(service, kb_copy, tmp_p
 
     assert hand_over(["index", "--articles", "articles"]) == 0
     assert capsys.readouterr().out.startswith("unchanged, nothing published")
+
+
+def test_a_build_stops_the_gap_recheck_of_the_build_before_it(service, monkeypatch):
+    import service.indexing as indexing
+
+    assert top(service, "how do I book a meeting room") is None  # a gap to re-check
+    events: list[str] = []
+
+    def recheck(log, searcher, stop):  # type: ignore[no-untyped-def]
+        events.append("re-check")
+        while not stop():
+            time.sleep(0.005)
+        events.append("re-check stopped")
+        return []
+
+    def index_articles(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("build")
+        return real_index(*args, **kwargs)
+
+    real_index = indexing.index_articles
+    monkeypatch.setattr(indexing, "recheck_gaps", recheck)
+    monkeypatch.setattr(indexing, "index_articles", index_articles)
+    (Path("articles") / "wifi-8021x.md").write_text("---\nid: wifi-8021x\ntitle: Wi-Fi\n"
+                                                   "type: faq\n---\nEdited.\n")
+    assert hand_over(["index", "--articles", "articles"]) == 0
+    wait_for(lambda: "re-check" in events)
+    assert hand_over(["index", "--articles", "articles"]) == 0  # unchanged: no re-check of its own
+    # Not a build beside the re-check: they would share the cores and the GIL.
+    assert events == ["build", "re-check", "re-check stopped", "build"]
 
 
 def test_invalid_articles_fail_the_command_and_the_service_keeps_its_version(
