@@ -13,7 +13,7 @@ from kb.errors import InvalidQuery, UnknownFilter
 from kb.index import Index
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
-from kb.snippets import flatten, snippet
+from kb.snippets import flatten, match_order, window
 from kb.text import content_terms, detect_lang, normalize_lines, starts_a_word, tokenize
 
 POOL = 100  # candidate chunks taken from each retriever
@@ -116,7 +116,7 @@ class Searcher:
         self.embedder = embedder
         self.public_only = public_only
         self.max_query_chars = max_query_chars
-        self._chunk_text, self._article_text = self._fold(previous)
+        self._chunk_flat, self._chunk_text, self._article_text = self._fold(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
         self._dense = index.vectors.half()  # scanned; index.vectors give the cosines of others
 
@@ -124,10 +124,11 @@ class Searcher:
     def version(self) -> str:
         return self.index.version
 
-    def _fold(self, previous: Searcher | None) -> tuple[list[str], list[str]]:
-        """The normalized text of each chunk, as its snippet is cut from, and of each article,
-        on which coverage is measured. Snippets thus find their text folded already: OpenCC on
-        the query's path cost about 40 µs a result."""
+    def _fold(self, previous: Searcher | None) -> tuple[list[str], list[str], list[str]]:
+        """The text of each chunk on one line, as its snippet is cut from, and normalized, as
+        the query's terms are found in it; and the normalized text of each article, on which
+        coverage is measured. Made once per version: OpenCC on the query's path cost about
+        40 µs a result, and flattening a long section about 10."""
         index = self.index
         rows_of: dict[str, list[int]] = {a: [] for a in index.article_ids}
         for row, chunk in enumerate(index.chunks):
@@ -148,35 +149,37 @@ class Searcher:
         lines = list(dict.fromkeys(line for group in (*flats.values(), *heads.values())
                                    for line in group))
         folded = dict(zip(lines, normalize_lines(lines), strict=True))
-        chunk_text = [""] * len(index.chunks)
+        chunk_flat, chunk_text = [""] * len(index.chunks), [""] * len(index.chunks)
         article_text = []
         for a in index.article_ids:
             if a in kept:
-                text, texts = kept[a]
+                text, flat, texts = kept[a]
             else:  # equal texts share one string: title and question chunks repeat a section's
-                texts = [folded[f] for f in flats[a]]
+                flat, texts = flats[a], [folded[f] for f in flats[a]]
                 sections = [t for t, r in zip(texts, rows_of[a], strict=True)
                             if index.chunks[r].kind == "section"]
                 text = "\n".join([*(folded[h] for h in heads[a]), *sections])
             article_text.append(text)
-            for row, t in zip(rows_of[a], texts, strict=True):
-                chunk_text[row] = t
-        return chunk_text, article_text
+            for row, f, t in zip(rows_of[a], flat, texts, strict=True):
+                chunk_flat[row], chunk_text[row] = f, t
+        return chunk_flat, chunk_text, article_text
 
-    def _kept(self, previous: Searcher | None) -> dict[str, tuple[str, list[str]]]:
-        """What ``previous`` folded for articles that did not change (an article's hash covers
-        its record and its chunks): article text and chunk texts."""
+    def _kept(self, previous: Searcher | None) -> dict[str, tuple[str, list[str], list[str]]]:
+        """What ``previous`` made for articles that did not change (an article's hash covers
+        its record and its chunks): article text, chunk texts flattened, and folded."""
         if previous is None:
             return {}
         hashes = self.index.manifest["article_hashes"]
         old = previous.index.manifest["article_hashes"]
-        kept: dict[str, tuple[str, list[str]]] = {
-            a: (text, []) for a, text in zip(previous.index.article_ids, previous._article_text,
-                                             strict=True)
+        kept: dict[str, tuple[str, list[str], list[str]]] = {
+            a: (text, [], []) for a, text in zip(previous.index.article_ids,
+                                                 previous._article_text, strict=True)
             if old[a] == hashes.get(a)}
-        for chunk, text in zip(previous.index.chunks, previous._chunk_text, strict=True):
+        for chunk, flat, text in zip(previous.index.chunks, previous._chunk_flat,
+                                     previous._chunk_text, strict=True):
             if chunk.article_id in kept:
-                kept[chunk.article_id][1].append(text)
+                kept[chunk.article_id][1].append(flat)
+                kept[chunk.article_id][2].append(text)
         return kept
 
     def _compute_mask(self, filters: Filters) -> np.ndarray | None:
@@ -290,14 +293,14 @@ class Searcher:
     def _outcome(self, started: Started, ranked: list[Ranked], features: dict[str, float],
                  confidence: float, qvec: np.ndarray) -> Outcome:
         hits = []
+        ordered = match_order(started.terms)
         for r in ranked:
             chunk = self.index.chunks[r.row]
             art = self.index.articles[chunk.article_id]
             hits.append(Hit(
                 id=art["id"], title=art["title"], type=art["type"], section=chunk.section,
                 anchor=chunk.anchor,
-                snippet=snippet(chunk.text or art["title"], started.terms,
-                                folded=self._chunk_text[r.row]),
+                snippet=window(self._chunk_flat[r.row], self._chunk_text[r.row], ordered),
                 score=round(r.score, 4), path=art["path"], tags=list(art["tags"]),
             ))
         answered = bool(hits) and confidence >= self.index.calibration.answer_threshold

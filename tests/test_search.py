@@ -133,3 +133,4 @@ def test_a_searcher_reuses_what_its_predecessor_folded_for_unchanged_articles(
     fresh = Searcher(index, fake_embedder)
     assert second._article_text == fresh._article_text
     assert second._chunk_text == fresh._chunk_text
+    assert second._chunk_flat == fresh._chunk_flat
