@@ -75,11 +75,10 @@ def flatten(text: str) -> str:
     return " ".join(text.split()).replace(_OPEN, "").replace(_CLOSE, "")
 
 
-def snippet(text: str, terms: set[str], width: int = WIDTH, folded: str | None = None) -> str:
-    """HTML-escaped window of ``text`` around the densest cluster of ``terms``. ``folded``:
-    ``normalize(flatten(text))``, when it is at hand."""
+def snippet(text: str, terms: set[str], width: int = WIDTH) -> str:
+    """HTML-escaped window of ``text`` around the densest cluster of ``terms``."""
     flat = flatten(text)
-    return window(flat, normalize(flat) if folded is None else folded, match_order(terms), width)
+    return window(flat, normalize(flat), match_order(terms), width)
 
 
 def window(flat: str, folded: str, ordered: list[tuple[str, bool]], width: int = WIDTH) -> str:
