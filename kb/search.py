@@ -20,6 +20,13 @@ POOL = 100  # candidate chunks taken from each retriever
 FILTER_KEYS = ("type", "tags", "product", "lang")
 
 
+def best(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the ``k`` highest scores, in no particular order."""
+    if k >= len(scores):
+        return np.arange(len(scores))
+    return np.argpartition(-scores, k - 1)[:k]
+
+
 @dataclass(frozen=True)
 class Filters:
     type: tuple[str, ...] = ()
@@ -118,7 +125,6 @@ class Searcher:
         self.max_query_chars = max_query_chars
         self._chunk_flat, self._chunk_text, self._article_text = self._fold(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
-        self._dense = index.vectors.half()  # scanned; index.vectors give the cosines of others
 
     @property
     def version(self) -> str:
@@ -208,9 +214,7 @@ class Searcher:
         mask = self._mask(filters)
         scores = self.index.lexical.scores(tokens,
                                            None if mask is None else mask.astype(np.float32))
-        n = len(scores)
-        take = min(POOL, n)
-        rows = np.argpartition(-scores, take - 1)[:take] if take < n else np.arange(n)
+        rows = best(scores, POOL)
         return scores, rows[scores[rows] > 0]
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters) -> Candidates:
@@ -223,17 +227,15 @@ class Searcher:
             empty = np.zeros(0, dtype=np.int64)
             return Candidates(empty, empty.astype(np.float32), empty.astype(np.float32), empty)
         lex_all, lex_rows = lexical
-        dense_rows, dense_scores = self._dense.search(
-            qvec, POOL, None if mask is None else np.flatnonzero(mask))
-        rows = np.union1d(dense_rows, lex_rows).astype(np.int64)  # both sets obey the mask
-        # Cosines of the dense pool come with it; only rows found lexically alone need theirs.
-        dense = np.empty(len(rows), dtype=np.float32)
-        from_pool = np.zeros(len(rows), dtype=bool)
-        at = np.searchsorted(rows, dense_rows)
-        dense[at], from_pool[at] = dense_scores, True
-        lexical_only = rows[~from_pool]
-        dense[~from_pool] = self.index.vectors.cosines(lexical_only, qvec)
-        return Candidates(rows, dense, lex_all[rows], self.index.chunk_article[rows])
+        cosines = self.index.vectors.scores(qvec)
+        chosen = np.zeros(len(cosines), dtype=bool)
+        if mask is None:
+            chosen[best(cosines, POOL)] = True
+        else:
+            chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
+        chosen[lex_rows] = True  # lexical rows obey the mask already
+        rows = np.flatnonzero(chosen)
+        return Candidates(rows, cosines[rows], lex_all[rows], self.index.chunk_article[rows])
 
     def coverage(self, terms: set[str], article: int) -> float:
         if not terms:
