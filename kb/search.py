@@ -251,12 +251,17 @@ class Searcher:
 
     def begin(self, shown: str, lexical_text: str, dense_text: str, filters: Filters,
               k: int) -> Started:
-        """Ask the model for the vector of ``dense_text`` and, while it encodes, do the lexical
-        half. ``shown`` is the query as results and the log show it."""
-        vector = encode_one(self.embedder, dense_text)  # first: all else overlaps the model
+        """Do the lexical half, then ask the model for the vector of ``dense_text``. ``shown``
+        is the query as results and the log show it.
+
+        The lexical half goes first, not beside the model: the model's threads keep both cores
+        busy, so work beside them only preempts one, and the model waits for its slowest
+        thread at every layer (measured: the model 12-19 % slower with the lexical half
+        beside it, against 6 % slower after it, and the search 0.6 ms faster on covidqa)."""
         terms = content_terms(dense_text)
         lang = detect_lang(dense_text)
         lexical = self.lexical(tokenize(lexical_text), filters)
+        vector = encode_one(self.embedder, dense_text)
         return Started(shown, dense_text, terms, lang, filters, k, lexical, vector)
 
     def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
