@@ -73,7 +73,7 @@ class Ranked:
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = (float(x.min()), float(x.max())) if len(x) else (0.0, 0.0)
+    lo, hi = (x.min(), x.max()) if len(x) else (0.0, 0.0)
     if hi > lo:
         return (x - lo) / (hi - lo)
     return (x > 0).astype(np.float64)  # one candidate, or all alike: full marks if any evidence
@@ -81,8 +81,8 @@ def _minmax(x: np.ndarray) -> np.ndarray:
 
 def fuse(c: Candidates, alpha: float) -> np.ndarray:
     """Per-row fused score in [0, 1]."""
-    d = _minmax(np.clip(c.dense, 0.0, None))
-    if not len(c.lexical) or float(c.lexical.max()) <= 0:
+    d = _minmax(np.maximum(c.dense, 0.0))
+    if not len(c.lexical) or c.lexical.max() <= 0:
         return d  # nothing matched lexically: dense evidence is all there is
     return alpha * d + (1.0 - alpha) * _minmax(c.lexical)
 
@@ -101,11 +101,12 @@ def rank(c: Candidates, alpha: float, k: int) -> list[Ranked]:
     present = grouped[starts]
     art_dense = np.maximum.reduceat(c.dense[order], starts).astype(np.float64)
     art_lex = np.maximum.reduceat(c.lexical[order], starts).astype(np.float64)
-    best = order[starts]
     art_score = fuse(Candidates(present, art_dense, art_lex, present), alpha)
     top = np.argsort(-art_score, kind="stable")[:k]
-    return [Ranked(int(present[j]), int(c.rows[best[j]]), float(art_score[j]),
-                   float(art_dense[j]), float(art_lex[j])) for j in top]
+    # Python numbers, converted a column at a time
+    columns = (present[top], c.rows[order[starts[top]]], art_score[top], art_dense[top],
+               art_lex[top])
+    return [Ranked(*values) for values in zip(*(col.tolist() for col in columns), strict=True)]
 
 
 def answer_features(ranked: list[Ranked], coverage: float) -> dict[str, float]:

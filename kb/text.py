@@ -140,23 +140,30 @@ TOKENIZER = "kb-1"
 
 def tokenize(text: str, *, normalized: bool = False) -> list[str]:
     """Tokens for BM25. Pass ``normalized=True`` when the text already went through normalize()."""
-    norm = text if normalized else normalize(text)
-    tokens: list[str] = []
-    for piece in _PIECE.findall(norm):
-        if is_cjk(piece[0]):
-            tokens.extend(_chinese_tokens(piece))
-        else:
-            tokens.extend(_latin_tokens(piece))
-    return tokens
+    return _split(text if normalized else normalize(text), tokens=True, terms=False)[0]
 
 
 def content_terms(text: str) -> set[str]:
     """Distinct meaningful terms of a query: words and identifiers, without bigram fallbacks."""
-    norm = normalize(text)
-    terms: set[str] = set()
+    return _split(normalize(text), tokens=False, terms=True)[1]
+
+
+def analyze(text: str) -> tuple[list[str], set[str]]:
+    """tokenize() and content_terms() of one text, normalized and split once."""
+    return _split(normalize(text), tokens=True, terms=True)
+
+
+def _split(norm: str, *, tokens: bool, terms: bool) -> tuple[list[str], set[str]]:
+    found: list[str] = []
+    words: set[str] = set()
     for piece in _PIECE.findall(norm):
         if is_cjk(piece[0]):
-            terms.update(w for w in rjieba.cut(piece) if w.strip() and w not in STOPWORDS_ZH)
-        else:
-            terms.update(_latin_tokens(piece))
-    return terms
+            if tokens:
+                found.extend(_chinese_tokens(piece))
+            if terms:
+                words.update(w for w in rjieba.cut(piece) if w.strip() and w not in STOPWORDS_ZH)
+        else:  # the same for both
+            latin = _latin_tokens(piece)
+            found.extend(latin)
+            words.update(latin)
+    return found, words

@@ -1,4 +1,5 @@
-from kb.text import content_terms, detect_lang, normalize, normalize_lines, starts_a_word, tokenize
+from kb.text import (analyze, content_terms, detect_lang, normalize, normalize_lines,
+                     starts_a_word, tokenize)
 
 
 def test_normalize_folds_width_case_and_traditional_phrases():
@@ -35,6 +36,12 @@ def test_traditional_and_simplified_queries_tokenize_alike():
 def test_content_terms_drop_function_words():
     assert content_terms("请问退款怎么还没到账") >= {"退款"}
     assert "怎么" not in content_terms("请问退款怎么还没到账")
+
+
+def test_analyze_gives_the_tokens_and_terms_of_one_text():
+    for text in ("Outlook 報錯 0x800CCC0E 无法发送邮件", "How do I reset my VPN password?",
+                 "请问退款怎么还没到账", "花呗分期 wi-fi v2.3.1", ""):
+        assert analyze(text) == (tokenize(text), content_terms(text))
 
 
 def test_detect_lang():
