@@ -1,5 +1,4 @@
-from kb.text import (analyze, content_terms, detect_lang, normalize, normalize_lines,
-                     starts_a_word, tokenize)
+from kb.text import analyze, content_terms, detect_lang, normalize, normalize_lines, starts_a_word, tokenize
 
 
 def test_normalize_folds_width_case_and_traditional_phrases():
