@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from kb.evaluation import LabelledQuery, mean, retrieval_metrics
 from kb.ranking import FEATURES, Calibration, Candidates, answer_features, rank
 from kb.search import Filters, Searcher
-from kb.text import content_terms, detect_lang, tokenize
+from kb.text import analyze, detect_lang
 
 ALPHAS = [round(a, 2) for a in np.linspace(0.0, 1.0, 21)]
 MIN_QUERIES_PER_LANG = 10  # fewer than this and the default weight is kept
@@ -32,8 +32,9 @@ def prepare(searcher: Searcher, labelled: list[LabelledQuery],
     vectors = searcher.embedder.embed([q.query for q in labelled])
     out = []
     for q, vec in progress(list(zip(labelled, vectors, strict=True))):
-        cands = searcher.candidates(tokenize(q.query), vec, Filters())
-        out.append(Prepared(q, q.lang or detect_lang(q.query), content_terms(q.query), cands))
+        tokens, terms = analyze(q.query)
+        cands = searcher.candidates(tokens, vec, Filters())
+        out.append(Prepared(q, q.lang or detect_lang(q.query), terms, cands))
     return out
 
 
