@@ -92,10 +92,9 @@ def latency(searcher: Searcher, embedder: Embedder, torch_embedder: SentenceTran
     then the same queries on PyTorch for reference, apart, as its idle threads would slow what
     follows.
 
-    Blocks, not query by query: the searcher encodes in the batching thread and the bare model
-    runs in this one, and ONNX Runtime called from one thread and then the other is about a
-    millisecond slower per call than called from the same thread again (measured here), a cost
-    the service, which always encodes in its one batching thread, never pays.
+    Blocks, not query by query: ONNX Runtime called from one thread and then another is about
+    a millisecond slower per call than called from the same thread again (measured here), and a
+    searcher that finds the model busy hands its query to the batching thread.
     """
     model, search = [], []
     for start in range(0, len(queries), LATENCY_BLOCK):
@@ -276,7 +275,9 @@ def bench_set(path: Path, work: Path, embedder: Embedder,
         result["traditional"] = trad.__dict__
         result["traditional_ratio"] = trad.ndcg10 / ours.ndcg10
     sample = [q.query for q in held][:300]
-    # As the service searches: through the batching embedder, which hands queries to its thread.
+    # As the engine searches in process: through the batching embedder, which encodes a waiting
+    # caller's query on that caller's thread while the model is idle (the HTTP figures below
+    # cover the hand-off to the batching thread, which the service always makes).
     serving = Searcher(load_index(index), BatchingEmbedder(embedder), max_query_chars=10**6)
     result["latency"] = latency(serving, embedder, torch_embedder, sample)
     if with_http:

@@ -54,9 +54,10 @@ class Engine:
                          if settings.reranker else None)
         self._lock = threading.Lock()
         self.searcher = self._load()
-        # Loads the segmentation dictionary and runs the model once: otherwise the first agent
-        # to search after a start waits for them.
-        self.searcher.search("warm-up 预热", k=1)
+        # Loads the segmentation dictionary and runs the model once, in the batching thread as
+        # the service does: otherwise the first agent to search after a start waits for them.
+        started = self.searcher.begin_search("warm-up 预热", k=1)
+        self.searcher.finish(started, started.vector.result())
 
     def _load(self, index: Index | None = None, previous: Searcher | None = None) -> Searcher:
         index = index or load_index(self.settings.index, model=self.embedder.name)
@@ -74,19 +75,22 @@ class Engine:
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
                channel: str = "search") -> Answer:
-        return self.begin_search(query, k, filters, channel).wait()
+        return self.begin_search(query, k, filters, channel, wait=True).wait()
 
     def suggest(self, subject: str, description: str, k: int = 5, ticket_id: str | None = None,
                 filters: Filters | None = None) -> Answer:
-        return self.begin_suggest(subject, description, k, ticket_id, filters).wait()
+        return self.begin_suggest(subject, description, k, ticket_id, filters, wait=True).wait()
 
     def begin_search(self, query: str, k: int = 5, filters: Filters | None = None,
-                     channel: str = "search") -> Pending:
+                     channel: str = "search", wait: bool = False) -> Pending:
+        """A search under way; ``wait``: the caller will block on it, so the query may be
+        encoded on its thread (see BatchingEmbedder)."""
         searcher = self.searcher
-        return self._pending(searcher, searcher.begin_search(query, k, filters), channel)
+        return self._pending(searcher, searcher.begin_search(query, k, filters, wait), channel)
 
     def begin_suggest(self, subject: str, description: str, k: int = 5,
-                      ticket_id: str | None = None, filters: Filters | None = None) -> Pending:
+                      ticket_id: str | None = None, filters: Filters | None = None,
+                      wait: bool = False) -> Pending:
         searcher = self.searcher
         if not subject.strip() and not description.strip():
             raise InvalidQuery("ticket has neither subject nor description")
@@ -95,7 +99,7 @@ class Engine:
                                f"is {self.settings.max_ticket_chars}")
         searcher.validate(subject or description[: self.settings.max_query_chars])
         tq = ticket_query(subject, description)
-        started = searcher.begin(tq.display, tq.lexical, tq.dense, filters or Filters(), k)
+        started = searcher.begin(tq.display, tq.lexical, tq.dense, filters or Filters(), k, wait)
         return self._pending(searcher, started, "suggest", ticket_id)
 
     def _pending(self, searcher: Searcher, started: Started, channel: str,

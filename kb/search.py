@@ -250,9 +250,10 @@ class Searcher:
         return found / len(terms)
 
     def begin(self, shown: str, lexical_text: str, dense_text: str, filters: Filters,
-              k: int) -> Started:
-        """Do the lexical half, then ask the model for the vector of ``dense_text``. ``shown``
-        is the query as results and the log show it.
+              k: int, wait: bool = False) -> Started:
+        """Do the lexical half, then ask the model for the vector of ``dense_text``: under way
+        in the background, or done on return if the caller will ``wait`` for it. ``shown`` is
+        the query as results and the log show it.
 
         The lexical half goes first, not beside the model: the model's threads keep both cores
         busy, so work beside them only preempts one, and the model waits for its slowest
@@ -265,7 +266,7 @@ class Searcher:
             tokens, terms = tokenize(lexical_text), content_terms(dense_text)
         lang = detect_lang(dense_text)
         lexical = self.lexical(tokens, filters)
-        vector = encode_one(self.embedder, dense_text)
+        vector = encode_one(self.embedder, dense_text, wait)
         return Started(shown, dense_text, terms, lang, filters, k, lexical, vector)
 
     def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
@@ -293,12 +294,13 @@ class Searcher:
             r.score = score
         return reordered + tail
 
-    def begin_search(self, query: str, k: int = 5, filters: Filters | None = None) -> Started:
+    def begin_search(self, query: str, k: int = 5, filters: Filters | None = None,
+                     wait: bool = False) -> Started:
         text = self.validate(query)
-        return self.begin(text, text, text, filters or Filters(), k)
+        return self.begin(text, text, text, filters or Filters(), k, wait)
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None) -> Outcome:
-        started = self.begin_search(query, k, filters)
+        started = self.begin_search(query, k, filters, wait=True)
         return self.finish(started, started.vector.result())
 
     def _outcome(self, started: Started, ranked: list[Ranked], features: dict[str, float],

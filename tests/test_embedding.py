@@ -40,7 +40,7 @@ def test_concurrent_queries_share_a_model_pass_and_get_their_own_vectors():
         first = pool.submit(batching.embed, [queries[0]])
         wait_for(lambda: inner.sizes)
         rest = [pool.submit(batching.embed, [q]) for q in queries[1:]]
-        wait_for(lambda: batching._queue.qsize() == len(rest))
+        wait_for(lambda: batching._queue.unfinished_tasks == len(rest))
         inner.release.set()
         vectors = [first.result()] + [f.result() for f in rest]
     assert inner.sizes == [1, 8]
@@ -73,7 +73,38 @@ def test_bulk_calls_bypass_the_queue_and_errors_reach_the_caller():
     assert batching.embed(["a", "b"]).shape == (2, FakeEmbedder.dim)
     with pytest.raises(RuntimeError, match="model failed"):
         batching.embed(["a"])
-    assert batching.embed(["a", "b", "c"]).shape[0] == 3  # the worker survived
+    with pytest.raises(RuntimeError, match="model failed"):
+        batching.submit("a").result(5)
+    assert batching.embed(["a", "b", "c"]).shape[0] == 3
+    batching.inner = FakeEmbedder()
+    assert np.allclose(batching.submit("a").result(5), FakeEmbedder().embed(["a"])[0])  # it survived
+
+
+def test_a_waiting_caller_encodes_on_its_own_thread_only_while_the_model_is_idle():
+    class Recording(SlowEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.threads: list[str] = []
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            self.threads.append(threading.current_thread().name)
+            return super().embed(texts)
+
+    inner = Recording()
+    batching = BatchingEmbedder(inner)
+    with ThreadPoolExecutor(2, thread_name_prefix="agent") as pool:
+        first = pool.submit(batching.embed, ["vpn"])
+        wait_for(lambda: inner.sizes)  # the model is busy on the first caller's thread
+        second = pool.submit(batching.embed, ["wifi"])
+        wait_for(lambda: batching._queue.unfinished_tasks == 1)
+        inner.release.set()
+        assert np.allclose(first.result(5)[0], FakeEmbedder().embed(["vpn"])[0])
+        assert np.allclose(second.result(5)[0], FakeEmbedder().embed(["wifi"])[0])
+    assert inner.threads[0].startswith("agent") and inner.threads[1] == "kb-embed"
+    batching.embed(["printer"])  # idle again: the caller's own thread
+    assert inner.threads[2] == threading.current_thread().name
+    batching.submit("outlook").result(5)  # a caller that does not block always hands over
+    assert inner.threads[3] == "kb-embed"
 
 
 def test_model_spec_resolution():

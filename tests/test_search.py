@@ -100,7 +100,8 @@ def test_the_service_path_through_the_batching_embedder_ranks_the_same(fixture_i
     direct = Searcher(index, real_embedder)
     batching = Searcher(index, BatchingEmbedder(real_embedder))
     for query in ("退款多久到账", "VPN 连不上 错误 809", "how do I reset my password", "会议室怎么预订"):
-        a, b = direct.search(query, k=5), batching.search(query, k=5)
+        started = batching.begin_search(query, k=5)  # encoded in the batching thread
+        a, b = direct.search(query, k=5), batching.finish(started, started.vector.result(5))
         assert [(h.id, h.score) for h in a.hits] == [(h.id, h.score) for h in b.hits]
         assert (a.answered, a.confidence) == (b.answered, b.confidence)
 
