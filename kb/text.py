@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 
 import opencc
@@ -80,17 +81,20 @@ def normalize_lines(lines: list[str]) -> list[str]:
 WORD_CHARS = frozenset(string.ascii_lowercase + string.digits)
 
 
-def starts_a_word(text: str, term: str) -> bool:
-    """Whether ``term`` occurs in ``text`` at the start of a word (an English stem match).
+def word_starts(text: str, term: str) -> Iterator[int]:
+    """Where ``term`` occurs in ``text`` at the start of a word (an English stem match).
 
     str.find, not a regex look-behind, which makes re try every position of a long article.
     """
     at = text.find(term)
     while at >= 0:
         if at == 0 or text[at - 1] not in WORD_CHARS:
-            return True
+            yield at
         at = text.find(term, at + 1)
-    return False
+
+
+def starts_a_word(text: str, term: str) -> bool:
+    return next(word_starts(text, term), -1) >= 0
 
 
 def is_cjk(text: str) -> bool:
