@@ -1,5 +1,7 @@
 """Search with the real packaged model on the fixture knowledge base."""
 
+import threading
+
 import pytest
 
 from kb.embedding import BatchingEmbedder
@@ -104,6 +106,25 @@ def test_the_service_path_through_the_batching_embedder_ranks_the_same(fixture_i
         a, b = direct.search(query, k=5), batching.finish(started, started.vector.result(5))
         assert [(h.id, h.score) for h in a.hits] == [(h.id, h.score) for h in b.hits]
         assert (a.answered, a.confidence) == (b.answered, b.confidence)
+
+
+def test_a_blocking_search_encodes_on_its_own_thread_and_a_pending_one_in_the_batching_thread(
+        fixture_index, real_embedder):
+    threads = []
+
+    class Recording:
+        name, dim = real_embedder.name, real_embedder.dim
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            threads.append(threading.current_thread().name)
+            return real_embedder.embed(texts)
+
+    searcher = Searcher(load_index(fixture_index, model=real_embedder.name),
+                        BatchingEmbedder(Recording()))
+    assert searcher.search("VPN error 809").hits
+    started = searcher.begin_search("VPN error 809")
+    assert searcher.finish(started, started.vector.result(5)).hits
+    assert threads == [threading.current_thread().name, "kb-embed"]
 
 
 def test_a_searcher_reuses_what_its_predecessor_folded_for_unchanged_articles(

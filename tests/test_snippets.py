@@ -31,6 +31,10 @@ def test_stems_are_marked_only_from_a_word_start():
     assert out == "Reinstall first, then <mark>install</mark> the printer driver."
 
 
+def test_a_stem_that_recurs_inside_its_own_match_is_marked_once():
+    assert snippet("a-a-a", {"a-a"}) == "<mark>a-a</mark>-a"
+
+
 def test_marked_terms_are_escaped_and_stray_control_characters_cannot_forge_marks():
     out = snippet("a <b>&\x02 tag\x03 here", {"<b>&", "tag"})
     assert out == "a <mark>&lt;b&gt;&amp;</mark> <mark>tag</mark> here"
