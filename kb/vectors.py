@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
-
-if TYPE_CHECKING:
-    import onnxruntime
+import onnxruntime
+from onnx import TensorProto, helper
 
 
 @cache
@@ -20,14 +18,10 @@ def _scan() -> onnxruntime.InferenceSession:
 
     A query's scan reads every stored vector (5 MB for 3,000 FAQ entries) and is bound by
     memory, so one core's share of the bandwidth limits it. ONNX Runtime's GEMM splits it over
-    the cores, taking the rows where they are. On atec-faq-zh right after the model: 0.25 ms
-    instead of 0.41 ms for FAISS on one thread; 20,000 rows, warm: 0.64 instead of 1.10 ms. Its
-    pool's threads do not spin once done (FAISS's and BLAS's OpenMP threads would, on the cores
-    the model needs next).
+    the cores, taking the rows where they are: 0.25 ms instead of 0.41 ms for FAISS on one
+    thread on atec-faq-zh right after the model, and its pool's threads do not spin once done
+    (FAISS's and BLAS's OpenMP threads would, on the cores the model needs next).
     """
-    import onnxruntime  # imported when first searched: commands that only build do not pay
-    from onnx import TensorProto, helper
-
     query = helper.make_tensor_value_info("query", TensorProto.FLOAT, [1, "dim"])
     rows = helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["n", "dim"])
     scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, "n"])
