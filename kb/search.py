@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class Filters:
         if unknown:
             raise UnknownFilter(f"unknown filter(s) {unknown}; known: {list(FILTER_KEYS)}")
 
-        def many(value: object) -> tuple[str, ...]:
+        def many(value: Any) -> tuple[str, ...]:
             if value is None:
                 return ()
             return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
