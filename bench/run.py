@@ -33,13 +33,14 @@ from sklearn.metrics import roc_auc_score
 
 from bench.baselines import BM25Baseline, DenseBaseline
 from kb.articles import load_articles
+from kb.build import build_index
 from kb.calibrate import fit, prepare
 from kb.chunking import chunk_article
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder, load_embedder
 from kb.evaluation import LabelledQuery, Report, evaluate, read_queries
-from kb.index import build_index, load_index, publish_calibration
 from kb.search import Searcher
+from kb.store import load_index, publish_calibration
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY_BLOCK = 25  # queries per block when model and search timings alternate

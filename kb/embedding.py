@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Sequence
@@ -46,9 +45,6 @@ def load_embedder(settings: Settings) -> Embedder:
 
 class SentenceTransformerEmbedder:
     def __init__(self, spec: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
-        # Nothing may be fetched from a model hub at run time: a name must already be cached.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -57,7 +53,8 @@ class SentenceTransformerEmbedder:
 
         location = resolve_model(spec)
         try:
-            self.model = SentenceTransformer(location, device="cpu")
+            # Nothing is fetched from a model hub at run time: a name must already be cached.
+            self.model = SentenceTransformer(location, device="cpu", local_files_only=True)
         except Exception as exc:  # the library raises many types for a missing or broken model
             hint = "" if Path(location).exists() else " (not a local directory, nor cached)"
             raise ModelError(f"cannot load embedding model {spec!r}{hint}: {exc}") from exc

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kb.build import build_index
 from kb.config import Settings
 from kb.embedding import Embedder, load_embedder
-from kb.index import build_index
 from kb.text import tokenize
 
 FIXTURE_KB = Path(__file__).parent / "fixtures" / "kb"
