@@ -266,9 +266,9 @@ def _carried_calibration(published: tuple[str, Path, dict] | None, model: str) -
         return Calibration()
     try:
         return store.read_calibration(published[1])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (KBError, OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("cannot read the calibration of version %s (%s): using the defaults",
-                    published[0], exc)
+                    published[0], getattr(exc, "message", exc))
         return Calibration()
 
 

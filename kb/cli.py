@@ -218,8 +218,9 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
     version = publish_calibration(cfg.index, cal, cfg.keep_versions)
     if output:
         output.write_text(json.dumps(cal.to_dict(), ensure_ascii=False, indent=1) + "\n")
-    typer.echo(f"published {version} with calibration: dense weight per language "
-               f"{cal.dense_weight}, answered threshold {cal.answer_threshold:.3f}")
+    dense = {lang: round(w.get("dense", 0.0), 2) for lang, w in cal.fusion.items()}
+    typer.echo(f"published {version} with calibration: dense weight per language {dense}, "
+               f"answered threshold {cal.answer_threshold:.3f}")
     typer.echo(json.dumps(cal.fitted, ensure_ascii=False))
 
 

@@ -310,7 +310,7 @@ def read_tokens(path: Path) -> list[str]:
 
 
 def read_calibration(path: Path) -> Calibration:
-    return Calibration.from_dict(json.loads((path / "calibration.json").read_text(encoding="utf-8")))
+    return Calibration.load(path / "calibration.json")
 
 
 def load_index(root: Path, model: str | None = None, version: str | None = None) -> Index:
