@@ -97,9 +97,9 @@ def latency(searcher: Searcher, embedder: Embedder, torch_embedder: SentenceTran
     then the same queries on PyTorch for reference, apart, as its idle threads would slow what
     follows.
 
-    Blocks, not query by query: ONNX Runtime called from one thread and then another is about
-    a millisecond slower per call than called from the same thread again (measured here), and a
-    searcher that finds the model busy hands its query to the batching thread.
+    Blocks, not query by query: ONNX Runtime called from one thread and then another is slower
+    per call than called from the same thread again (bench/NOTES.md), and a searcher that finds
+    the model busy hands its query to the batching thread.
     """
     model, search = [], []
     for start in range(0, len(queries), LATENCY_BLOCK):
@@ -117,8 +117,8 @@ class Client:
     """One keep-alive connection, as a ticket system or the agents' web page holds.
 
     The standard library's client, not httpx: client and server share this machine's two
-    cores, and httpx's own Python work (about 1.8 ms a request here) would be counted as the
-    service's latency and take CPU from it under load.
+    cores, and httpx's own Python work would be counted as the service's latency and take CPU
+    from it under load (bench/NOTES.md).
     """
 
     def __init__(self, port: int, timeout: float = 60) -> None:
@@ -285,7 +285,7 @@ def bench_set(path: Path, work: Path, embedder: Embedder,
     chunks = [c for a in articles for c in chunk_article(a)]
     texts = sorted({c.hash: c.embed_text for c in chunks}.values())
     # Each timing is the best of BUILD_REPEATS, and bare embedding and build alternate: one
-    # timing of each swung the ratio by a third on this machine, from noise alone.
+    # timing of each is too noisy on a shared machine (bench/NOTES.md).
     bares, fulls = [], []
     for _ in range(BUILD_REPEATS):
         bares.append(timed(lambda: embedder.embed(texts))[1])
@@ -409,9 +409,8 @@ def _figure(value: float | None, missing: str) -> str:
 
 
 def in_own_process(path: Path, sets: Path, no_http: bool) -> list[dict]:
-    """The figures of one set, benchmarked by a process of its own. Run after atec in one
-    process, covidqa's search took 1.35-1.78 × the model over six runs, and 1.34 × in a run of
-    its own: whatever the first set leaves behind weighs on the second."""
+    """The figures of one set, benchmarked by a process of its own: whatever a first set leaves
+    behind in a process weighs on the second (bench/NOTES.md)."""
     with tempfile.TemporaryDirectory() as out:
         subprocess.run([sys.executable, "-m", "bench.run", "--sets", str(sets), "--only",
                         path.name, "--out", out, *(["--no-http"] if no_http else [])],

@@ -218,7 +218,7 @@ def _cache_state(cache: dict) -> dict[str, tuple]:
 
 def _prepare(article: Article, max_chunk_chars: int) -> _Prepared:
     chunks = chunk_article(article, max_chunk_chars)
-    # Not asdict(): it deep-copies every section, which costs seconds on a large knowledge base.
+    # Not asdict(): it deep-copies every section, which is slow on a large knowledge base.
     record = {k: list(v) if isinstance(v := getattr(article, k), list) else v
               for k in ARTICLE_FIELDS}
     text = _CANONICAL.encode([record, [c.hash for c in chunks]])

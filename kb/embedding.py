@@ -83,9 +83,9 @@ class BatchingEmbedder:
     previous batch was encoding forms the next batch.
 
     A caller that blocks on its vector anyway (``embed``) encodes on its own thread when the
-    model is idle and nothing is queued: the hand-off to the batching thread and back cost
-    0.1-0.3 ms, up to a tenth of a short query's encoding. Either way one query pass runs at a
-    time, so queries that arrive meanwhile still form a batch."""
+    model is idle and nothing is queued: the hand-off to the batching thread and back is a
+    noticeable share of a short query's encoding. Either way one query pass runs at a time, so
+    queries that arrive meanwhile still form a batch."""
 
     def __init__(self, inner: Embedder, max_batch: int = 32) -> None:
         self.inner = inner
