@@ -28,8 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import opencc
@@ -47,6 +50,7 @@ from kb.search import Searcher
 from kb.store import load_index, publish_calibration
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 LATENCY_BLOCK = 25  # queries per block when model and search timings alternate
 BUILD_REPEATS = 2  # full builds (each beside a bare embedding) and one-article re-indexes
 SALT = "kb-bench-split"  # fixed: the split is reproducible, and not chosen by looking at scores
@@ -85,7 +89,7 @@ def run_baseline(baseline: BM25Baseline | DenseBaseline, queries: list[LabelledQ
     return evaluate(queries, lambda q: (baseline.search(q.query), True))
 
 
-def timed(fn):  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
@@ -104,9 +108,9 @@ def latency(searcher: Searcher, embedder: Embedder, torch_embedder: SentenceTran
     model, search = [], []
     for start in range(0, len(queries), LATENCY_BLOCK):
         block = queries[start:start + LATENCY_BLOCK]
-        model += [timed(lambda q=q: embedder.embed([q]))[1] for q in block]
-        search += [timed(lambda q=q: searcher.search(q, k=10))[1] for q in block]
-    torch_model = [timed(lambda q=q: torch_embedder.embed([q]))[1] for q in queries]
+        model += [timed(partial(embedder.embed, [q]))[1] for q in block]
+        search += [timed(partial(searcher.search, q, k=10))[1] for q in block]
+    torch_model = [timed(partial(torch_embedder.embed, [q]))[1] for q in queries]
     return {"model_p50_ms": percentile(model, 50) * 1e3, "model_p95_ms": percentile(model, 95) * 1e3,
             "torch_model_p50_ms": percentile(torch_model, 50) * 1e3,
             "search_p50_ms": percentile(search, 50) * 1e3,
@@ -151,7 +155,7 @@ def _wait_ready(port: int, tries: int = 240) -> None:
     raise RuntimeError("server did not start")
 
 
-def after_edits(edited: Path, run):  # type: ignore[no-untyped-def]
+def after_edits(edited: Path, run: Callable[[], T]) -> tuple[T | None, float]:
     """``run`` after each of BUILD_REPEATS one-article edits: its last result, and its best
     time."""
     best, result = float("inf"), None
@@ -237,9 +241,9 @@ def service_figures(env: dict[str, str], queries: list[str], embedder: Embedder,
             client.request("POST", "/search", {"query": q})
         model, http = [], []
         for q in queries:
-            model.append(timed(lambda q=q: embedder.embed([q]))[1])
-            http.append(timed(lambda q=q: client.request("POST", "/search",
-                                                         {"query": q, "k": 10}))[1])
+            model.append(timed(partial(embedder.embed, [q]))[1])
+            http.append(timed(partial(client.request, "POST", "/search",
+                                      {"query": q, "k": 10}))[1])
         client.close()
         qps, total, ok = throughput(port, queries)
         served = edit_served(env, edited, port)
@@ -291,12 +295,13 @@ def bench_set(path: Path, work: Path, embedder: Embedder,
         bares.append(timed(lambda: embedder.embed(texts))[1])
         shutil.rmtree(index, ignore_errors=True)
         report, seconds = timed(lambda: build_index(articles_dir, index, lambda: embedder,
-                                                    embedder.name))
+                                                    embedder.name).report)
         fulls.append(seconds)
     bare, full = min(bares), min(fulls)
     edited = articles_dir / sorted(os.listdir(articles_dir))[len(articles) // 2]
     incremental_report, incremental = after_edits(edited, lambda: build_index(
-        articles_dir, index, lambda: embedder, embedder.name))
+        articles_dir, index, lambda: embedder, embedder.name).report)
+    assert incremental_report is not None
     env = {**os.environ, "KB_ARTICLES": str(articles_dir), "KB_INDEX": str(index),
            "KB_GAP_DB": str(work / "gaps.sqlite3"), "HF_HUB_OFFLINE": "1"}
     incremental_alone = index_command(env, edited, [])
