@@ -2,6 +2,7 @@
 running service serves the new version by itself and closes the gaps it answers; an invalid
 edit leaves the old version serving; with no service running, ``kb index`` closes gaps itself."""
 
+import dataclasses
 import logging
 import time
 
@@ -10,6 +11,8 @@ from typer.testing import CliRunner
 
 from kb.cli import app as cli
 from kb.config import Settings
+from kb.search import Searcher
+from kb.store import load_index, publish_calibration
 from service.app import create_app
 
 MEETING = ("---\nid: meeting-rooms\ntitle: How to book a meeting room\ntype: faq\nlang: en\n"
@@ -27,6 +30,18 @@ def wait_for(condition, seconds: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def calibrate_between(index, embedder, answerable, gaps):
+    """Publish an answered threshold halfway between the confidence of the gap queries and of
+    the answerable ones, so the test holds whatever the default threshold is."""
+    searcher = Searcher(load_index(index), embedder)
+    low = min(searcher.search(q, k=1).confidence for q in answerable)
+    high = max(searcher.search(q, k=1).confidence for q in gaps)
+    assert low > high  # the model tells them apart; the threshold only has to sit between
+    calibration = dataclasses.replace(searcher.index.calibration,
+                                      answer_threshold=(low + high) / 2)
+    publish_calibration(index, calibration)
+
+
 def test_edit_index_serve(tmp_path, kb_copy, real_embedder, monkeypatch):
     # The command's log handler writes to the stream CliRunner gives it, closed afterwards;
     # the service's log lines of this test must not go there.
@@ -40,6 +55,8 @@ def test_edit_index_serve(tmp_path, kb_copy, real_embedder, monkeypatch):
     first = runner.invoke(cli, ["index"])
     assert first.exit_code == 0, first.output
     assert "published" in first.output and f"{len(list(kb_copy.glob('*.md')))} articles" in first.output
+    calibrate_between(index, real_embedder, answerable=["VPN error 809"],
+                      gaps=["how do I book a meeting room", "how do I order a standing desk"])
 
     with TestClient(create_app(Settings(), real_embedder)) as client:
         def top(query):
