@@ -17,10 +17,10 @@ from kb.build import Built, Progress, build_index
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle
-from kb.gaps import GapLog
 from kb.ranking import Calibration
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
+from kb.storage import Store, exists, open_store
 from kb.store import Index, current_version, load_index
 from kb.tickets import ticket_query
 from kb.topics import Topic, build_topics
@@ -63,10 +63,11 @@ class IndexStatus:
 
 
 class Engine:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 store: Store | None = None) -> None:
         self.settings = settings
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
-        self.log = GapLog(settings.gap_path)
+        self.log: Store = store or open_store(settings)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
                          if settings.reranker else None)
         self._lock = threading.Lock()
@@ -153,6 +154,8 @@ class Engine:
                 channel=channel, query=outcome.query, lang=outcome.lang,
                 filters=started.filters.to_dict(), answered=outcome.answered,
                 confidence=outcome.confidence, neighbours=[h.id for h in outcome.hits[:3]],
+                results=[h.id for h in outcome.hits],
+                audience=self.audience,
                 top_score=outcome.hits[0].score if outcome.hits else None,
                 vector=None if outcome.answered else outcome.vector,
                 index_version=searcher.version, ticket_id=ticket_id,
@@ -185,7 +188,7 @@ def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:
     return {a: set(r["tags"]) for a, r in articles.items()}
 
 
-def gap_report(log: GapLog, tags: dict[str, set[str]], since: str | None = None,
+def gap_report(log: Store, tags: dict[str, set[str]], since: str | None = None,
                min_count: int = 1, include_resolved: bool = False) -> list[Topic]:
     topics = build_topics([(q, None) for q in log.unanswered(since)], "unanswered", tags)
     topics += build_topics([(q, a) for q, a in log.not_helpful(since)], "not_helpful", tags)
@@ -210,21 +213,21 @@ def first_calibration(cfg: Settings) -> Calibration | None:
     return Calibration.load(source)
 
 
-def open_gaps(cfg: Settings) -> GapLog | None:
+def open_gaps(cfg: Settings) -> Store | None:
     """The gap log, if it has open gap queries a new version could answer."""
-    if not cfg.gap_path.exists():
+    if not exists(cfg):
         return None
-    log = GapLog(cfg.gap_path)
+    log = open_store(cfg)
     return log if log.open_gap_texts() else None
 
 
-def open_gap_queries(log: GapLog, audience: str) -> list[tuple[str, str]]:
+def open_gap_queries(log: Store, audience: str) -> list[tuple[str, str]]:
     """The open gap queries, each with the audience of the channel that logged it (queries
     logged without one count as ``audience``: the service's own)."""
-    return [(text, audience) for text in log.open_gap_texts()]
+    return [(text, query_audience or audience) for text, query_audience in log.open_gaps()]
 
 
-def recheck_gaps(log: GapLog, searcher_for: Callable[[str], Searcher], audience: str,
+def recheck_gaps(log: Store, searcher_for: Callable[[str], Searcher], audience: str,
                  stop: Callable[[], bool] = lambda: False) -> list[tuple[str, str]]:
     """Search every open gap query again, as its channel's audience would (until ``stop``
     says so); mark those the knowledge base now answers."""
@@ -240,6 +243,6 @@ def recheck_gaps(log: GapLog, searcher_for: Callable[[str], Searcher], audience:
         except InvalidQuery:
             continue
         if outcome.answered and outcome.hits:
-            log.resolve(text, outcome.hits[0].id)
+            log.resolve(text, outcome.hits[0].id, query_audience)
             resolved.append((text, outcome.hits[0].id))
     return resolved

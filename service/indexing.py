@@ -108,7 +108,8 @@ class Indexing:
     def _serve(self, name: str | None) -> None:
         engine: Engine | None = self.app.state.engine
         if engine is None:  # started before anything was published
-            self.app.state.engine = Engine(self.settings, self.embedder)
+            self.app.state.engine = Engine(self.settings, self.embedder,
+                                           store=getattr(self.app.state, "store", None))
         else:
             engine.reload(version=name)
 

@@ -107,14 +107,15 @@ def test_the_kb_command_starts():
 def fake_cli(monkeypatch, tmp_path, kb_copy, fake_embedder):
     """``kb index`` on the fixture articles with the fake embedder, and an open gap query."""
     import kb.cli
-    from kb.gaps import GapLog
+    from kb.config import load_settings
+    from kb.storage import open_store
 
     monkeypatch.setattr(kb.cli, "_embedder_factory", lambda cfg: lambda: fake_embedder)
     monkeypatch.setenv("KB_ARTICLES", str(kb_copy))
     monkeypatch.setenv("KB_INDEX", str(tmp_path / "index"))
     monkeypatch.setenv("KB_GAP_DB", str(tmp_path / "gaps.sqlite3"))
     assert runner.invoke(cli, ["index"]).exit_code == 0
-    log = GapLog(tmp_path / "gaps.sqlite3")
+    log = open_store(load_settings())
     log.record(channel="search", query="zebracorn stripes", lang="en", filters={},
                answered=False, confidence=0.0, neighbours=[], top_score=None, vector=None,
                index_version="v")

@@ -130,9 +130,9 @@ def test_a_service_started_without_an_index_serves_the_first_build(tmp_path, kb_
     settings = Settings(articles=kb_copy, index=tmp_path / "index",
                         gap_db=tmp_path / "gaps.sqlite3", reload_interval=0.02)
     with TestClient(create_app(settings, fake_embedder)) as client:
-        assert client.get("/healthz").status_code == 503
+        assert client.get("/readyz").status_code == 503
         build_index(kb_copy, tmp_path / "index", lambda: fake_embedder, fake_embedder.name)
-        wait_for(lambda: client.get("/healthz").status_code == 200)
+        wait_for(lambda: client.get("/readyz").status_code == 200)
     assert not is_served(tmp_path / "index")  # let go when the service stops
 
 
@@ -181,14 +181,14 @@ def test_a_newer_version_stops_the_recheck_under_way(served, kb_copy, tmp_path, 
 
 
 class _Log:
-    def __init__(self, texts):
-        self.texts = list(texts)
+    def __init__(self, texts, audience=None):
+        self.texts = [(t, audience) for t in texts]
         self.resolved = []
 
-    def open_gap_texts(self):
+    def open_gaps(self):
         return self.texts
 
-    def resolve(self, text, article):
+    def resolve(self, text, article, audience=None):
         self.resolved.append((text, article))
 
 
