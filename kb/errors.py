@@ -115,3 +115,10 @@ class NotReady(KBError):
 
     code = "not_ready"
     status = 503
+
+
+class CalibrationError(KBError):
+    """A calibration file that cannot be used; the message carries ``path:line``."""
+
+    code = "invalid_calibration"
+    status = 500

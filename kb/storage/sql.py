@@ -273,7 +273,7 @@ class SqlStore:
                 if self._sqlite:  # outside any transaction: the driver is in autocommit mode
                     raw = self._writes.raw_connection()
                     try:
-                        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     finally:
                         raw.close()
                 else:
@@ -410,13 +410,14 @@ class SqlStore:
         if (status == "answered") != (article_id is not None):
             raise InvalidQuery("a topic is marked answered by an article, and only then names "
                                "one")
-        values = {"id": topic_id, "status": status, "article_id": article_id, "updated": now()}
+        updated = now()
+        values = {"id": topic_id, "status": status, "article_id": article_id, "updated": updated}
         stmt = self._insert(gap_topics).values(values)
         stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={
             k: getattr(stmt.excluded, k) for k in ("status", "article_id", "updated")})
         with self._write() as conn:
             conn.execute(stmt)
-        return TopicStatus(topic_id, status, article_id, values["updated"])
+        return TopicStatus(topic_id, status, article_id, updated)
 
     def topic_statuses(self) -> dict[str, TopicStatus]:
         with self._read() as conn:
