@@ -101,6 +101,7 @@ class GapLog:
         self._writer_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         migrate(self._db())
+        self._db().executescript(_EVENTS)
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection, kept open: connecting per request costs more than the
@@ -234,10 +235,56 @@ class GapLog:
             rows = db.execute(sql + " ORDER BY ts", args).fetchall()
         return [_logged(r) for r in rows]
 
+    def record_event(self, kind: str, article_id: str | None, query_id: str | None = None) -> None:
+        """An agent opened or copied an article, or reported a query as missing."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r}")
+        with self._connect() as db:
+            if query_id is not None and db.execute("SELECT 1 FROM queries WHERE id = ?",
+                                                   (query_id,)).fetchone() is None:
+                raise UnknownQuery(f"unknown query_id {query_id!r}")
+            db.execute("INSERT INTO events (kind, article_id, query_id, ts) VALUES (?, ?, ?, ?)",
+                       (kind, article_id, query_id, now()))
+
+    def article_health(self, since: str | None = None) -> dict[str, dict[str, int]]:
+        """Per article: times shown in a top 3, opened, copied, helpful, not helpful."""
+        out: dict[str, dict[str, int]] = {}
+
+        def add(rows: list[tuple], *names: str) -> None:
+            for article, *counts in rows:
+                entry = out.setdefault(article, dict.fromkeys(HEALTH_FIELDS, 0))
+                for name, count in zip(names, counts, strict=True):
+                    entry[name] += int(count or 0)
+
+        cond, args = (" AND ts >= ?", (since,)) if since else ("", ())
+        with self._connect() as db:
+            add(db.execute("SELECT j.value, COUNT(*) FROM queries, json_each(queries.neighbours) j "
+                           f"WHERE 1 = 1{cond} GROUP BY j.value", args).fetchall(), "shown")
+            add(db.execute("SELECT article_id, SUM(kind = 'opened'), SUM(kind = 'copied') "
+                           f"FROM events WHERE article_id IS NOT NULL{cond} GROUP BY article_id",
+                           args).fetchall(), "opened", "copied")
+            add(db.execute("SELECT article_id, SUM(helpful), SUM(1 - helpful) FROM feedback "
+                           f"WHERE 1 = 1{cond} GROUP BY article_id", args).fetchall(),
+                "helpful", "not_helpful")
+        return out
+
     def count(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM queries").fetchone()[0])
 
+
+EVENT_KINDS = ("shown", "opened", "copied", "reported_missing")
+HEALTH_FIELDS = ("shown", "opened", "copied", "helpful", "not_helpful")
+_EVENTS = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    article_id TEXT,
+    query_id TEXT,
+    ts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_article ON events (article_id, kind);
+"""
 
 _COLUMNS = ("id", "ts", "channel", "query", "norm", "lang", "filters", "ticket_id",
             "top_article", "top_score", "neighbours", "vector", "resolved_by", "resolved_at")

@@ -24,7 +24,7 @@ from kb.config import Settings, load_settings
 from kb.embedding import Embedder
 from kb.engine import Engine, index_articles, open_gaps, recheck_gaps
 from kb.errors import KBError, error_lines
-from kb.gaps import GapLog
+from kb.gaps import GapLog, now
 from kb.index import Builder, Index, current_version
 from kb.resident import FLAGS, Listener
 from kb.search import Searcher
@@ -46,6 +46,9 @@ class Indexing:
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._building = threading.Lock()  # one build or reload at a time
+        # The last build that failed here (its time and `path:line: message` problems), for the
+        # writers' index status.
+        self.last_failure: dict | None = None
 
     def start(self) -> None:
         if self.settings.reload_interval > 0:
@@ -126,6 +129,7 @@ class Indexing:
             if built.index is not None:
                 self._serve(built.index)
         except KBError as exc:
+            self.last_failure = {"at": now(), "problems": error_lines(exc)}
             return self._fail(send, error_lines(exc))
         except Exception as exc:  # reported to the command, and the service keeps serving
             log.exception("'kb index' failed in the service")
