@@ -142,8 +142,9 @@ def _blocks(tokens: list[Token], title: str, headings: dict[int, str]) -> list[t
     return [(b, a) for b, a in out if b.text or len(b.heading_path) > 1]
 
 
-def _link(children: list[Token], href: str) -> list[Token]:
-    opening = Token("link_open", "a", 1, attrs={"href": href})
+def _link(children: list[Token], href: str, internal: bool = False) -> list[Token]:
+    attrs = {"href": href, "class": "internal"} if internal else {"href": href}
+    opening = Token("link_open", "a", 1, attrs=attrs)
     return [opening, *children, Token("link_close", "a", -1)]
 
 
@@ -158,8 +159,11 @@ class _Linker:
         self.titles, self.public, self.own_id = titles, public, own_id
         self.related: dict[str, dict] = {}
 
+    def internal(self, article_id: str) -> bool:
+        return self.titles.records[article_id].get("audience") == "internal"
+
     def hidden(self, article_id: str) -> bool:
-        return self.public and self.titles.records[article_id].get("audience") == "internal"
+        return self.public and self.internal(article_id)
 
     def target(self, article_id: str) -> str:
         if article_id != self.own_id:
@@ -185,7 +189,8 @@ class _Linker:
                 if self.hidden(found):
                     children.append(_text(f"《{INTERNAL_MENTION}》"))
                 else:
-                    children.extend(_link([_text(m.group(0))], self.target(found)))
+                    children.extend(_link([_text(m.group(0))], self.target(found),
+                                          self.internal(found)))
                 pos = m.end()
             children.append(_text(child.content[pos:]))
         inline.children = children
@@ -210,7 +215,8 @@ class _Linker:
                 continue
             if found is not None and inline is not None and not any(
                     c.type == "link_open" for c in inline.children or []):
-                inline.children = _link(list(inline.children or []), self.target(found))
+                inline.children = _link(list(inline.children or []), self.target(found),
+                                        self.internal(found))
             out.extend(item)
             i = end + 1
         return out

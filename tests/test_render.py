@@ -54,7 +54,8 @@ def test_related_documents_link_to_articles(titles):
     related = next(s for s in rendered.sections if s.anchor == "related-documents")
     assert '<a href="/a/password-reset-en">How to reset your account password</a>' in related.html
     assert '<a href="/a/vpn-error-809">' in related.html
-    assert '<a href="/a/complaint-escalation-sop">《客户投诉升级处理流程》</a>' in related.html
+    assert ('<a href="/a/complaint-escalation-sop" class="internal">《客户投诉升级处理流程》</a>'
+            in related.html)
     assert {r["id"] for r in rendered.related} == {
         "password-reset-en", "vpn-error-809", "complaint-escalation-sop"}
 

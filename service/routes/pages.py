@@ -24,6 +24,12 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
+# The API docs: Swagger UI starts from an inline script, ReDoc searches in a blob worker; neither
+# may load anything from elsewhere (ReDoc's footer logo would come from its CDN).
+DOCS_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+               "script-src 'self' 'unsafe-inline' blob:; worker-src 'self' blob:; "
+               "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'")
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -57,17 +63,22 @@ def install(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
+        return _docs(get_swagger_ui_html(
             openapi_url=openapi, title=f"{app.title} · API",
             swagger_js_url="/static/docs/swagger-ui-bundle.js",
             swagger_css_url="/static/docs/swagger-ui.css",
             swagger_favicon_url="/static/docs/favicon.png",
-        )
+        ))
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        return _docs(get_redoc_html(
             openapi_url=openapi, title=f"{app.title} · API",
             redoc_js_url="/static/docs/redoc.standalone.js",
             redoc_favicon_url="/static/docs/favicon.png", with_google_fonts=False,
-        )
+        ))
+
+
+def _docs(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = DOCS_POLICY
+    return page

@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const articleId = decodeURIComponent(location.pathname.replace(/^\/a\//, ""));
   const queryId = new URLSearchParams(location.search).get("qid");
-  const COPY = { reply: "📋 复制回复 Copy reply", answer: "📋 复制答案 Copy answer" };
+  const COPY = { reply: "复制回复 Copy reply", answer: "复制答案 Copy answer" };
 
   function target() {
     const raw = location.hash.slice(1);

@@ -108,7 +108,7 @@ const KB = (() => {
 
   /** Helpful / not helpful buttons for one result of one query. */
   function feedback(queryId, articleId, label) {
-    const box = el("div", { class: "fb" }, label || "有帮助吗？ Helpful?");
+    const box = el("div", { class: "fb" }, el("span", { class: "fb-label" }, label || "有帮助吗？ Helpful?"));
     const send = async (helpful, button) => {
       for (const b of box.querySelectorAll("button")) b.classList.remove("done");
       try {
@@ -117,8 +117,8 @@ const KB = (() => {
         note.textContent = "已记录 · recorded";
       } catch (err) { note.textContent = err.message; }
     };
-    const yes = el("button", { class: "small", type: "button", "data-fb": "yes", onclick: () => send(true, yes) }, "👍 有帮助 Helpful");
-    const no = el("button", { class: "small", type: "button", "data-fb": "no", onclick: () => send(false, no) }, "👎 没帮助 Not helpful");
+    const yes = el("button", { class: "small", type: "button", "data-fb": "yes", onclick: () => send(true, yes) }, "有帮助 Helpful");
+    const no = el("button", { class: "small", type: "button", "data-fb": "no", onclick: () => send(false, no) }, "没帮助 Not helpful");
     const note = el("span", { class: "fb-note", "aria-live": "polite" });
     box.append(yes, no, note);
     return box;

@@ -156,13 +156,19 @@
     $("go").disabled = true;
     try {
       const data = await api("/search", { json: { query: s.q, k: K, filters: filtersOf(s) }, signal: inflight.signal });
-      if (mine === seq) render(data);
+      if (mine === seq) {
+        render(data);
+        // Kept with the history entry: going back shows these results (and their query id for
+        // feedback) without searching, and logging, the same query again.
+        history.replaceState({ search: data, url: toURL(s) }, "", location.href);
+      }
     } catch (err) {
       if (err.name === "AbortError" || mine !== seq) return;
       $("status").textContent = "";
       $("results").replaceChildren(problem(err));
     } finally {
       if (mine === seq) {
+        $("results").dataset.done = String(mine); // which search the list shows, for tests and tools
         $("status").classList.remove("busy");
         $("results").classList.remove("busy");
         $("results").removeAttribute("aria-busy");
@@ -212,7 +218,7 @@
   async function start() {
     $("f").addEventListener("submit", (ev) => { ev.preventDefault(); go(true); });
     $("filters").addEventListener("change", () => go(true));
-    window.addEventListener("popstate", () => { const s = readURL(); setForm(s); run(s); });
+    window.addEventListener("popstate", (ev) => { const s = readURL(); setForm(s); show(s, ev.state); });
     const s = readURL();
     $("q").value = s.q;
     buildFilters(s);
@@ -220,7 +226,19 @@
       if (err.status === 401 || err.status === 403) $("results").replaceChildren(problem(err));
     }
     buildFilters(readURL());
-    if (s.q) run(s); else $("q").focus();
+    const nav = performance.getEntriesByType("navigation")[0];
+    if (s.q) show(s, nav && nav.type === "back_forward" ? history.state : null);
+    else $("q").focus();
+  }
+
+  /** The results kept with this history entry, or else a new search. */
+  function show(s, state) {
+    if (state && state.search && state.url === toURL(s)) {
+      seq++;
+      if (inflight) inflight.abort();
+      render(state.search);
+      $("results").dataset.done = String(seq);
+    } else run(s);
   }
 
   start();

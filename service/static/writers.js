@@ -72,7 +72,7 @@
       const id = n.id || n.article_id;
       const bad = n.not_helpful ?? (health[id] ? health[id].not_helpful : 0);
       return el("div", {}, el("a", { href: KB.articleHref(id) }, n.title || (health[id] && health[id].title) || id),
-        " ", el("span", { class: "count", title: "没帮助次数 not-helpful votes" }, `👎 ${bad}`));
+        " ", el("span", { class: "count", title: "没帮助次数 not-helpful votes" }, `没帮助 ${bad} not helpful`));
     });
   }
 
@@ -118,7 +118,7 @@
       td("渠道 Channels", dict(t.channels)),
       td("语言 Languages", dict(t.languages || t.langs)),
       td("最近文章 Nearest article", el("div", {}, nearest(t))),
-      td("状态 Status", el("span", { class: "st-" + t.status }, STATUS[t.status] || t.status)),
+      el("td", { "data-label": "状态 Status", class: "nowrap" }, el("span", { class: "st-" + t.status }, STATUS[t.status] || t.status)),
       td("操作 Actions", actions(t)));
   }
 
@@ -145,7 +145,7 @@
                   ["有帮助 Helpful", 1], ["没帮助 Not helpful", 1]];
     $("health").replaceChildren(table(cols, data.articles.map((r) => el("tr", { class: "health", dataset: { id: r.id } },
       articleCell(r), td("类型 Type", TYPES[r.type] || r.type), num("前三 Top 3", r.shown), num("打开 Opened", r.opened),
-      num("复制 Copied", r.copied), num("有帮助 Helpful", r.helpful), num("没帮助 Not helpful", r.not_helpful)))), "health"));
+      num("复制 Copied", r.copied), num("有帮助 Helpful", r.helpful), num("没帮助 Not helpful", r.not_helpful))), "health"));
     $("review-count").textContent = `(${data.past_review.length})`;
     $("review").replaceChildren(data.past_review.length ? table([["文章 Article"], ["复核日期 Review by"]],
       data.past_review.map((r) => el("tr", {}, articleCell(r), td("复核日期 Review by", el("span", { class: "overdue" }, r.review_by)))))
