@@ -143,7 +143,9 @@ def _blocks(tokens: list[Token], title: str, headings: dict[int, str]) -> list[t
 
 
 def _link(children: list[Token], href: str, internal: bool = False) -> list[Token]:
-    attrs = {"href": href, "class": "internal"} if internal else {"href": href}
+    attrs: dict[str, str | int | float] = {"href": href}
+    if internal:
+        attrs["class"] = "internal"
     opening = Token("link_open", "a", 1, attrs=attrs)
     return [opening, *children, Token("link_close", "a", -1)]
 
@@ -240,8 +242,8 @@ def plain_text(tokens: list[Token]) -> str:
     prefix = ""
     for tok in tokens:
         if tok.type in ("bullet_list_open", "ordered_list_open"):
-            ordered = tok.type == "ordered_list_open"
-            lists.append([int(ordered), int(tok.attrGet("start") or 1) if ordered else 0])
+            numbered = tok.type == "ordered_list_open"
+            lists.append([int(numbered), int(tok.attrGet("start") or 1) if numbered else 0])
         elif tok.type in ("bullet_list_close", "ordered_list_close"):
             lists.pop()
             if not lists:
@@ -298,7 +300,7 @@ def _unquote(text: str) -> str:
 class _Renderer:
     def __init__(self) -> None:
         self.md = _MD
-        rules = self.md.renderer.rules
+        rules = self.md.renderer.rules  # type: ignore[attr-defined]  # RendererHTML's
 
         def table_open(tokens: list, idx: int, options: dict, env: dict) -> str:
             return '<div class="table-wrap"><table>\n'
