@@ -246,27 +246,25 @@ class GapLog:
             db.execute("INSERT INTO events (kind, article_id, query_id, ts) VALUES (?, ?, ?, ?)",
                        (kind, article_id, query_id, now()))
 
-    def article_health(self, since: str | None = None) -> dict[str, dict[str, int]]:
-        """Per article: times shown in a top 3, opened, copied, helpful, not helpful."""
-        out: dict[str, dict[str, int]] = {}
-
-        def add(rows: list[tuple], *names: str) -> None:
-            for article, *counts in rows:
-                entry = out.setdefault(article, dict.fromkeys(HEALTH_FIELDS, 0))
-                for name, count in zip(names, counts, strict=True):
-                    entry[name] += int(count or 0)
-
-        cond, args = (" AND ts >= ?", (since,)) if since else ("", ())
+    def article_health(self, article_id: str | None = None) -> list[ArticleHealth]:
+        """Per article: times in a top 3 (and the last), opened, copied, helpful, not helpful."""
+        out: dict[str, dict] = {}
+        where, args = (" AND j.value = ?", (article_id,)) if article_id else ("", ())
         with self._connect() as db:
-            add(db.execute("SELECT j.value, COUNT(*) FROM queries, json_each(queries.neighbours) j "
-                           f"WHERE 1 = 1{cond} GROUP BY j.value", args).fetchall(), "shown")
-            add(db.execute("SELECT article_id, SUM(kind = 'opened'), SUM(kind = 'copied') "
-                           f"FROM events WHERE article_id IS NOT NULL{cond} GROUP BY article_id",
-                           args).fetchall(), "opened", "copied")
-            add(db.execute("SELECT article_id, SUM(helpful), SUM(1 - helpful) FROM feedback "
-                           f"WHERE 1 = 1{cond} GROUP BY article_id", args).fetchall(),
-                "helpful", "not_helpful")
-        return out
+            for article, n, last in db.execute(
+                    "SELECT j.value, COUNT(*), MAX(q.ts) FROM queries q, json_each(q.neighbours) j "
+                    f"WHERE 1 = 1{where} GROUP BY j.value", args):
+                out.setdefault(article, {})["shown"], out[article]["last_shown"] = int(n), last
+            where = " AND article_id = ?" if article_id else ""
+            for article, kind, n in db.execute(
+                    "SELECT article_id, kind, COUNT(*) FROM events WHERE article_id IS NOT NULL"
+                    f"{where} GROUP BY article_id, kind", args):
+                out.setdefault(article, {})[kind] = int(n)
+        for row in self.article_stats(article_id):
+            out.setdefault(row["article_id"], {}).update(
+                helpful=row["helpful"], not_helpful=row["not_helpful"],
+                last_feedback=row["last_feedback"])
+        return [ArticleHealth(a, **out[a]) for a in sorted(out)]
 
     def count(self) -> int:
         with self._connect() as db:
@@ -274,7 +272,22 @@ class GapLog:
 
 
 EVENT_KINDS = ("shown", "opened", "copied", "reported_missing")
-HEALTH_FIELDS = ("shown", "opened", "copied", "helpful", "not_helpful")
+
+
+@dataclass(frozen=True)
+class ArticleHealth:
+    """How one article fares with agents: ``shown`` counts the times it was in a top 3."""
+
+    article_id: str
+    shown: int = 0
+    opened: int = 0
+    copied: int = 0
+    reported_missing: int = 0
+    helpful: int = 0
+    not_helpful: int = 0
+    last_shown: str | None = None
+    last_feedback: str | None = None
+
 _EVENTS = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

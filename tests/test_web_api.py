@@ -14,7 +14,7 @@ from tests.conftest import FIXTURE_KB
 from tests.test_render import WEB
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def web_kb(tmp_path_factory, real_embedder):
     """The fixture articles plus the web fixtures (hostile markup, a table, related documents)."""
     root = tmp_path_factory.mktemp("web-kb")
@@ -117,7 +117,7 @@ def test_events_and_health(client):
     assert any(line.startswith("web-printer-toner,") and line.endswith(",1,1,2,1,0") for line in csv)
     review = client.get("/stats/articles", params={"format": "csv", "table": "past_review"}).text
     assert review.count("\n") == 2
-    assert client.get("/stats/articles", params={"since": "yesterday"}).status_code == 422
+    assert client.get("/stats/articles", params={"days": 0}).status_code == 422
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_quoted():

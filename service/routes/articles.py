@@ -104,7 +104,7 @@ class ArticleHealth(BaseModel):
 
 
 class HealthReport(BaseModel):
-    since: str | None
+    days: int
     articles: list[ArticleHealth]
     past_review: list[ArticleHealth] = Field(..., description="review_by is before today.")
     never_shown: list[ArticleHealth] = Field(..., description="Not in a top 3 for `days` days.")
@@ -197,16 +197,7 @@ def event(body: Event, request: Request, engine: EngineDep) -> EventRecorded:
     return EventRecorded()
 
 
-def _since(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value).isoformat(timespec="seconds")
-    except ValueError:
-        raise InvalidQuery(f"since must be an ISO date like 2026-11-01, not {value!r}") from None
-
-
-HEALTH_TABLES = ("articles", "past_review", "never_shown")
+HEALTH_COUNTS = ("shown", "opened", "copied", "helpful", "not_helpful")
 HEALTH_CSV = ("id", "title", "type", "audience", "review_by", "shown", "opened", "copied",
               "helpful", "not_helpful")
 
@@ -231,33 +222,30 @@ def rows_csv(fields: tuple[str, ...], rows: list[dict]) -> str:
             responses={200: {"content": {"text/csv": {}}}})
 def article_health(
     request: Request, engine: EngineDep,
-    since: Annotated[str | None, Query(description="ISO date: count from then on")] = None,
     days: Annotated[int, Query(ge=1, le=3650, description="never_shown: in this many days")] = 30,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
     table: Annotated[Literal["articles", "past_review", "never_shown"], Query(
         description="which table the CSV holds")] = "articles",
 ) -> HealthReport | Response:
     """How each article does: shown in a top 3, opened, copied, helpful and not helpful."""
-    start = _since(since)
-    counts = engine.log.article_health(start)
+    counts = {h.article_id: h for h in engine.log.article_health()}
     window = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat(timespec="seconds")
-    recent = engine.log.article_health(window)
     today = dt.date.today().isoformat()
-    rows = []
+    rows, unseen = [], set()
     for record in _visible(engine, request):
-        c = counts.get(record["id"], {})
+        h = counts.get(record["id"])
         rows.append(ArticleHealth(
             id=record["id"], title=record["title"], type=record["type"],
             audience=record.get("audience", "public"), review_by=record.get("review_by"),
-            **{k: int(c.get(k, 0)) for k in ("shown", "opened", "copied", "helpful",
-                                             "not_helpful")}))
+            **{k: int(getattr(h, k, 0) or 0) for k in HEALTH_COUNTS}))
+        if h is None or not h.last_shown or h.last_shown < window:
+            unseen.add(record["id"])
     rows.sort(key=lambda r: (-r.shown, -r.not_helpful, r.id))
     report = HealthReport(
-        since=start, articles=rows,
+        days=days, articles=rows,
         past_review=sorted((r for r in rows if r.review_by and r.review_by < today),
                            key=lambda r: (r.review_by or "", r.id)),
-        never_shown=sorted((r for r in rows if not recent.get(r.id, {}).get("shown")),
-                           key=lambda r: r.id),
+        never_shown=sorted((r for r in rows if r.id in unseen), key=lambda r: r.id),
     )
     if format == "csv":
         chosen = getattr(report, table)

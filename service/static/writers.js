@@ -140,7 +140,6 @@
 
   function renderHealth(data) {
     health = Object.fromEntries(data.articles.map((r) => [r.id, r]));
-    $("health-note").textContent = data.since ? `since ${data.since}` : "";
     const cols = [["文章 Article"], ["类型 Type"], ["前三 Top 3", 1], ["打开 Opened", 1], ["复制 Copied", 1],
                   ["有帮助 Helpful", 1], ["没帮助 Not helpful", 1]];
     $("health").replaceChildren(table(cols, data.articles.map((r) => el("tr", { class: "health", dataset: { id: r.id } },
@@ -182,7 +181,6 @@
     gp.set("min_count", String(Math.max(1, parseInt($("min").value, 10) || 1)));
     if ($("closed").checked) gp.set("include_resolved", "true");
     const hp = new URLSearchParams();
-    if (p.get("since")) hp.set("since", p.get("since"));
     $("gaps-csv").href = "/gaps?" + new URLSearchParams([...gp, ["format", "csv"]]);
     for (const [id, table] of [["health-csv", "articles"], ["review-csv", "past_review"], ["unseen-csv", "never_shown"]]) {
       $(id).href = "/stats/articles?" + new URLSearchParams([...hp, ["format", "csv"], ["table", table]]);
