@@ -161,3 +161,13 @@ def test_api_docs_need_no_internet(client):
         for asset in assets:
             assert client.get(asset).status_code == 200
     assert client.get("/openapi.json").json()["paths"]["/articles/{article_id}"]
+
+
+def test_a_reported_answer_becomes_a_gap(client):
+    """An agent who reports an answered search as missing makes it a gap all the same."""
+    search = client.post("/search", json={"query": "VPN error 809"}).json()
+    assert search["answered"]
+    assert client.get("/gaps").json()["topics"] == []
+    client.post("/events", json={"kind": "reported_missing", "query_id": search["query_id"]})
+    topics = client.get("/gaps").json()["topics"]
+    assert [t["representative"] for t in topics] == ["VPN error 809"]
