@@ -7,8 +7,8 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
+from kb.build import build_index
 from kb.config import Settings
-from kb.index import build_index
 from service.app import create_app
 from tests.conftest import FIXTURE_KB
 from tests.test_render import WEB

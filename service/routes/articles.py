@@ -116,8 +116,11 @@ class IndexStatus(BaseModel):
     model: str
     articles: int
     chunks: int
+    last_build: dict | None = Field(
+        None, description="The last build's outcome: ok, time, problems, version, counts.")
     last_failed_build: dict | None = Field(
-        None, description="When the last build failed after the served one: when, problems.")
+        None, description="When the last build failed: at (its time) and its problems, "
+                          "`path:line: message` each.")
 
 
 def _source(engine: Engine, request: Request, record: dict) -> Path:
@@ -146,11 +149,11 @@ def article(article_id: str, request: Request, engine: EngineDep) -> ArticleView
     if art.id != article_id:
         raise UnknownArticle(f"article {article_id!r} has moved: its file now holds {art.id!r}")
     return ArticleView(
-        id=art.id, title=art.title, type=art.type, lang=art.lang, audience=art.audience,  # type: ignore[arg-type]
+        id=art.id, title=art.title, type=art.type, lang=art.lang, audience=art.audience,
         tags=art.tags, product=art.product, updated=art.updated, review_by=art.review_by,
         questions=art.questions, path=record["path"], index_version=index.version,
         sections=[SectionView(heading_path=s.heading_path, anchor=s.anchor, level=s.level,
-                              html=s.html, text=s.text, copy_kind=s.copy)  # type: ignore[arg-type]
+                              html=s.html, text=s.text, copy_kind=s.copy)
                   for s in rendered.sections],
         related=[RelatedArticle(**r) for r in rendered.related],
     )
@@ -269,19 +272,20 @@ def problem_rows(lines: list[str]) -> list[dict]:
 
 @router.get("/index/status", response_model=IndexStatus,
             responses={200: {"content": {"text/csv": {}}}})
-def index_status(request: Request, engine: EngineDep,
+def index_status(engine: EngineDep,
                  format: Annotated[Literal["json", "csv"], Query(
                      description="csv: the last failed build's problems")] = "json",
                  ) -> IndexStatus | Response:
-    """The served version, when it was built, its counts, and the last failed build's problems."""
-    index = engine.searcher.index
-    indexing = getattr(request.app.state, "indexing", None)
-    failure = getattr(indexing, "last_failure", None)
+    """The served version, when it was built, its counts, and the last build's problems when
+    it failed (the served version then stays the one before)."""
+    status = engine.index_status()
+    last = status.last_build
+    failed = ({"at": last.get("time"), "problems": status.problems}
+              if last is not None and not last.get("ok") else None)
     if format == "csv":
-        lines = failure.get("problems", []) if failure else []
-        return Response(rows_csv(("path", "line", "message"), problem_rows(lines)),
+        return Response(rows_csv(("path", "line", "message"), problem_rows(status.problems)),
                         media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="kb-build-problems.csv"'})
-    return IndexStatus(index_version=index.version, built=index.manifest.get("created"),
-                       model=index.manifest.get("model", ""), articles=len(index.articles),
-                       chunks=len(index.chunks), last_failed_build=failure)
+    return IndexStatus(index_version=status.version, built=status.built or None,
+                       model=status.model, articles=status.articles, chunks=status.chunks,
+                       last_build=last, last_failed_build=failed)
