@@ -90,6 +90,13 @@ class EvalDataError(KBError):
     status = 422
 
 
+class CalibrationError(KBError):
+    """A calibration file that cannot be used; the message carries ``path:line``."""
+
+    code = "invalid_calibration"
+    status = 500
+
+
 class NotAResult(KBError):
     """Feedback names an article the query did not return."""
 
@@ -115,10 +122,3 @@ class NotReady(KBError):
 
     code = "not_ready"
     status = 503
-
-
-class CalibrationError(KBError):
-    """A calibration file that cannot be used; the message carries ``path:line``."""
-
-    code = "invalid_calibration"
-    status = 500

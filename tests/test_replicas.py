@@ -15,8 +15,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from kb.index import build_index, current_version
+from kb.build import build_index
 from kb.storage.sql import engine_url
+from kb.store import current_version
 from tests.serving import Served
 
 pytestmark = pytest.mark.slow
@@ -100,7 +101,7 @@ def test_two_replicas_share_one_database_and_one_index(tmp_path, postgres_url, k
     index = tmp_path / "index"
     shutil.copytree(fixture_index, index)
     env = {"KB_DATABASE_URL": postgres_url, "KB_INDEX": str(index), "KB_ARTICLES": str(kb_copy),
-           "KB_RELOAD_INTERVAL": str(FOLLOW), "KB_ACCEPT_BUILDS": "false"}
+           "KB_RELOAD_INTERVAL": str(FOLLOW)}
     replicas = [Served(env, tmp_path / f"replica{n}.log") for n in range(2)]
     try:
         for r in replicas:
@@ -154,8 +155,8 @@ def test_sigterm_drains_requests_and_stores_every_queued_query(tmp_path, index_c
     (so their queries are queued in memory): every request the service took on is answered,
     and every query answered is in the database once the processes have exited."""
     db = tmp_path / "gaps.sqlite3"
-    served = Served({"KB_INDEX": str(index_copy), "KB_GAP_DB": str(db),
-                     "KB_ACCEPT_BUILDS": "false"}, tmp_path / "serve.log", "--workers", "2")
+    served = Served({"KB_INDEX": str(index_copy), "KB_GAP_DB": str(db)}, tmp_path / "serve.log",
+                    "--workers", "2")
     answered: list[str] = []
     dropped: list[str] = []
     stop = threading.Event()
