@@ -273,9 +273,7 @@ class SqlStore:
                 if self._sqlite:  # outside any transaction: the driver is in autocommit mode
                     raw = self._writes.raw_connection()
                     try:
-                        driver = raw.driver_connection
-                        assert driver is not None
-                        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     finally:
                         raw.close()
                 else:
