@@ -258,8 +258,11 @@ def test_failed_build_problems_on_the_dashboard(tab: Tab, served: Served, tmp_pa
     problems = tab.page.locator("#problems")
     problems.wait_for()
     assert f"{broken}/web-hostile.md:1: missing required 'title'" in problems.inner_text()
-    csv = tab.page.evaluate("fetch('/index/status?format=csv').then(r => r.text())")
-    assert f"{broken}/web-hostile.md,1,missing required 'title'" in csv
+    with tab.page.expect_download() as download:
+        tab.page.locator("#problems-csv").click()
+    csv = Path(download.value.path()).read_text(encoding="utf-8")
+    assert csv.splitlines()[:2] == ["path,line,message",
+                                    f"{broken}/web-hostile.md,1,missing required 'title'"]
 
 
 @pytest.mark.parametrize("path", ["/?q=打印机+脱机", "/?q=how+do+I+book+a+meeting+room",

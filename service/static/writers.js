@@ -158,17 +158,40 @@
     document.body.append(ids);
   }
 
+  /** Rows as CSV, cells a spreadsheet would run as formulas quoted. */
+  function csv(header, rows) {
+    const cell = (v) => {
+      let t = String(v ?? "");
+      if (/^[=+\-@\t\r]/.test(t)) t = "'" + t;
+      return /[",\n\r]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+    };
+    return [header, ...rows].map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
+  }
+
+  function problemRows(lines) {
+    return lines.map((line) => {
+      const m = /^(.*?):(\d+): (.*)$/s.exec(line);
+      return m ? [m[1], m[2], m[3]] : ["", "", line];
+    });
+  }
+
   function renderIndex(s) {
-    const failed = s.last_failed_build;
+    const problems = s.problems || [];
+    const failed = s.last_build_ok === false;
+    const link = $("problems-csv");
+    if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([csv(["path", "line", "message"], problemRows(problems))],
+                                             { type: "text/csv;charset=utf-8" }));
     $("index").replaceChildren(el("dl", { class: "kv" },
       el("dt", {}, "版本 Version"), el("dd", { id: "index-version" }, s.index_version),
-      el("dt", {}, "构建时间 Built"), el("dd", {}, s.built || "—"),
+      el("dt", {}, "构建时间 Built"), el("dd", {}, s.created || s.built || "—"),
       el("dt", {}, "文章 Articles"), el("dd", {}, String(s.articles)),
       el("dt", {}, "分块 Chunks"), el("dd", {}, String(s.chunks)),
       el("dt", {}, "模型 Model"), el("dd", {}, s.model)),
-      failed ? el("div", {}, el("p", { class: "err" }, `上次构建失败 Last build failed ${failed.at || ""}：已发布的版本继续服务 · the published version keeps serving`),
-        el("pre", { class: "problems", id: "problems" }, (failed.problems || []).join("\n")))
-        : el("p", { class: "hint" }, "上次构建没有问题 · the last build had no problems"));
+      failed ? el("div", {}, el("p", { class: "err" },
+        `上次构建失败 Last build failed ${s.last_build_time || ""} — 已发布的版本继续服务 · the published version keeps serving`),
+        el("pre", { class: "problems", id: "problems" }, problems.join("\n")))
+        : el("p", { class: "hint" }, s.last_build_ok ? "上次构建成功 · the last build succeeded" : "没有构建记录 · no build recorded"));
   }
 
   async function part(id, promise, show) {
