@@ -95,3 +95,8 @@ class CalibrationError(KBError):
 
     code = "invalid_calibration"
     status = 500
+
+
+class UnknownTopic(KBError):
+    code = "unknown_topic"
+    status = 404

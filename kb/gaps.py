@@ -67,6 +67,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE queries ADD COLUMN resolved_by TEXT;
     ALTER TABLE queries ADD COLUMN resolved_at TEXT;
     """,
+    # 3: writers' decisions on gap topics, article edits (for "not helpful" resolution), and
+    # the article a query's filters kept out of its results
+    """
+    CREATE TABLE topic_decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        article_id TEXT,
+        norms TEXT NOT NULL,
+        ts TEXT NOT NULL
+    );
+    CREATE INDEX topic_decisions_topic ON topic_decisions (topic_id);
+    CREATE TABLE article_edits (
+        article_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        PRIMARY KEY (article_id, version)
+    );
+    ALTER TABLE queries ADD COLUMN outside_filters TEXT;
+    CREATE INDEX queries_resolved ON queries (resolved_at);
+    """,
 ]
 
 
@@ -90,6 +111,26 @@ class LoggedQuery:
     vector: np.ndarray | None
     resolved_by: str | None = None
     resolved_at: str | None = None
+
+
+@dataclass(frozen=True)
+class GapEvent:
+    """One query for the topic report: a gap query, or a query an agent found not helpful."""
+    seq: int  # order of arrival in the log: rowid of the query, or of the feedback
+    kind: str  # "unanswered" | "not_helpful" | "answered"
+    query: LoggedQuery
+    article_id: str | None  # the not-helpful article
+    ts: str  # when it became a gap: the query's time, or the feedback's
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: int
+    topic_id: str
+    action: str  # "dismissed" | "answered" | "reopened"
+    article_id: str | None
+    norms: tuple[str, ...]  # the topic's phrasings when the writer decided
+    ts: str
 
 
 class GapLog:
@@ -126,13 +167,15 @@ class GapLog:
         self, *, channel: str, query: str, lang: str, filters: dict, answered: bool,
         confidence: float, neighbours: list[str], top_score: float | None,
         vector: np.ndarray | None, index_version: str, ticket_id: str | None = None,
+        outside_filters: str | None = None,
     ) -> str:
         """Queue one query for the writer, which redacts and stores it; returns its query id."""
         query_id = secrets.token_hex(8)
         blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
         self._start_writer()
         self._queue.put((query_id, now(), channel, query, lang, filters, ticket_id, answered,
-                         confidence, neighbours, top_score, blob, index_version))
+                         confidence, neighbours, top_score, blob, index_version,
+                         outside_filters))
         return query_id
 
     def flush(self) -> None:
@@ -238,6 +281,93 @@ class GapLog:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM queries").fetchone()[0])
 
+    # --- what the topic report reads, incrementally (see kb.topics) ------------------------
+
+    def gap_events(self, after: tuple[int, int] = (0, 0), limit: int = 20000
+                   ) -> tuple[list[GapEvent], tuple[int, int]]:
+        """Queries and not-helpful marks logged since the cursor ``after`` (query rowid,
+        feedback id), oldest first, and the cursor to pass next. Answered queries come too
+        (kind "answered"): the report weighs a question's gaps against its answers. Gap
+        queries answered only outside their filters are not gaps of the knowledge base."""
+        q_after, f_after = after
+        cols = ", ".join(f"q.{c}" for c in _COLUMNS)
+        with self._connect() as db:
+            # The ends first: a row stored while reading is left for the next call.
+            last_q = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM queries").fetchone()[0]
+            last_f = db.execute("SELECT COALESCE(MAX(id), 0) FROM feedback").fetchone()[0]
+            queries = db.execute(
+                f"SELECT q.rowid, q.answered, {cols} FROM queries q WHERE q.rowid > ? "
+                "AND q.rowid <= ? AND q.outside_filters IS NULL ORDER BY q.rowid LIMIT ?",
+                (q_after, last_q, limit)).fetchall()
+            if len(queries) == limit:
+                last_q = queries[-1][0]
+            feedback = db.execute(
+                f"SELECT f.id, f.article_id, f.ts, {cols} FROM feedback f JOIN queries q "
+                "ON q.id = f.query_id WHERE f.id > ? AND f.id <= ? AND f.helpful = 0 "
+                "ORDER BY f.id LIMIT ?", (f_after, last_f, limit)).fetchall()
+            if len(feedback) == limit:
+                last_f = feedback[-1][0]
+        events = [GapEvent(r[0], "answered" if r[1] else "unanswered", _logged(r[2:]), None,
+                           r[3]) for r in queries]
+        events += [GapEvent(r[0], "not_helpful", _logged(r[3:]), r[1], r[2]) for r in feedback]
+        return events, (int(last_q), int(last_f))
+
+    def resolution_mark(self) -> tuple[int, str | None]:
+        """Changes whenever a re-check resolves gap queries: the report reloads them then."""
+        with self._connect() as db:
+            count, last = db.execute("SELECT COUNT(*), MAX(resolved_at) FROM queries "
+                                     "WHERE resolved_at IS NOT NULL").fetchone()
+        return int(count), last
+
+    def resolutions(self) -> dict[str, tuple[str, str]]:
+        """Gap query id -> (article, time) for the gap queries a later version answered."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id, resolved_by, resolved_at FROM queries "
+                              "WHERE resolved_at IS NOT NULL").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def feedback_times(self) -> dict[str, list[tuple[str, bool]]]:
+        """Article -> its feedback (time, helpful), oldest first."""
+        out: dict[str, list[tuple[str, bool]]] = {}
+        with self._connect() as db:
+            for article, ts, helpful in db.execute(
+                    "SELECT article_id, ts, helpful FROM feedback ORDER BY ts, id"):
+                out.setdefault(article, []).append((ts, bool(helpful)))
+        return out
+
+    def record_edits(self, article_ids: list[str], version: str) -> None:
+        """Remember that ``version`` changed these articles (several replicas may say so)."""
+        if not article_ids:
+            return
+        with self._connect() as db:
+            db.executemany("INSERT OR IGNORE INTO article_edits (article_id, version, ts) "
+                           "VALUES (?, ?, ?)", [(a, version, now()) for a in article_ids])
+
+    def edits(self) -> dict[str, list[str]]:
+        """Article -> the times it was edited, oldest first."""
+        out: dict[str, list[str]] = {}
+        with self._connect() as db:
+            for article, ts in db.execute("SELECT article_id, ts FROM article_edits "
+                                          "ORDER BY ts"):
+                out.setdefault(article, []).append(ts)
+        return out
+
+    def decide(self, topic_id: str, action: str, norms: list[str],
+               article_id: str | None = None) -> Decision:
+        with self._connect() as db:
+            ts = now()
+            cur = db.execute("INSERT INTO topic_decisions (topic_id, action, article_id, norms, "
+                             "ts) VALUES (?, ?, ?, ?, ?)",
+                             (topic_id, action, article_id, json.dumps(sorted(norms)), ts))
+            return Decision(int(cur.lastrowid or 0), topic_id, action, article_id,
+                            tuple(sorted(norms)), ts)
+
+    def decisions(self) -> list[Decision]:
+        with self._connect() as db:
+            rows = db.execute("SELECT id, topic_id, action, article_id, norms, ts "
+                              "FROM topic_decisions ORDER BY id").fetchall()
+        return [Decision(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), r[5]) for r in rows]
+
 
 _COLUMNS = ("id", "ts", "channel", "query", "norm", "lang", "filters", "ticket_id",
             "top_article", "top_score", "neighbours", "vector", "resolved_by", "resolved_at")
@@ -252,19 +382,19 @@ def _logged(row: tuple) -> LoggedQuery:
 
 
 _INSERT = ("INSERT INTO queries (id, ts, channel, query, norm, lang, filters, ticket_id, answered, "
-           "confidence, top_article, top_score, neighbours, vector, index_version) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+           "confidence, top_article, top_score, neighbours, vector, index_version, "
+           "outside_filters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _row(item: tuple) -> tuple:
     """The stored row of one recorded query: redacted, and normalised for grouping."""
     (query_id, ts, channel, query, lang, filters, ticket_id, answered, confidence, neighbours,
-     top_score, blob, index_version) = item
+     top_score, blob, index_version, outside_filters) = item
     clean = redact(query)
     return (query_id, ts, channel, clean, _norm(clean), lang,
             json.dumps(filters, ensure_ascii=False), redact(ticket_id) if ticket_id else None,
             int(answered), confidence, neighbours[0] if neighbours else None, top_score,
-            json.dumps(neighbours), blob, index_version)
+            json.dumps(neighbours), blob, index_version, outside_filters)
 
 
 def _norm(text: str) -> str:

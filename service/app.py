@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         app.state.settings = settings
         try:
             app.state.engine = Engine(settings, model)
+            app.state.engine.start_gap_topics()
         except IndexNotFound as exc:
             # Serve anyway: /healthz says 503 until an index is published.
             log.warning("%s", exc.message)
