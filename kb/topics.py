@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from kb.gaps import Decision, GapEvent, GapLog
+from kb.storage.base import Decision, GapEvent, Store
+from kb.storage.sql import shown_url
 from kb.text import to_simplified
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ MAX_POSTING = 2000  # a bigram or tag shared by more phrasings than this says no
 MAX_PHRASINGS = 20000
 MAX_ANSWERED = 20000  # distinct answered phrasings kept to vote on topics
 MAX_NEAR = 200
+MAX_SEEN = 50000  # query ids remembered, to skip one read twice
 EXAMPLES = 8
 
 
@@ -166,6 +168,7 @@ class TopicIndex:
         self.max_phrasings = max_phrasings
         self.cursor = (0, 0)
         self._lock = threading.Lock()
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._reset()
         # Answered traffic, to tell a question that is mostly answered (its few flags are the
         # threshold's noise) from a gap: distinct phrasings in arrival order, in a ring.
@@ -212,14 +215,13 @@ class TopicIndex:
 
     # --- adding ------------------------------------------------------------------------
 
-    def refresh(self, log: GapLog) -> int:
+    def refresh(self, log: Store) -> int:
         """Read what the log got since the last call; returns the number of new events."""
         with self._lock:
             new = 0
             while True:
                 events, cursor = log.gap_events(self.cursor)
-                self._add(events)
-                new += len(events)
+                new += self._add(events)
                 done = cursor == self.cursor or not events
                 self.cursor = cursor
                 if done:
@@ -235,10 +237,18 @@ class TopicIndex:
         with self._lock:
             self._add(list(events))
 
-    def _add(self, events: list[GapEvent]) -> None:
+    def _add(self, events: list[GapEvent]) -> int:
         fresh: list[int] = []
+        added = 0
         for event in events:
             q = event.query
+            if event.kind != "not_helpful":  # a store may hand a query over twice
+                if q.id in self._seen:
+                    continue
+                self._seen[q.id] = None
+                if len(self._seen) > MAX_SEEN:
+                    self._seen.popitem(last=False)
+            added += 1
             if event.kind == "answered":
                 self._answered(event)
                 continue
@@ -251,6 +261,7 @@ class TopicIndex:
         self._link(fresh)
         if len(self.phrasings) > self.max_phrasings:
             self._shrink()
+        return added
 
     def _new_phrasing(self, event: GapEvent) -> int:
         q = event.query
@@ -451,7 +462,7 @@ class TopicIndex:
 
     # --- reading -----------------------------------------------------------------------
 
-    def report(self, log: GapLog, titles: dict[str, str], since: str | None = None,
+    def report(self, log: Store, titles: dict[str, str], since: str | None = None,
                min_count: int = 1, include_closed: bool = False,
                today: dt.datetime | None = None) -> list[Topic]:
         """The topics, largest first. ``since`` counts only phrasings seen since then."""
@@ -630,7 +641,7 @@ def topics_csv(topics: list[Topic]) -> str:
 
 
 def index_link(index: object) -> float:
-    """``link_threshold`` of a loaded index (``kb.index.Index``), from its title chunks."""
+    """``link_threshold`` of a loaded index (``kb.store.Index``), from its title chunks."""
     chunks = getattr(index, "chunks", [])
     rows = [i for i, c in enumerate(chunks) if c.kind == "title"]
     if len(rows) < 3:
@@ -656,7 +667,7 @@ class GapReporter:
     """The gap report of one process: a TopicIndex kept up to date from the query log, by a
     background thread where one runs (the service), else on each call."""
 
-    def __init__(self, log: GapLog, refresh_seconds: float = 2.0) -> None:
+    def __init__(self, log: Store, refresh_seconds: float = 2.0) -> None:
         self.log = log
         self.refresh_seconds = refresh_seconds
         self._topics: TopicIndex | None = None
@@ -667,7 +678,7 @@ class GapReporter:
         self._thread: threading.Thread | None = None
 
     def topics(self, index: object | None) -> TopicIndex:
-        """The topic index for ``index`` (a loaded ``kb.index.Index``, or None)."""
+        """The topic index for ``index`` (a loaded ``kb.store.Index``, or None)."""
         with self._setup:
             version = getattr(index, "version", None)
             articles: dict[str, dict] = getattr(index, "articles", {}) or {}
@@ -698,7 +709,7 @@ class GapReporter:
                 try:
                     self.topics(index_of()).refresh(self.log)
                 except Exception:  # the report keeps what it had; the next round retries
-                    log.exception("could not update the gap topics from %s", self.log.path)
+                    log.exception("could not update the gap topics from %s", shown_url(self.log.url))
                 self._stop.wait(self.refresh_seconds)
 
         self._thread = threading.Thread(target=run, name="kb-gap-topics", daemon=True)

@@ -6,8 +6,10 @@ import random
 import numpy as np
 import pytest
 
-from kb.gaps import GapEvent, GapLog, LoggedQuery, _norm
+from kb.gaps import LoggedQuery, _norm
 from kb.gapview import render
+from kb.storage.base import GapEvent
+from kb.storage.sql import SqlStore
 from kb.topics import TopicIndex, link_threshold, suggested_title, topics_csv
 
 TODAY = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
@@ -16,11 +18,12 @@ _seq = iter(range(1, 10**9))
 
 def event(text, ts="2026-11-20T10:00:00+00:00", vector=None, neighbours=("x",),
           channel="search", lang="en", kind="unanswered", article=None, ticket=None, qid=None):
-    q = LoggedQuery(id=qid or f"{text}-{ts}", ts=ts, channel=channel, query=text,
+    seq = next(_seq)
+    q = LoggedQuery(id=qid or f"q{seq}", ts=ts, channel=channel, query=text,
                     norm=_norm(text), lang=lang, filters={}, ticket_id=ticket,
                     top_article=neighbours[0] if neighbours else None, top_score=None,
                     neighbours=list(neighbours), vector=vector)
-    return GapEvent(next(_seq), kind, q, article, ts)
+    return GapEvent(seq, kind, q, article, ts)
 
 
 class FakeLog:
@@ -122,10 +125,11 @@ def test_not_helpful_and_unanswered_phrasings_of_one_question_are_one_topic():
 
 
 @pytest.fixture
-def log(tmp_path):
-    gap_log = GapLog(tmp_path / "gaps.sqlite3")
-    yield gap_log
-    gap_log.close()
+def log(database_url):
+    """The store on SQLite and on PostgreSQL (see tests/postgres.py)."""
+    store = SqlStore(database_url)
+    yield store
+    store.close()
 
 
 def _record(log, text, answered=False, vector=None, neighbours=("x",)):
@@ -165,6 +169,28 @@ def test_a_question_mostly_answered_when_asked_is_not_a_gap():
     assert closed["expense deadline"].answered_alike == 1
     # answered askings never join topics: the two gap topics stay apart
     assert len(closed) == 2
+
+
+def test_two_replicas_on_one_database_report_the_same_topics(database_url):
+    first, second = SqlStore(database_url), SqlStore(database_url)
+    try:
+        vectors = {"room": [1.0, 0.0, 0.0], "printer": [0.0, 1.0, 0.0], "mail": [0.0, 0.0, 1.0]}
+        for n in range(30):
+            topic = ("room", "printer", "mail")[n % 3]
+            noise = np.array([0.05 * (n % 5), 0.03 * (n % 4), 0.0], dtype=np.float32)
+            store = first if n % 2 else second  # each replica logs half of the traffic
+            _record(store, f"{topic} question {n % 7}",
+                    vector=np.array(vectors[topic], dtype=np.float32) + noise)
+        one, other = TopicIndex(link=0.8), TopicIndex(link=0.8)
+        one.refresh(first)
+        for _ in range(3):  # the other replica reads as the traffic arrives, in pieces
+            other.refresh(second)
+        shown = [[(t.id, t.count, t.examples) for t in index.report(store, {})]
+                 for index, store in ((one, first), (other, second))]
+        assert shown[0] == shown[1] and len(shown[0]) == 3
+    finally:
+        first.close()
+        second.close()
 
 
 def test_writers_decisions_close_topics_and_new_queries_reopen_an_answered_one(log):
