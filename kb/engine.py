@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from kb.config import Settings
-from kb.embedding import BatchingEmbedder, Embedder, load_embedder
+from kb.embedding import BatchingEmbedder, Embedder, encode_one, load_embedder
 from kb.errors import InvalidQuery, KBError, UnknownArticle
 from kb.gaps import GapLog
 from kb.index import Builder, Built, Index, Progress, current_version, load_index
 from kb.ranking import Calibration
+from kb.redact import redact
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
 from kb.tickets import ticket_query
@@ -104,6 +105,12 @@ class Engine:
 
     def _pending(self, searcher: Searcher, started: Started, channel: str,
                  ticket_id: str | None = None) -> Pending:
+        # The log keeps the vector of the redacted text, never of the personal data: when
+        # redaction changes the text, the model encodes that too, in the same batch.
+        clean = redact(started.dense_text)
+        logged = None if clean == started.dense_text else encode_one(self.embedder, clean)
+        vector = started.vector if logged is None else _both(started.vector, logged)
+
         def complete(qvec: np.ndarray) -> Answer:
             outcome = searcher.finish(started, qvec)
             query_id = self.log.record(
@@ -111,12 +118,13 @@ class Engine:
                 filters=started.filters.to_dict(), answered=outcome.answered,
                 confidence=outcome.confidence, neighbours=[h.id for h in outcome.hits[:3]],
                 top_score=outcome.hits[0].score if outcome.hits else None,
-                vector=None if outcome.answered else outcome.vector,
+                vector=None if outcome.answered else (
+                    outcome.vector if logged is None else logged.result()),
                 index_version=searcher.version, ticket_id=ticket_id,
             )
             return Answer(query_id, outcome, searcher.version)
 
-        return Pending(started.vector, complete, blocking=searcher.reranker is not None)
+        return Pending(vector, complete, blocking=searcher.reranker is not None)
 
     def close(self) -> None:
         """Store what the query log still holds in memory."""
@@ -136,6 +144,21 @@ class Engine:
              include_resolved: bool = False) -> list[Topic]:
         return gap_report(self.log, article_tags(self.searcher.index.articles), since, min_count,
                           include_resolved)
+
+
+def _both(first: Future[np.ndarray], second: Future[np.ndarray]) -> Future[np.ndarray]:
+    """A future of ``first``'s result, done once ``second`` is done too."""
+    out: Future[np.ndarray] = Future()
+
+    def settle(_: Future[np.ndarray]) -> None:
+        exc = first.exception() or second.exception()
+        if exc is not None:
+            out.set_exception(exc)
+        else:
+            out.set_result(first.result())
+
+    second.add_done_callback(lambda _: first.add_done_callback(settle))
+    return out
 
 
 def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:

@@ -88,3 +88,11 @@ class EvalDataError(KBError):
 
     code = "invalid_eval_data"
     status = 422
+
+
+class StorageBusy(KBError):
+    """The query log cannot be written right now (another writer holds the database): the
+    request may be retried shortly."""
+
+    code = "storage_busy"
+    status = 503

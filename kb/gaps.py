@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.errors import UnknownArticle, UnknownQuery
-from kb.redact import redact
+from kb.errors import StorageBusy, UnknownArticle, UnknownQuery
+from kb.redact import redact, redact_values
 from kb.text import normalize
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ MIGRATIONS: list[str] = [
 ]
 
 
+BUSY_WAIT = 2.0  # seconds a request waits for a locked log before it is told to retry
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -107,9 +110,11 @@ class GapLog:
         insert. Autocommit mode, so every statement is its own short transaction."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+            # The writer may wait for a lock; a request answers 503 soon instead (StorageBusy).
+            wait = 30.0 if threading.current_thread() is self._writer else BUSY_WAIT
+            db = sqlite3.connect(self.path, timeout=wait, isolation_level=None,
                                  check_same_thread=False)
-            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
@@ -118,9 +123,23 @@ class GapLog:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """The connection, once the queries recorded before are stored."""
-        self.flush()
-        yield self._db()
+        """The connection, once the queries recorded before are stored; a database locked
+        longer than ``BUSY_WAIT`` is a StorageBusy, not a wait."""
+        if not self._flushed(BUSY_WAIT):
+            raise StorageBusy("the query log is busy; try again in a moment")
+        try:
+            yield self._db()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StorageBusy("the query log is busy; try again in a moment") from None
+            raise
+
+    def _flushed(self, timeout: float) -> bool:
+        """Whether every query recorded so far was stored (or its failure logged) within
+        ``timeout`` seconds."""
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: not self._queue.unfinished_tasks, timeout)
 
     def record(
         self, *, channel: str, query: str, lang: str, filters: dict, answered: bool,
@@ -169,16 +188,31 @@ class GapLog:
             items = [item for item in batch if item is not None]
             try:
                 if items:
-                    db = self._db()
-                    with db:  # one transaction
-                        db.execute("BEGIN")
-                        db.executemany(_INSERT, [_row(item) for item in items])
-            except Exception as exc:  # the service keeps answering; the log says what was lost
-                log.error("could not store %d queries in the query log %s: %s: %s", len(items),
-                          self.path, type(exc).__name__, exc)
+                    self._store(items)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    def _store(self, items: list[tuple]) -> None:
+        """Store ``items`` in one transaction; if that fails, each on its own, so that a row
+        the log cannot store does not take the others with it."""
+        try:
+            self._insert(items)
+        except Exception as exc:
+            busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+            if len(items) > 1 and not busy:
+                for item in items:
+                    self._store([item])
+                return
+            # The service keeps answering; the log says what was lost.
+            log.error("could not store %d queries in the query log %s: %s: %s", len(items),
+                      self.path, type(exc).__name__, redact(str(exc)))
+
+    def _insert(self, items: list[tuple]) -> None:
+        db = self._db()
+        with db:  # one transaction
+            db.execute("BEGIN")
+            db.executemany(_INSERT, [_row(item) for item in items])
 
     def feedback(self, query_id: str, article_id: str, helpful: bool,
                  known_articles: set[str] | None = None) -> None:
@@ -262,7 +296,8 @@ def _row(item: tuple) -> tuple:
      top_score, blob, index_version) = item
     clean = redact(query)
     return (query_id, ts, channel, clean, _norm(clean), lang,
-            json.dumps(filters, ensure_ascii=False), redact(ticket_id) if ticket_id else None,
+            json.dumps(redact_values(filters), ensure_ascii=False),
+            redact(ticket_id) if ticket_id else None,
             int(answered), confidence, neighbours[0] if neighbours else None, top_score,
             json.dumps(neighbours), blob, index_version)
 

@@ -9,15 +9,14 @@ bridges a Chinese and an English phrasing of one question even with a monolingua
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from kb.csvsafe import csv_text
 from kb.gaps import LoggedQuery
 
 LINK = 0.6  # average similarity needed to stay in one topic
@@ -157,12 +156,10 @@ CSV_FIELDS = ("id", "kind", "status", "article_id", "representative", "count", "
 
 
 def topics_csv(topics: list[Topic]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_FIELDS)
+    rows = []
     for t in topics:
         row = t.to_dict()
         row["channels"] = " ".join(f"{k}:{v}" for k, v in sorted(t.channels.items()))
         row["examples"] = " | ".join(t.examples)
-        writer.writerow([row[f] for f in CSV_FIELDS])
-    return buffer.getvalue()
+        rows.append([row[f] for f in CSV_FIELDS])
+    return csv_text(CSV_FIELDS, rows)

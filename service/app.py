@@ -16,6 +16,7 @@ from kb.engine import Engine
 from kb.errors import IndexNotFound
 from service import access_log, errors
 from service.indexing import Indexing
+from service.limits import RequestLimits
 from service.routes import admin, gaps, search
 
 log = logging.getLogger("kb.service")
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.engine = None
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(RequestLimits, settings=settings)
     access_log.install()
     app.include_router(search.router)
     app.include_router(gaps.router)
