@@ -124,9 +124,11 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
     import uvicorn
 
     from service.app import create_app
+    from service.http import uvicorn_options
 
     cfg = load_settings(index=index, host=host, port=port, model=model)
-    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info",
+                **uvicorn_options(cfg.max_url_chars))
 
 
 @app.command()
