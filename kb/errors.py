@@ -96,3 +96,10 @@ class StorageBusy(KBError):
 
     code = "storage_busy"
     status = 503
+
+
+class CalibrationError(KBError):
+    """A calibration file that cannot be used; the message carries ``path:line``."""
+
+    code = "invalid_calibration"
+    status = 500
