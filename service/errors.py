@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,7 +37,7 @@ def clean(text: str) -> str:
 
 
 def error(status: int, code: str, message: str, details: list | None = None,
-          headers: dict[str, str] | None = None) -> JSONResponse:
+          headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict = {"code": code, "message": clean(message)}
     if details:
         body["details"] = details
