@@ -7,6 +7,7 @@ every route, the error responses it can give, with this shape as their schema.
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Mapping
@@ -16,8 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from fastapi.utils import create_model_field
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException
 
 from kb.errors import KBError, StorageBusy
@@ -91,40 +91,63 @@ DESCRIPTIONS = {
 }
 
 
-def error_statuses(route: APIRoute) -> set[int]:
-    """The error statuses ``route`` can answer with: those of any request, those its
+def error_statuses(path: str, operation: dict[str, Any], dependencies: set[int]) -> set[int]:
+    """The error statuses an operation can answer with: those of any request, those its
     parameters and body imply, those its dependencies declare (``kb_errors``, e.g. 503 of
     ``get_engine``) and those the route declares itself (``responses=``)."""
-    statuses = {400, 414, 500}  # anything: a malformed request, a long URL, a bug
-    if route.body_field is not None:
+    statuses = {400, 414, 500} | dependencies  # any request: malformed, a long URL, a bug
+    if "requestBody" in operation:
         statuses |= {413, 422}
-    if route.dependant.query_params or route.dependant.path_params:
+    if operation.get("parameters"):
         statuses.add(422)
-    if route.dependant.path_params:
+    if "{" in path:
         statuses.add(404)
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependency = pending.pop()
-        statuses |= set(getattr(dependency.call, "kb_errors", ()))
-        pending += dependency.dependencies
-    return statuses | {int(s) for s in route.responses if str(s).isdigit() and int(s) >= 400}
+    return statuses | {int(s) for s in operation.get("responses", {})
+                       if str(s).isdigit() and int(s) >= 400}
+
+
+def _dependency_errors(app: FastAPI) -> dict[tuple[str, str], set[int]]:
+    """(path, method) → the statuses the route's dependencies declare, nested ones included."""
+    found: dict[tuple[str, str], set[int]] = {}
+    for context in iter_route_contexts(app.routes):
+        dependant = getattr(context, "dependant", None)
+        if not isinstance(context.original_route, APIRoute) or dependant is None:
+            continue
+        statuses: set[int] = set()
+        pending = list(dependant.dependencies)
+        while pending:
+            dependency = pending.pop()
+            statuses |= set(getattr(dependency.call, "kb_errors", ()))
+            pending += dependency.dependencies
+        for method in context.methods or ():
+            found[(context.path_format, method.lower())] = statuses
+    return found
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with every operation's error responses declared as ErrorResponse
+    (FastAPI's own 422 model, which the service never sends, replaced)."""
     if app.openapi_schema:
         return app.openapi_schema
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        responses = dict(route.responses)
-        for status in sorted(error_statuses(route)):
-            declared = {"description": DESCRIPTIONS.get(status, "Error"),
-                        **responses.get(status, {}), "model": ErrorResponse}
-            responses[status] = declared
-            route.response_fields[status] = create_model_field(
-                name=f"Response_{status}_{route.unique_id}", type_=ErrorResponse,
-                mode="serialization")
-        route.responses = responses
-    app.openapi_schema = get_openapi(title=app.title, version=app.version,
-                                     description=app.description, routes=app.routes)
-    return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    model = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(model.pop("$defs", {}))
+    components["ErrorResponse"] = model
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    dependencies = _dependency_errors(app)
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for status in sorted(error_statuses(path, operation,
+                                                dependencies.get((path, method), set()))):
+                declared = responses.setdefault(str(status), {})
+                if declared.get("description") in (None, "", "Validation Error"):
+                    declared["description"] = DESCRIPTIONS.get(status, "Error")
+                declared["content"] = {"application/json": {"schema": ref}}
+    for unused in ("HTTPValidationError", "ValidationError"):  # in this order: one refers to
+        if f'"#/components/schemas/{unused}"' not in json.dumps(schema):  # the other
+            components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema

@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 import kb.engine
 import kb.gaps
+from kb.cli import app as cli
 from kb.config import Settings
 from kb.gaps import GapLog
 from kb.tickets import _IDENT, key_sentences
@@ -186,6 +188,12 @@ def test_gap_csv_neutralises_formulas(client):
     assert not [c for c in cells if c[:1] in ("=", "+", "@") or (c[:1] == "-" and c[1:2] != "")
                 and not c.lstrip("-").isdigit()]
     assert any(c.startswith("'=HYPERLINK(") for c in cells)
+    settings = client.app.state.settings
+    client.app.state.engine.log.flush()
+    result = CliRunner().invoke(cli, ["gaps", "--format", "csv", "--index", str(settings.index)],
+                                env={"KB_GAP_DB": str(settings.gap_path)})
+    assert result.exit_code == 0 and "'=HYPERLINK(" in result.output
+    assert not [line for line in result.output.splitlines() if line.startswith(("=", "+", "@"))]
 
 
 # (f) the access-log redaction turned %0A into a real newline.

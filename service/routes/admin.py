@@ -17,7 +17,7 @@ def healthz(engine: EngineDep) -> Health:
                   chunks=len(index.chunks), model=index.manifest["model"])
 
 
-@router.post("/admin/reload", response_model=Reloaded)
+@router.post("/admin/reload", response_model=Reloaded, responses={503: {}})
 def reload(request: Request) -> Reloaded:
     previous, current = request.app.state.indexing.reload()
     return Reloaded(previous=previous, index_version=current)
