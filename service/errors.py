@@ -120,7 +120,7 @@ def _dependency_errors(app: FastAPI) -> dict[tuple[str, str], set[int]]:
             statuses |= set(getattr(dependency.call, "kb_errors", ()))
             pending += dependency.dependencies
         for method in context.methods or ():
-            found[(context.path_format, method.lower())] = statuses
+            found[(context.path_format or "", method.lower())] = statuses
     return found
 
 
