@@ -88,18 +88,19 @@ _ENGLISH = {
 }
 
 
-def _keyword_pattern() -> re.Pattern[str]:
-    words = sorted(((w, kind) for kind, ws in _WORDS.items() for w in ws),
-                   key=lambda x: -len(x[0]))
-    english = sorted(((w, kind) for kind, ws in _ENGLISH.items() for w in ws),
-                     key=lambda x: -len(x[0]))
-    parts = [f"(?P<{kind}{i}>{re.escape(w)})" for i, (w, kind) in enumerate(words)]
-    parts += [f"(?<![A-Za-z])(?P<{kind}e{i}>{re.escape(w)})(?![a-z])"
-              for i, (w, kind) in enumerate(english)]
-    return re.compile("|".join(parts), re.IGNORECASE)
+def _keyword_table() -> dict[str, list[tuple[str, str, bool]]]:
+    """Keywords by their first character (lower case), longest first: (word, kind, English)."""
+    table: dict[str, list[tuple[str, str, bool]]] = {}
+    for words, english in ((_WORDS, False), (_ENGLISH, True)):
+        for kind, ws in words.items():
+            for w in ws:
+                table.setdefault(w[0].lower(), []).append((w.lower(), kind, english))
+    for entries in table.values():
+        entries.sort(key=lambda e: -len(e[0]))
+    return table
 
 
-_KEYWORDS = _keyword_pattern()
+_KEYWORDS = _keyword_table()
 _WINDOW = 24  # characters before a number searched for its keyword
 # What may stand between a keyword and the number it introduces.
 _GLUE = re.compile(r"[\s:：#＃是为為的]{0,4}(?:(?:number|no\.?|is|nr\.?)[\s:：#]{0,3}){0,2}\(?",
@@ -118,6 +119,8 @@ _CARD_ISSUERS = [
 # The first two digits of a mainland ID: the province.
 _PROVINCES = {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45,
               46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91}
+# Text without any of these holds nothing to redact: the common case, answered at once.
+_MAYBE = re.compile(r"[\d@＠]|[〇一二三四五六七八九零幺]{3}")
 _HOTLINE = re.compile(r"(?:400|800)\d{7}|95\d{3,6}|1[01]\d{3}")
 
 
@@ -176,19 +179,38 @@ class _Context:
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._before: dict[int, tuple[str | None, bool]] = {}
 
     def before(self, start: int) -> tuple[str | None, bool]:
         """The kind of the nearest keyword before ``start``, and whether it introduces the
         number there directly (nothing but glue between)."""
-        lo = max(0, start - _WINDOW)
-        last = None
-        for m in _KEYWORDS.finditer(self.text, lo, start):
-            last = m
-        if last is None:
-            return None, False
-        kind = (last.lastgroup or "").rstrip("0123456789").removesuffix("e")
-        glue = _GLUE.match(self.text, last.end(), start)
-        return kind, glue is not None and glue.end() == start
+        if start not in self._before:
+            found = self._last_keyword(max(0, start - _WINDOW), start)
+            if found is None:
+                self._before[start] = (None, False)
+            else:
+                kind, end = found
+                glue = _GLUE.match(self.text, end, start)
+                self._before[start] = (kind, glue is not None and glue.end() == start)
+        return self._before[start]
+
+    def _last_keyword(self, lo: int, hi: int) -> tuple[str, int] | None:
+        """The kind and end of the last keyword in ``text[lo:hi]``, read left to right taking
+        the longest keyword at each position; English ones as whole words."""
+        text, last, i = self.text, None, lo
+        while i < hi:
+            for word, kind, english in _KEYWORDS.get(text[i].lower(), ()):
+                end = i + len(word)
+                if end > hi or text[i:end].lower() != word:
+                    continue
+                if english and ((i > 0 and _ascii_letter(text[i - 1]))
+                                or (end < hi and _ascii_letter(text[end]))):
+                    continue
+                last, i = (kind, end), end
+                break
+            else:
+                i += 1
+        return last
 
     def glued_to_identifier(self, start: int) -> bool:
         """The number continues an identifier (KB5034441) rather than following a keyword
@@ -197,6 +219,10 @@ class _Context:
             return False
         kind, direct = self.before(start)
         return not (kind in ("PHONE", "ID", "CARD") and direct)
+
+
+def _ascii_letter(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
 
 
 def _valid_id(number: str, ctx: _Context, start: int) -> bool:
@@ -289,6 +315,8 @@ def _name_char(ch: str, after_ascii: bool) -> bool:
 
 def find_pii(text: str) -> list[PiiSpan]:
     """Non-overlapping personal-data spans in ``text``, in order of position."""
+    if not _MAYBE.search(text):
+        return []
     letters, positions = _shadow(text)
     shadow = letters.translate(_NUMERALS)
     ctx = _Context(shadow)
