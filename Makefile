@@ -36,6 +36,10 @@ test-fast: install
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run
 
+# Only the re-index target: how soon a running service serves a one-article edit.
+bench-reindex: install
+	HF_HUB_OFFLINE=1 $(PY) -m bench.run --only atec-faq-zh --reindex-only
+
 # Property-based fuzz of the HTTP API (schemathesis): 5,000 generated requests, 0 5xx allowed,
 # every response as the OpenAPI schema declares it.
 fuzz: install
