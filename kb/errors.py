@@ -90,14 +90,6 @@ class EvalDataError(KBError):
     status = 422
 
 
-class StorageBusy(KBError):
-    """The query log cannot be written right now (another writer holds the database): the
-    request may be retried shortly."""
-
-    code = "storage_busy"
-    status = 503
-
-
 class CalibrationError(KBError):
     """A calibration file that cannot be used; the message carries ``path:line``."""
 

@@ -47,7 +47,8 @@ def error(status: int, code: str, message: str, details: list | None = None,
 def install(app: FastAPI) -> None:
     @app.exception_handler(KBError)
     async def kb_error(_: Request, exc: KBError) -> JSONResponse:
-        headers = {"Retry-After": str(RETRY_AFTER)} if isinstance(exc, StorageBusy) else None
+        headers = ({"Retry-After": str(getattr(exc, "retry_after", RETRY_AFTER))}
+                   if isinstance(exc, StorageBusy) else None)
         return error(exc.status, exc.code, exc.message, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -14,10 +14,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import kb.engine
-import kb.gaps
 from kb.cli import app as cli
 from kb.config import Settings
-from kb.gaps import GapLog
 from kb.tickets import _IDENT, key_sentences
 from service.access_log import RedactingFilter
 from service.app import create_app
@@ -89,20 +87,7 @@ def test_lone_surrogates_are_refused(client, path, payload):
     assert client.post("/search", json={"query": "vpn"}).status_code == 200  # connection fine
 
 
-def test_a_row_the_log_cannot_store_does_not_take_the_others(tmp_path, monkeypatch, caplog):
-    log = GapLog(tmp_path / "g.sqlite3")
-    start = log._start_writer
-    monkeypatch.setattr(log, "_start_writer", lambda: None)  # queue all three, then write
-    for query in ("vpn", "打印机 \ud800", "password"):
-        log.record(channel="search", query=query, lang="en", filters={}, answered=False,
-                   confidence=0.1, neighbours=[], top_score=None, vector=None,
-                   index_version="v1")
-    with caplog.at_level(logging.ERROR, logger="kb.gaps"):
-        start()
-        log.flush()
-    assert sorted(q.query for q in log.unanswered()) == ["password", "vpn"]
-    assert "could not store 1 queries" in caplog.text
-    log.close()
+# A row the store cannot keep is dropped alone: tests/test_storage.py (the lone surrogate case).
 
 
 # (c) no size limit: a 10 MB body of a million tags was parsed for 9 s.
@@ -213,7 +198,7 @@ def test_access_log_cannot_forge_lines():
 
 def test_a_locked_log_answers_503_promptly_and_searching_goes_on(settings, real_embedder,
                                                                  monkeypatch):
-    monkeypatch.setattr(kb.gaps, "BUSY_WAIT", 0.2)
+    settings = settings.model_copy(update={"db_timeout": 0.3})
     with TestClient(create_app(settings, real_embedder)) as c:
         qid = c.post("/search", json={"query": "forgot password"}).json()["query_id"]
         c.app.state.engine.log.flush()
@@ -223,7 +208,7 @@ def test_a_locked_log_answers_503_promptly_and_searching_goes_on(settings, real_
             r = c.post("/feedback", json={"query_id": qid, "article_id": "password-reset-en",
                                           "helpful": True})
             assert_error(r, 503, "storage_busy")
-            assert r.headers["retry-after"] == "1"
+            assert int(r.headers["retry-after"]) >= 1
             assert c.post("/search", json={"query": "vpn 809"}).status_code == 200
             assert_error(c.post("/feedback", json={"query_id": qid, "helpful": True,
                                                    "article_id": "password-reset-en"}),
