@@ -172,17 +172,19 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
     import uvicorn
 
     from service.app import create_app
+    from service.http import uvicorn_options
 
     cfg = load_settings(index=index, host=host, port=port, model=model, workers=workers)
     if cfg.workers == 1:
-        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info",
+                    **uvicorn_options(cfg.max_url_chars))
         return
     # Each worker process makes its own app from the environment: the flags go there too.
     for name, value in (("KB_INDEX", index), ("KB_MODEL", model)):
         if value is not None:
             os.environ[name] = str(value)
     uvicorn.run("service.app:create_app", factory=True, workers=cfg.workers, host=cfg.host,
-                port=cfg.port, log_level="info")
+                port=cfg.port, log_level="info", **uvicorn_options(cfg.max_url_chars))
 
 
 @app.command()

@@ -15,8 +15,9 @@ import numpy as np
 
 from kb import store
 from kb.config import Settings
-from kb.embedding import BatchingEmbedder, Embedder, load_embedder
+from kb.embedding import BatchingEmbedder, Embedder, encode_one, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle, UnknownTopic
+from kb.redact import redact
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
 from kb.storage import Store, exists, open_store
@@ -163,6 +164,12 @@ class Engine:
 
     def _pending(self, searcher: Searcher, started: Started, channel: str,
                  ticket_id: str | None = None) -> Pending:
+        # The log keeps the vector of the redacted text, never of the personal data: when
+        # redaction changes the text, the model encodes that too, in the same batch.
+        clean = redact(started.dense_text)
+        logged = None if clean == started.dense_text else encode_one(self.embedder, clean)
+        vector = started.vector if logged is None else _both(started.vector, logged)
+
         def complete(qvec: np.ndarray) -> Answer:
             outcome = searcher.finish(started, qvec)
             # Unanswered only because the filters narrowed the list: not a knowledge gap.
@@ -174,12 +181,13 @@ class Engine:
                 results=[h.id for h in outcome.hits],
                 audience=self.audience,
                 top_score=outcome.hits[0].score if outcome.hits else None,
-                vector=outcome.vector, index_version=searcher.version, ticket_id=ticket_id,
+                vector=outcome.vector if logged is None else logged.result(),
+                index_version=searcher.version, ticket_id=ticket_id,
                 outside_filters=outside,
             )
             return Answer(query_id, outcome, searcher.version)
 
-        return Pending(started.vector, complete, blocking=searcher.reranker is not None)
+        return Pending(vector, complete, blocking=searcher.reranker is not None)
 
     def close(self) -> None:
         """Store what the query log still holds in memory."""
@@ -217,6 +225,21 @@ class Engine:
     def start_gap_topics(self) -> None:
         """Keep the gap topics current in the background, so a report only reads them."""
         self.gap_reporter.start(lambda: self.searcher.index)
+
+
+def _both(first: Future[np.ndarray], second: Future[np.ndarray]) -> Future[np.ndarray]:
+    """A future of ``first``'s result, done once ``second`` is done too."""
+    out: Future[np.ndarray] = Future()
+
+    def settle(_: Future[np.ndarray]) -> None:
+        exc = first.exception() or second.exception()
+        if exc is not None:
+            out.set_exception(exc)
+        else:
+            out.set_result(first.result())
+
+    second.add_done_callback(lambda _: first.add_done_callback(settle))
+    return out
 
 
 def open_gaps(cfg: Settings) -> Store | None:

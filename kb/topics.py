@@ -18,10 +18,8 @@ seen longest ago are dropped and the components rebuilt from the rest.
 from __future__ import annotations
 
 import collections
-import csv
 import datetime as dt
 import hashlib
-import io
 import logging
 import threading
 from collections import Counter
@@ -30,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from kb.csvsafe import csv_text
 from kb.storage.base import Decision, GapEvent, Store
 from kb.storage.sql import shown_url
 from kb.text import to_simplified
@@ -625,9 +624,7 @@ CSV_FIELDS = ("id", "kind", "status", "title", "count", "phrasings", "languages"
 
 
 def topics_csv(topics: list[Topic]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_FIELDS)
+    rows = []
     for t in topics:
         row = t.to_dict()
         row["languages"] = " ".join(f"{k}:{v}" for k, v in t.languages.items())
@@ -636,8 +633,8 @@ def topics_csv(topics: list[Topic]) -> str:
                                            for a in t.nearest_articles)
         row["examples"] = " | ".join(t.examples)
         row["ticket_ids"] = " ".join(t.ticket_ids)
-        writer.writerow([row[f] for f in CSV_FIELDS])
-    return buffer.getvalue()
+        rows.append([row[f] for f in CSV_FIELDS])
+    return csv_text(CSV_FIELDS, rows)
 
 
 def index_link(index: object) -> float:

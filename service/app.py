@@ -16,6 +16,7 @@ from kb.storage import open_store, shown_url
 from kb.storage.retention import Retention
 from service import access_log, errors
 from service.indexing import Indexing
+from service.limits import RequestLimits
 from service.routes import admin, articles, gaps, pages, search
 
 log = logging.getLogger("kb.service")
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.store = None
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(RequestLimits, settings=settings)
     access_log.install()
     app.include_router(search.router)
     app.include_router(gaps.router)

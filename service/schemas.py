@@ -2,39 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def no_surrogates(value: str) -> str:
+    """A lone surrogate (JSON's "\\ud800") is no character: it cannot be encoded, stored or
+    logged, so such text is refused at the door."""
+    if _SURROGATE.search(value):
+        raise ValueError("text holds a lone surrogate (U+D800-U+DFFF), which is not a character")
+    return value
+
+
+# Every string a client sends. The lengths the settings cap (KB_MAX_*) are checked by
+# service.limits, after parsing, so that a deployment can change them.
+Text = Annotated[str, AfterValidator(no_surrogates)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Request bodies: unknown fields refused, and no coercion ("5", true and "yes" are not
+    numbers or booleans)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SearchFilters(Strict):
     type: list[Literal["faq", "sop", "case"]] | None = None
-    tags: list[str] | None = None
-    product: str | None = None
+    tags: list[Text] | None = None
+    product: Text | None = None
     lang: Literal["zh", "en"] | None = None
 
 
 class SearchRequest(Strict):
-    query: str = Field(..., description="What the agent typed.")
+    query: Text = Field(..., description="What the agent typed.")
     k: int = Field(5, ge=1, le=50, description="Number of articles to return.")
     filters: SearchFilters | None = None
 
 
 class SuggestRequest(Strict):
-    ticket_id: str = Field(..., min_length=1, max_length=200)
-    subject: str = ""
-    description: str = ""
+    ticket_id: Text = Field(..., min_length=1)
+    subject: Text = ""
+    description: Text = ""
     k: int = Field(5, ge=1, le=50)
     filters: SearchFilters | None = None
 
 
 class FeedbackRequest(Strict):
-    query_id: str = Field(..., min_length=1, max_length=64)
-    article_id: str = Field(..., min_length=1, max_length=200)
+    query_id: Text = Field(..., min_length=1, max_length=64)
+    article_id: Text = Field(..., min_length=1)
     helpful: bool
 
 
