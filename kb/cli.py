@@ -30,8 +30,18 @@ QueriesOpt = Annotated[Path, typer.Option("--queries", help="Queries, JSON lines
 QrelsOpt = Annotated[Path, typer.Option("--qrels", help="Relevance labels, TSV.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kb import __version__
+
+        typer.echo(f"kb {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _setup() -> None:
+def _setup(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
     # The library's notes (such as the one-time export of the model, which takes a while) go
     # to stderr, apart from a command's output.
     logger = logging.getLogger("kb")

@@ -103,7 +103,8 @@ class Indexing:
     def handle(self, request: dict[str, Any], send: Send) -> None:
         try:
             flags = request["flags"]
-            asked = load_settings(request["env"], **{k: flags.get(k) for k in FLAGS})
+            asked = load_settings(request["env"], cwd=Path(request["cwd"]),
+                                  **{k: flags.get(k) for k in FLAGS})
             cfg = asked.relative_to(Path(request["cwd"]))
         except KBError as exc:
             return self._fail(send, error_lines(exc))

@@ -1,0 +1,71 @@
+"""Vectors of a generated corpus's chunks, kept in bench/work/ between scale runs.
+
+Embedding 200,000 chunks with the real model takes most of an hour on two shared cores; the
+scale run measures the model's speed on a sample and takes the rest of the vectors from here.
+Shards are written as they are made, so an interrupted run keeps what it embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kb.embedding import Embedder
+
+SHARD = 4096  # texts per shard file
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class VectorCache:
+    def __init__(self, folder: Path, model: str) -> None:
+        self.folder = folder / "".join(c if c.isalnum() else "-" for c in model)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.rows: dict[str, np.ndarray] = {}
+        for shard in sorted(self.folder.glob("shard-*.npz")):
+            with np.load(shard) as data:
+                self.rows.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys(t for t in texts if text_key(t) not in self.rows))
+
+    def fill(self, embedder: Embedder, texts: Sequence[str]) -> None:
+        """Embed the texts the cache lacks, a shard at a time, in the order given: a run cut
+        short leaves the first articles' vectors complete (the model sorts each shard by length
+        itself)."""
+        todo = self.missing(texts)
+        started, done = time.perf_counter(), 0
+        for start in range(0, len(todo), SHARD):
+            part = todo[start:start + SHARD]
+            vectors = embedder.embed(part)
+            keys = [text_key(t) for t in part]
+            name = self.folder / f"shard-{time.time_ns()}.npz"
+            np.savez(name.with_suffix(".tmp.npz"), keys=np.array(keys), vectors=vectors)
+            name.with_suffix(".tmp.npz").rename(name)
+            self.rows.update(zip(keys, vectors, strict=True))
+            done += len(part)
+            rate = done / (time.perf_counter() - started)
+            print(f"embedded {done}/{len(todo)} ({rate:.0f} texts/s)", file=sys.stderr, flush=True)
+
+
+class CachedEmbedder:
+    """The model's vectors from the cache; texts it lacks are embedded by ``inner``."""
+
+    def __init__(self, inner: Embedder, cache: VectorCache) -> None:
+        self.inner, self.cache = inner, cache
+        self.name, self.dim = inner.name, inner.dim
+        self.batch_size = getattr(inner, "batch_size", 64)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.cache.missing(texts):
+            self.cache.fill(self.inner, texts)
+        rows = self.cache.rows
+        return np.stack([rows[text_key(t)] for t in texts]) if texts else \
+            np.zeros((0, self.dim), np.float32)
