@@ -8,6 +8,7 @@ Shards are written as they are made, so an interrupted run keeps what it embedde
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -69,3 +70,56 @@ class CachedEmbedder:
         rows = self.cache.rows
         return np.stack([rows[text_key(t)] for t in texts]) if texts else \
             np.zeros((0, self.dim), np.float32)
+
+
+_CLAUSE = re.compile(r"(?<=[。！？；!?])|(?<=[.!?])\s+")
+_SUFFIX = re.compile(r"^(.*?)\s*[（(]([^（()）]+)[）)]$")
+
+
+class ComposedEmbedder:
+    """Vectors of long texts composed from the model's vectors of their parts.
+
+    A generated chunk is its article's title, product, version and heading and a few
+    sentences of real text; the vector of the whole is taken as the normalized, length-weighted
+    sum of the model's vectors of those parts (each part is embedded once, however many chunks
+    repeat it). Embedding every chunk whole would take most of an hour on two shared cores;
+    parts are a tenth of the text. How close the composition comes to the whole-text vector is
+    measured by the scale run (``agreement``).
+    """
+
+    def __init__(self, inner: Embedder, cache: VectorCache, prefixes: Sequence[str] = ()) -> None:
+        self.inner, self.cache = inner, cache
+        self.name, self.dim = inner.name, inner.dim
+        self.batch_size = getattr(inner, "batch_size", 64)
+        self._prefix = re.compile(
+            r"^(" + "|".join(map(re.escape, prefixes)) + r") (\d+\.\d+) (.+)$") if prefixes else None
+
+    def parts(self, text: str) -> list[str]:
+        out: list[str] = []
+        for line in text.split("\n"):
+            for segment in line.split(" > "):
+                for clause in _CLAUSE.split(segment):
+                    clause = clause.strip()
+                    if not clause:
+                        continue
+                    found = self._prefix.match(clause) if self._prefix else None
+                    if found:
+                        out += [f"{found[1]} {found[2]}", found[3]]
+                    elif found := _SUFFIX.match(clause):
+                        out += [p for p in (found[1], found[2]) if p]
+                    else:
+                        out.append(clause)
+        return out or [text]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        split = [self.parts(t) for t in texts]
+        wanted = [p for parts in split for p in parts]
+        if self.cache.missing(wanted):
+            self.cache.fill(self.inner, wanted)
+        rows = self.cache.rows
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, parts in enumerate(split):
+            for p in parts:
+                out[i] += len(p) * rows[text_key(p)]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)

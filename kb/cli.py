@@ -131,12 +131,22 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
           port: Annotated[int | None, typer.Option(help="[KB_PORT]")] = None,
           model: ModelOpt = None) -> None:
     """Serve the published index over HTTP (OpenAPI at /docs)."""
+    import contextlib
+
     import uvicorn
 
-    from service.app import create_app
+    from service import logs
+    from service.metrics import multiprocess_dir
 
     cfg = load_settings(index=index, host=host, port=port, model=model)
-    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+    workers = getattr(cfg, "workers", 1)
+    # Several workers add their metrics up through files: the folder must exist before any of
+    # them (or this process) imports prometheus-client.
+    with multiprocess_dir() if workers > 1 else contextlib.nullcontext():
+        from service.app import create_app
+
+        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level=cfg.log_level,
+                    log_config=logs.config(cfg.log_format, cfg.log_level))
 
 
 @app.command()

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -45,9 +46,19 @@ class Pending:
         return self.complete(self.vector.result())
 
 
+class Observer(Protocol):
+    """Told what the engine answered (the service's metrics)."""
+
+    def answered(self, channel: str, answer: Answer) -> None: ...
+
+    def feedback_given(self, helpful: bool) -> None: ...
+
+
 class Engine:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 observer: Observer | None = None) -> None:
         self.settings = settings
+        self.observer = observer
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
         self.log = GapLog(settings.gap_path)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
@@ -114,7 +125,10 @@ class Engine:
                 vector=None if outcome.answered else outcome.vector,
                 index_version=searcher.version, ticket_id=ticket_id,
             )
-            return Answer(query_id, outcome, searcher.version)
+            answer = Answer(query_id, outcome, searcher.version)
+            if self.observer is not None:
+                self.observer.answered(channel, answer)
+            return answer
 
         return Pending(started.vector, complete, blocking=searcher.reranker is not None)
 
@@ -124,6 +138,8 @@ class Engine:
 
     def feedback(self, query_id: str, article_id: str, helpful: bool) -> None:
         self.log.feedback(query_id, article_id, helpful, set(self.searcher.index.articles))
+        if self.observer is not None:
+            self.observer.feedback_given(helpful)
 
     def article_stats(self, article_id: str) -> dict:
         if article_id not in self.searcher.index.articles:

@@ -135,6 +135,11 @@ class GapLog:
                          confidence, neighbours, top_score, blob, index_version))
         return query_id
 
+    @property
+    def queue_depth(self) -> int:
+        """Queries recorded and not yet stored."""
+        return self._queue.unfinished_tasks
+
     def flush(self) -> None:
         """Wait until every query recorded so far is stored (or its failure logged)."""
         self._queue.join()

@@ -294,7 +294,8 @@ class Builder:
                     lexical = (worker.submit(self._write_lexical, staging, articles, previous)
                                if len(missing) <= OVERLAP_TEXTS else None)
                     vectors = _write_vectors(staging, chunks, known, missing, embedder_factory,
-                                             progress, report)
+                                             progress, report,
+                                             previous.vectors if previous else None)
                     # One JSON list, as json.dumps writes it without indent.
                     (staging / "articles.json").write_text(
                         "[" + ", ".join(p.record_json for p in articles) + "]", encoding="utf-8")
@@ -313,6 +314,7 @@ class Builder:
                     "articles": len(articles),
                     "chunks": len(chunks),
                     "tokenizer": TOKENIZER,
+                    "vectors": vectors.describe(),
                     "article_hashes": hashes,
                 }
                 _write_json(staging / "calibration.json", calibration.to_dict())
@@ -459,16 +461,20 @@ def _known_vectors(chunks: list[Chunk], previous: _Previous | None
 def _write_vectors(staging: Path, chunks: list[Chunk],
                    known: tuple[np.ndarray, dict[str, int]] | None, missing: dict[str, str],
                    embedder_factory: Callable[[], Embedder], progress: Progress | None,
-                   report: BuildReport) -> VectorIndex:
-    """The version's vectors: those known for unchanged chunks, the rest embedded."""
+                   report: BuildReport, previous: VectorIndex | None = None) -> VectorIndex:
+    """The version's vectors: those known for unchanged chunks, the rest embedded. An IVF
+    index keeps the previous version's centroids and unchanged rows' lists (kb.vectors)."""
     matrix, row = known or (np.zeros((0, 0), np.float32), {})
+    reused = len(matrix)
     if missing or known is None:
         fresh = _embed(embedder_factory(), list(missing.values()), progress)
         row = {**row, **{h: len(matrix) + i for i, h in enumerate(missing)}}
         matrix = np.concatenate([matrix.reshape(-1, fresh.shape[1]), fresh])
     report.embedded = len(missing)
     report.reused = sum(1 for c in chunks if c.hash not in missing)
-    vectors = VectorIndex.build(matrix[[row[c.hash] for c in chunks]], matrix.shape[1])
+    source = np.array([row[c.hash] for c in chunks], dtype=np.int64)
+    vectors = VectorIndex.build(matrix[source], matrix.shape[1], previous,
+                                np.where(source < reused, source, -1))
     vectors.save(staging / "vectors.faiss")
     return vectors
 

@@ -227,7 +227,12 @@ class Searcher:
             empty = np.zeros(0, dtype=np.int64)
             return Candidates(empty, empty.astype(np.float32), empty.astype(np.float32), empty)
         lex_all, lex_rows = lexical
-        cosines = self.index.vectors.scores(qvec)
+        vectors = self.index.vectors
+        if not vectors.exact:  # a large index: approximate dense top rows, exact cosines
+            rows = np.union1d(vectors.top(qvec, POOL, mask), lex_rows)
+            return Candidates(rows, vectors.cosines(qvec, rows).astype(np.float32),
+                              lex_all[rows], self.index.chunk_article[rows])
+        cosines = vectors.scores(qvec)
         chosen = np.zeros(len(cosines), dtype=bool)
         if mask is None:
             chosen[best(cosines, POOL)] = True

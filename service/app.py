@@ -10,12 +10,15 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from kb import __version__
 from kb.config import Settings, load_settings
 from kb.embedding import Embedder, load_embedder
 from kb.engine import Engine
 from kb.errors import IndexNotFound
-from service import access_log, errors
+from service import access_log, errors, logs
+from service import metrics as metrics_module
 from service.indexing import Indexing
+from service.metrics import Metrics, RequestMetrics, Sampler, TimedEmbedder
 from service.routes import admin, gaps, search
 
 log = logging.getLogger("kb.service")
@@ -24,33 +27,43 @@ PAGE = Path(__file__).parent / "static" / "index.html"
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
     settings = settings or load_settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loaded here, once: without an index yet, the engine made on the first publish uses it.
-        model = embedder or load_embedder(settings)
+        model = TimedEmbedder(embedder or load_embedder(settings), metrics)
         app.state.settings = settings
         try:
-            app.state.engine = Engine(settings, model)
+            app.state.engine = Engine(settings, model, metrics)
         except IndexNotFound as exc:
             # Serve anyway: /healthz says 503 until an index is published.
             log.warning("%s", exc.message)
             app.state.engine = None
         app.state.indexing = indexing = Indexing(app, settings, model)
         indexing.start()
+        sampler = Sampler(metrics, lambda: app.state.engine)
+        sampler.start()
         try:
             yield
         finally:
+            sampler.close()
+            metrics.close()
             indexing.close()
             if app.state.engine is not None:
                 app.state.engine.close()
 
-    app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="kb", version=__version__, lifespan=lifespan,
                   description="Knowledge-base search for customer-service and IT-support teams.")
     app.state.engine = None
     app.state.settings = settings
     errors.install(app)
     access_log.install()
+    metrics_module.install(app, metrics, settings.metrics)
+    # Outermost, around Starlette's own error middleware: a 500 is counted and carries its
+    # request id too.
+    stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: logs.RequestIds(RequestMetrics(stack(), metrics))  # type: ignore[method-assign]
     app.include_router(search.router)
     app.include_router(gaps.router)
     app.include_router(admin.router)

@@ -25,7 +25,7 @@ from kb.embedding import Embedder
 from kb.engine import Engine, index_articles, open_gaps, recheck_gaps
 from kb.errors import KBError, error_lines
 from kb.gaps import GapLog
-from kb.index import Builder, Index, current_version
+from kb.index import Builder, BuildReport, Index, current_version
 from kb.resident import FLAGS, Listener
 from kb.search import Searcher
 
@@ -127,10 +127,13 @@ class Indexing:
             if built.index is not None:
                 self._serve(built.index)
         except KBError as exc:
+            self._observe(None)
             return self._fail(send, error_lines(exc))
         except Exception as exc:  # reported to the command, and the service keeps serving
+            self._observe(None)
             log.exception("'kb index' failed in the service")
             return self._fail(send, [f"error: the service could not build the index: {exc}"], 1)
+        self._observe(built.report)
         summary = built.report.summary()
         log.info("kb index: %s", summary)
         send({"out": summary})
@@ -148,6 +151,11 @@ class Indexing:
         if gaps is not None and built.index is not None:
             self._recheck_later(gaps, built.index, cfg)
 
+    def _observe(self, report: BuildReport | None) -> None:
+        metrics = getattr(self.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.built(report, failed=report is None)
+
     @staticmethod
     def _fail(send: Send, lines: list[str], status: int = 2) -> None:
         for line in lines:
@@ -158,7 +166,8 @@ class Indexing:
         """Serve ``index``, or else the published version, read from disk."""
         engine: Engine | None = self.app.state.engine
         if engine is None:  # started before anything was published
-            self.app.state.engine = Engine(self.settings, self.embedder)
+            self.app.state.engine = Engine(self.settings, self.embedder,
+                                           getattr(self.app.state, "metrics", None))
         else:
             engine.reload(index)
 
