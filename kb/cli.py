@@ -6,18 +6,25 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from tqdm import tqdm
 
 from kb.config import Settings, load_settings
 from kb.errors import KBError, error_lines
+
+if TYPE_CHECKING:
+    from kb.embedding import Embedder
+    from kb.search import Searcher
+    from kb.topics import Topic
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Knowledge-base search: build the index, serve it, measure it, read gaps.")
@@ -52,7 +59,7 @@ def _setup(version: Annotated[bool, typer.Option(
         logger.setLevel(logging.INFO)
 
 
-def handled(func):  # type: ignore[no-untyped-def]
+def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     """Domain errors become one message (the problems, one ``path:line: message`` each) and
     exit code 2; nothing else of the program's internals reaches the user."""
 
@@ -68,10 +75,10 @@ def handled(func):  # type: ignore[no-untyped-def]
     return wrapper
 
 
-def _embedder_factory(cfg: Settings):  # type: ignore[no-untyped-def]
-    cache: list = []
+def _embedder_factory(cfg: Settings) -> Callable[[], Embedder]:
+    cache: list[Embedder] = []
 
-    def make():  # type: ignore[no-untyped-def]
+    def make() -> Embedder:
         if not cache:
             from kb.embedding import load_embedder
 
@@ -112,41 +119,71 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
             typer.echo(f"  resolved by {article}: {text}")
 
 
-def _progress_bar():  # type: ignore[no-untyped-def]
-    bar: list[tqdm] = []
+def _progress_bar() -> Callable[[int, int], None]:
+    """A bar on stderr for the texts being embedded, started at the first report."""
+    from rich.progress import Progress
+
+    bar: list[tuple[Progress, Any]] = []
 
     def update(done: int, total: int) -> None:
         if not bar:
-            bar.append(tqdm(total=total, desc="embedding", unit="text"))
-        bar[0].update(done - bar[0].n)
+            progress = Progress(*Progress.get_default_columns(), console=err, transient=False)
+            progress.start()
+            bar.append((progress, progress.add_task("embedding", total=total)))
+        progress, task = bar[0]
+        progress.update(task, completed=done, total=total)
         if done >= total:
-            bar[0].close()
+            progress.stop()
 
     return update
+
+
+def _track(items: Iterable[T], description: str) -> Iterator[T]:
+    """``items`` with a progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, description=description, console=err)
 
 
 @app.command()
 @handled
 def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help="[KB_HOST]")] = None,
           port: Annotated[int | None, typer.Option(help="[KB_PORT]")] = None,
-          model: ModelOpt = None) -> None:
-    """Serve the published index over HTTP (OpenAPI at /docs)."""
-    import contextlib
+          model: ModelOpt = None,
+          workers: Annotated[int | None, typer.Option(
+              min=1, help="Worker processes on one port [KB_WORKERS].")] = None) -> None:
+    """Serve the published index over HTTP (OpenAPI at /docs).
+
+    SIGTERM (or Ctrl-C) stops accepting connections, answers the requests in flight and
+    stores the queries still queued for the log before the process exits.
+    """
+    import os
 
     import uvicorn
 
     from service import logs
     from service.metrics import multiprocess_dir
 
-    cfg = load_settings(index=index, host=host, port=port, model=model)
-    workers = getattr(cfg, "workers", 1)
-    # Several workers add their metrics up through files: the folder must exist before any of
-    # them (or this process) imports prometheus-client.
-    with multiprocess_dir() if workers > 1 else contextlib.nullcontext():
+    cfg = load_settings(index=index, host=host, port=port, model=model, workers=workers)
+    log_config = logs.config(cfg.log_format, cfg.log_level)
+    if cfg.workers == 1:
         from service.app import create_app
 
         uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level=cfg.log_level,
-                    log_config=logs.config(cfg.log_format, cfg.log_level))
+                    log_config=log_config)
+        return
+    # Each worker process makes its own app from the environment: the flags go there too.
+    for name, value in (("KB_INDEX", index), ("KB_MODEL", model)):
+        if value is not None:
+            os.environ[name] = str(value)
+    # The workers add their metrics up through files in one folder, which must be named before
+    # any of them imports prometheus-client.
+    with multiprocess_dir():
+        uvicorn.run("service.app:create_app", factory=True, workers=cfg.workers, host=cfg.host,
+                    port=cfg.port, log_level=cfg.log_level, log_config=log_config)
 
 
 @app.command()
@@ -172,7 +209,7 @@ def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
         typer.echo(f"{n}. [{hit.score:.3f}] {hit.id}  {hit.title}  #{hit.anchor}")
 
 
-def _load_searcher(cfg: Settings):  # type: ignore[no-untyped-def]
+def _load_searcher(cfg: Settings) -> Searcher:
     from kb.index import load_index
     from kb.search import Searcher
 
@@ -196,14 +233,14 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
     cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
     searcher = _load_searcher(cfg)
-    prepared = prepare(searcher, labelled, lambda xs: tqdm(xs, desc="queries",
-                                                            disable=not sys.stderr.isatty()))
+    prepared = prepare(searcher, labelled, lambda xs: _track(xs, "queries"))
     cal = fit(searcher, prepared, max_false_gap)
     version = publish_calibration(cfg.index, cal, cfg.keep_versions)
     if output:
         output.write_text(json.dumps(cal.to_dict(), ensure_ascii=False, indent=1) + "\n")
-    typer.echo(f"published {version} with calibration: dense weight per language "
-               f"{cal.dense_weight}, answered threshold {cal.answer_threshold:.3f}")
+    dense = {lang: round(w.get("dense", 0.0), 2) for lang, w in cal.fusion.items()}
+    typer.echo(f"published {version} with calibration: dense weight per language {dense}, "
+               f"answered threshold {cal.answer_threshold:.3f}")
     typer.echo(json.dumps(cal.fitted, ensure_ascii=False))
 
 
@@ -212,22 +249,21 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
 def evaluate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """nDCG@10, Recall@1/5/10, MRR@10 and answered/unanswered rates on labelled queries."""
+    from kb.evaluation import LabelledQuery, read_queries
     from kb.evaluation import evaluate as run_eval
-    from kb.evaluation import read_queries
 
     cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
     searcher = _load_searcher(cfg)
     latencies: list[float] = []
 
-    def one(q):  # type: ignore[no-untyped-def]
+    def one(q: LabelledQuery) -> tuple[list[tuple[str, float]], bool]:
         start = time.perf_counter()
         out = searcher.search(q.query, k=10)
         latencies.append(time.perf_counter() - start)
         return [(h.id, h.score) for h in out.hits], out.answered
 
-    report = run_eval(labelled, one, lambda xs: tqdm(xs, desc="queries",
-                                                     disable=not sys.stderr.isatty()))
+    report = run_eval(labelled, one, lambda xs: _track(xs, "queries"))
     if as_json:
         typer.echo(json.dumps({**report.__dict__, "index_version": searcher.version},
                               indent=1))
@@ -245,9 +281,9 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
          index: IndexOpt = None) -> None:
     """The knowledge-gap report: unanswered and not-helpful queries grouped into topics."""
     from kb.engine import article_tags, gap_report
-    from kb.gaps import GapLog
     from kb.index import load_index
-    from kb.topics import Topic, topics_csv
+    from kb.storage import open_store
+    from kb.topics import topics_csv
 
     if fmt not in ("table", "csv", "json"):
         raise KBError(f"--format must be table, csv or json, not {fmt!r}")
@@ -258,7 +294,7 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
         tags = article_tags(load_index(cfg.index).articles)
     except KBError:
         pass  # without an index, topics are grouped by text and meaning only
-    topics: list[Topic] = gap_report(GapLog(cfg.gap_path), tags, since, min_count,
+    topics: list[Topic] = gap_report(open_store(cfg), tags, since, min_count,
                                      include_resolved)
     if fmt == "json":
         typer.echo(json.dumps([t.to_dict() for t in topics], ensure_ascii=False, indent=1))
@@ -279,7 +315,7 @@ def _since(value: str | None) -> str | None:
         raise KBError(f"--since must be an ISO date like 2026-11-01, not {value!r}") from None
 
 
-def _print_topics(topics) -> None:  # type: ignore[no-untyped-def]
+def _print_topics(topics: list[Topic]) -> None:
     console = Console()
     if not topics:
         console.print("No open knowledge gaps.")
@@ -308,10 +344,10 @@ def _print_topics(topics) -> None:  # type: ignore[no-untyped-def]
 def stats(article_id: Annotated[str | None, typer.Argument()] = None,
           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Helpful / not helpful feedback counts per article."""
-    from kb.gaps import GapLog
+    from kb.storage import open_store
 
     cfg = load_settings(index=index)
-    rows = GapLog(cfg.gap_path).article_stats(article_id)
+    rows = open_store(cfg).article_stats(article_id)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
@@ -322,3 +358,49 @@ def stats(article_id: Annotated[str | None, typer.Argument()] = None,
         table.add_row(r["article_id"], str(r["helpful"]), str(r["not_helpful"]),
                       str(r["last_feedback"]))
     Console().print(table)
+
+
+db_app = typer.Typer(no_args_is_help=True,
+                     help="The database of queries, feedback, gap topics and keys.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@handled
+def db_upgrade(index: IndexOpt = None) -> None:
+    """Apply the schema migrations the database has not seen (the service also does on start)."""
+    from kb.storage import database_url, open_store, shown_url
+
+    cfg = load_settings(index=index)
+    store = open_store(cfg, upgrade=False)
+    try:
+        before = store.revision()
+        after = store.upgrade()
+    finally:
+        store.close()
+    where = shown_url(database_url(cfg))
+    if before == after:
+        typer.echo(f"{where}: at revision {after}, nothing to do")
+    else:
+        typer.echo(f"{where}: upgraded from {before or 'no revision'} to {after}")
+
+
+@db_app.command("status")
+@handled
+def db_status(index: IndexOpt = None) -> None:
+    """Which database kb uses, its schema revision and what it holds."""
+    from kb.storage import database_url, open_store, shown_url
+    from kb.storage.migrate import head
+
+    cfg = load_settings(index=index)
+    store = open_store(cfg, upgrade=False)
+    try:
+        revision = store.revision()
+        typer.echo(f"database: {shown_url(database_url(cfg))}")
+        typer.echo(f"revision: {revision or 'none (empty)'}; latest {head()}")
+        if revision == head():
+            typer.echo(f"queries: {store.count()}, keys: {len(store.keys())}")
+        else:
+            typer.echo("run 'kb db upgrade' (or start 'kb serve') to bring it up to date")
+    finally:
+        store.close()

@@ -5,7 +5,6 @@ Holds the loaded index (swapped atomically on reload), the embedder and the quer
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -16,12 +15,12 @@ import numpy as np
 
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
-from kb.errors import InvalidQuery, KBError, UnknownArticle
-from kb.gaps import GapLog
+from kb.errors import InvalidQuery, UnknownArticle
 from kb.index import Builder, Built, Index, Progress, current_version, load_index
 from kb.ranking import Calibration
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
+from kb.storage import Store, exists, open_store
 from kb.tickets import ticket_query
 from kb.topics import Topic, build_topics
 
@@ -56,11 +55,11 @@ class Observer(Protocol):
 
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 observer: Observer | None = None) -> None:
+                 store: Store | None = None, observer: Observer | None = None) -> None:
         self.settings = settings
         self.observer = observer
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
-        self.log = GapLog(settings.gap_path)
+        self.log: Store = store or open_store(settings)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
                          if settings.reranker else None)
         self._lock = threading.Lock()
@@ -121,6 +120,8 @@ class Engine:
                 channel=channel, query=outcome.query, lang=outcome.lang,
                 filters=started.filters.to_dict(), answered=outcome.answered,
                 confidence=outcome.confidence, neighbours=[h.id for h in outcome.hits[:3]],
+                results=[h.id for h in outcome.hits],
+                audience="public" if self.settings.public_only else "internal",
                 top_score=outcome.hits[0].score if outcome.hits else None,
                 vector=None if outcome.answered else outcome.vector,
                 index_version=searcher.version, ticket_id=ticket_id,
@@ -158,7 +159,7 @@ def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:
     return {a: set(r["tags"]) for a, r in articles.items()}
 
 
-def gap_report(log: GapLog, tags: dict[str, set[str]], since: str | None = None,
+def gap_report(log: Store, tags: dict[str, set[str]], since: str | None = None,
                min_count: int = 1, include_resolved: bool = False) -> list[Topic]:
     topics = build_topics([(q, None) for q in log.unanswered(since)], "unanswered", tags)
     topics += build_topics([(q, a) for q, a in log.not_helpful(since)], "not_helpful", tags)
@@ -180,21 +181,18 @@ def first_calibration(cfg: Settings) -> Calibration | None:
     source = cfg.calibration or cfg.articles / "calibration.json"
     if current_version(cfg.index) is not None or (cfg.calibration is None and not source.exists()):
         return None
-    try:
-        return Calibration.from_dict(json.loads(source.read_text("utf-8")))
-    except (OSError, ValueError, TypeError) as exc:
-        raise KBError(f"{source}:1: cannot read calibration: {exc}") from exc
+    return Calibration.load(source)
 
 
-def open_gaps(cfg: Settings) -> GapLog | None:
+def open_gaps(cfg: Settings) -> Store | None:
     """The gap log, if it has open gap queries a new version could answer."""
-    if not cfg.gap_path.exists():
+    if not exists(cfg):
         return None
-    log = GapLog(cfg.gap_path)
+    log = open_store(cfg)
     return log if log.open_gap_texts() else None
 
 
-def recheck_gaps(log: GapLog, searcher: Searcher,
+def recheck_gaps(log: Store, searcher: Searcher,
                  stop: Callable[[], bool] = lambda: False) -> list[tuple[str, str]]:
     """Search every open gap query again (until ``stop`` says so); mark those the knowledge
     base now answers."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from kb.errors import InvalidQuery, UnknownFilter
 from kb.index import Index
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
+from kb.signals import Evidence, row_signals
 from kb.snippets import flatten, match_order, window
 from kb.text import analyze, content_terms, detect_lang, normalize_lines, starts_a_word, tokenize
 
@@ -41,7 +43,7 @@ class Filters:
         if unknown:
             raise UnknownFilter(f"unknown filter(s) {unknown}; known: {list(FILTER_KEYS)}")
 
-        def many(value: object) -> tuple[str, ...]:
+        def many(value: Any) -> tuple[str, ...]:
             if value is None:
                 return ()
             return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
@@ -225,7 +227,9 @@ class Searcher:
         mask = self._mask(filters)
         if len(self.index.chunks) == 0 or (mask is not None and not mask.any()):
             empty = np.zeros(0, dtype=np.int64)
-            return Candidates(empty, empty.astype(np.float32), empty.astype(np.float32), empty)
+            nothing = np.zeros(len(self.index.chunks), dtype=np.float32)
+            evidence = Evidence({"dense": nothing, "lexical": nothing})
+            return Candidates(empty, empty, row_signals(evidence, empty))
         lex_all, lex_rows = lexical
         vectors = self.index.vectors
         if not vectors.exact:  # a large index: approximate dense top rows, exact cosines
@@ -240,7 +244,8 @@ class Searcher:
             chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
         chosen[lex_rows] = True  # lexical rows obey the mask already
         rows = np.flatnonzero(chosen)
-        return Candidates(rows, cosines[rows], lex_all[rows], self.index.chunk_article[rows])
+        evidence = Evidence({"dense": cosines, "lexical": lex_all})
+        return Candidates(rows, self.index.chunk_article[rows], row_signals(evidence, rows))
 
     def coverage(self, terms: set[str], article: int) -> float:
         if not terms:
@@ -278,7 +283,7 @@ class Searcher:
         """Rank with the query vector, decide "answered" and make the results."""
         cands = self._candidates(started.lexical, qvec, started.filters)
         depth = max(started.k, 2, self.reranker.top if self.reranker else 0)
-        ranked = rank(cands, self.index.calibration.weight(started.lang), depth)
+        ranked = rank(cands, self.index.calibration.weights(started.lang), depth)
         coverage = self.coverage(started.terms, ranked[0].article) if ranked else 0.0
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.
         features = answer_features(ranked, coverage)

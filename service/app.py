@@ -15,6 +15,8 @@ from kb.config import Settings, load_settings
 from kb.embedding import Embedder, load_embedder
 from kb.engine import Engine
 from kb.errors import IndexNotFound
+from kb.storage import open_store, shown_url
+from kb.storage.retention import Retention
 from service import access_log, errors, logs
 from service import metrics as metrics_module
 from service.indexing import Indexing
@@ -34,28 +36,38 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         # Loaded here, once: without an index yet, the engine made on the first publish uses it.
         model = TimedEmbedder(embedder or load_embedder(settings), metrics)
         app.state.settings = settings
+        # One store per process, migrated here, shared by every engine the process makes.
+        app.state.store = store = open_store(settings)
+        log.info("query log: %s", shown_url(store.url))
         try:
-            app.state.engine = Engine(settings, model, metrics)
+            app.state.engine = Engine(settings, model, store=store, observer=metrics)
         except IndexNotFound as exc:
-            # Serve anyway: /healthz says 503 until an index is published.
+            # Serve anyway: /readyz says 503 until an index is published.
             log.warning("%s", exc.message)
             app.state.engine = None
         app.state.indexing = indexing = Indexing(app, settings, model)
         indexing.start()
+        retention = Retention(lambda: store, settings.query_retention_days)
+        retention.start()
         sampler = Sampler(metrics, lambda: app.state.engine)
         sampler.start()
         try:
             yield
         finally:
+            # Requests in flight have been answered (uvicorn drains them first); what they
+            # queued for the query log is stored before the process exits.
             sampler.close()
             metrics.close()
             indexing.close()
+            retention.close()
             if app.state.engine is not None:
                 app.state.engine.close()
+            store.close()
 
     app = FastAPI(title="kb", version=__version__, lifespan=lifespan,
                   description="Knowledge-base search for customer-service and IT-support teams.")
     app.state.engine = None
+    app.state.store = None
     app.state.settings = settings
     errors.install(app)
     access_log.install()

@@ -170,7 +170,7 @@ class Metrics:
             self.index_chunks.set(len(index.chunks))
             self.index_articles.set(len(index.articles))
             self.embed_queue.set(getattr(engine.embedder, "queue_depth", 0))
-            self.log_queue.set(getattr(engine.log, "queue_depth", 0))
+            self.log_queue.set(getattr(engine.log, "queued", 0))
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

@@ -94,10 +94,16 @@ class GapReport(BaseModel):
 
 class Health(BaseModel):
     status: str
-    index_version: str
+    index_version: str | None = Field(..., description="None until an index is published.")
     articles: int
     chunks: int
     model: str
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    index_version: str
+    database: str = Field(..., description="sqlite or postgresql")
 
 
 class Reloaded(BaseModel):

@@ -17,6 +17,8 @@ from kb.embedding import Embedder, load_embedder
 from kb.index import build_index
 from kb.text import tokenize
 
+pytest_plugins = ["tests.postgres"]  # the PostgreSQL server and the two-backend fixture
+
 FIXTURE_KB = Path(__file__).parent / "fixtures" / "kb"
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).parent.parent
@@ -44,6 +46,17 @@ class FakeEmbedder:
         return out / np.where(norms == 0, 1, norms)
 
 
+REAL_MODEL_FIXTURES = {"real_embedder"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the real model, directly or through another fixture, is ``slow``:
+    ``pytest -m 'not slow'`` is the unit layer, which runs on the fake embedder alone."""
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _no_kb_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests set the KB_* variables they mean; a developer's shell does not leak into them."""
@@ -54,6 +67,15 @@ def _no_kb_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture
+def fake_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
+    """The fixture knowledge base indexed with the fake embedder: a writable index folder for
+    tests of the build, the store and the service that need no real model."""
+    root = tmp_path / "fake-index"
+    build_index(FIXTURE_KB, root, lambda: fake_embedder, fake_embedder.name)
+    return root
 
 
 @pytest.fixture(scope="session")
