@@ -232,18 +232,19 @@ class Searcher:
             return Candidates(empty, empty, row_signals(evidence, empty))
         lex_all, lex_rows = lexical
         vectors = self.index.vectors
-        if not vectors.exact:  # a large index: approximate dense top rows, exact cosines
+        if vectors.exact:
+            cosines = vectors.scores(qvec)
+            chosen = np.zeros(len(cosines), dtype=bool)
+            if mask is None:
+                chosen[best(cosines, POOL)] = True
+            else:
+                chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
+            chosen[lex_rows] = True  # lexical rows obey the mask already
+            rows = np.flatnonzero(chosen)
+        else:  # a large index: approximate dense top rows, then exact cosines of every candidate
             rows = np.union1d(vectors.top(qvec, POOL, mask), lex_rows)
-            return Candidates(rows, vectors.cosines(qvec, rows).astype(np.float32),
-                              lex_all[rows], self.index.chunk_article[rows])
-        cosines = vectors.scores(qvec)
-        chosen = np.zeros(len(cosines), dtype=bool)
-        if mask is None:
-            chosen[best(cosines, POOL)] = True
-        else:
-            chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
-        chosen[lex_rows] = True  # lexical rows obey the mask already
-        rows = np.flatnonzero(chosen)
+            cosines = np.zeros(len(self.index.chunks), dtype=np.float32)  # read at rows only
+            cosines[rows] = vectors.cosines(qvec, rows)
         evidence = Evidence({"dense": cosines, "lexical": lex_all})
         return Candidates(rows, self.index.chunk_article[rows], row_signals(evidence, rows))
 

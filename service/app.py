@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     # Outermost, around Starlette's own error middleware: a 500 is counted and carries its
     # request id too.
     stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: logs.RequestIds(RequestMetrics(stack(), metrics))  # type: ignore[method-assign]
+    app.build_middleware_stack = (  # type: ignore[method-assign]
+        lambda: logs.RequestIds(RequestMetrics(stack(), metrics)))
     app.include_router(search.router)
     app.include_router(gaps.router)
     app.include_router(admin.router)

@@ -15,10 +15,10 @@ import logging
 import re
 import secrets
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "X-Request-ID"
 _HEADER = HEADER.lower().encode()
@@ -68,7 +68,7 @@ class JsonLines(JsonFormatter):
                 and len(record.args) >= 5:
             client, method, path, version, status = record.args[:5]
             log_record.update(event="access", client=str(client), method=str(method),
-                              path=str(path), http_version=str(version), status=int(status))
+                              path=str(path), http_version=str(version), status=int(str(status)))
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         import datetime as dt
@@ -105,17 +105,17 @@ class RequestIds:
     """ASGI middleware: the request's id in the context of everything handling it, and in the
     response header."""
 
-    def __init__(self, app: Callable) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         given = next((v for k, v in scope["headers"] if k == _HEADER), None)
         rid = accepted_id(given.decode("latin-1") if given is not None else None) or new_id()
         token = request_id.set(rid)
 
-        async def sending(message: dict) -> None:
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k != _HEADER]
                 message = {**message, "headers": [*headers, (_HEADER, rid.encode())]}
