@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: install serve index test test-fast lint bench bench-reindex
+.PHONY: install serve index test test-fast lint bench bench-reindex bench-scale
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,3 +35,7 @@ test-fast: install
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run
+
+# 20,000 generated articles: build, memory, search p50 and ANN recall (not part of `make test`).
+bench-scale: install
+	HF_HUB_OFFLINE=1 $(PY) -m bench.scale
