@@ -36,6 +36,10 @@ test-fast: install
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run
 
+# Only the re-index target: how soon a running service serves a one-article edit.
+bench-reindex: install
+	HF_HUB_OFFLINE=1 $(PY) -m bench.run --only atec-faq-zh --reindex-only
+
 # 20,000 generated articles: build, memory, search p50 and ANN recall (not part of `make test`).
 bench-scale: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.scale

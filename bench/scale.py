@@ -78,14 +78,15 @@ def subset(articles: Path, n: int) -> Path:
 
 def _build(articles: Path, index: Path) -> dict:
     """In its own process (``_build``): one full build, its time and memory."""
-    from kb.index import Builder, load_index
+    from kb.build import build_index
+    from kb.store import load_index
 
     embedder = composed(real_embedder())
     embedder.embed(["warm-up"])
     before = rss_mb()
     shutil.rmtree(index, ignore_errors=True)
     started = time.perf_counter()
-    built = Builder(index, embedder.name).build(articles, lambda: embedder)
+    built = build_index(articles, index, lambda: embedder, embedder.name)
     seconds = time.perf_counter() - started
     version = index / "versions" / built.report.version
     return {"articles": built.report.articles, "chunks": built.report.chunks,
@@ -142,7 +143,7 @@ def search_figures(index_root: Path, texts: list[str]) -> dict:
     """Search p50 against the model's p50 on the same queries, in alternating blocks; the same
     search over an exact index of the same vectors; recall@10 of the dense top 10."""
     from kb.embedding import BatchingEmbedder
-    from kb.index import load_index
+    from kb.store import load_index
     from kb.search import Searcher
     from kb.vectors import VectorIndex
 

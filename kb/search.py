@@ -11,11 +11,11 @@ import numpy as np
 
 from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
-from kb.index import Index
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
 from kb.signals import Evidence, row_signals
 from kb.snippets import flatten, match_order, window
+from kb.store import Index
 from kb.text import analyze, content_terms, detect_lang, normalize_lines, starts_a_word, tokenize
 
 POOL = 100  # candidate chunks taken from each retriever
@@ -86,6 +86,7 @@ class Hit:
     score: float
     path: str
     tags: list[str]
+    audience: str = "public"
 
 
 @dataclass
@@ -326,6 +327,7 @@ class Searcher:
                 anchor=chunk.anchor,
                 snippet=window(self._chunk_flat[r.row], self._chunk_text[r.row], ordered),
                 score=round(r.score, 4), path=art["path"], tags=list(art["tags"]),
+                audience=art.get("audience", "public"),
             ))
         answered = bool(hits) and confidence >= self.index.calibration.answer_threshold
         return Outcome(started.shown, hits, answered, round(confidence, 4), features,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 from kb import __version__
 from kb.config import Settings, load_settings
@@ -21,10 +19,9 @@ from service import access_log, errors, logs
 from service import metrics as metrics_module
 from service.indexing import Indexing
 from service.metrics import Metrics, RequestMetrics, Sampler, TimedEmbedder
-from service.routes import admin, gaps, search
+from service.routes import admin, articles, gaps, pages, search
 
 log = logging.getLogger("kb.service")
-PAGE = Path(__file__).parent / "static" / "index.html"
 
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
@@ -49,7 +46,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         indexing.start()
         retention = Retention(lambda: store, settings.query_retention_days)
         retention.start()
-        sampler = Sampler(metrics, lambda: app.state.engine)
+        sampler = Sampler(metrics, lambda: app.state.engine, settings.index)
         sampler.start()
         try:
             yield
@@ -64,7 +61,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
                 app.state.engine.close()
             store.close()
 
-    app = FastAPI(title="kb", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="kb", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Knowledge-base search for customer-service and IT-support teams.")
     app.state.engine = None
     app.state.store = None
@@ -80,9 +77,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.include_router(search.router)
     app.include_router(gaps.router)
     app.include_router(admin.router)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return PAGE.read_text(encoding="utf-8")
+    app.include_router(articles.router)
+    pages.install(app)  # /, /a/{id}, /writers, /docs, /redoc and their static files
 
     return app

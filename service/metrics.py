@@ -21,16 +21,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kb import store
+
 if TYPE_CHECKING:
     from kb.embedding import Embedder
     from kb.engine import Answer, Engine
-    from kb.index import BuildReport
 
 log = logging.getLogger("kb.service")
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -39,7 +41,6 @@ SAMPLE_SECONDS = 1.0  # how often each process refreshes its gauges (queues, ind
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0,
                    10.0)
 ENCODE_BUCKETS = (0.001, 0.002, 0.004, 0.006, 0.008, 0.012, 0.02, 0.05, 0.1, 0.5, 2.0, 10.0, 60.0)
-BUILD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
 
 
 @contextlib.contextmanager
@@ -105,13 +106,6 @@ class Metrics:
                                 registry=r)
         self.encoded = Counter("kb_model_encoded_texts", "Texts encoded by the embedding model.",
                                registry=r)
-        self.builds = Counter("kb_index_builds", "Index builds run by the service (for 'kb "
-                              "index'), by outcome.", ["outcome"], registry=r)
-        self.build_seconds = Histogram("kb_index_build_duration_seconds", "Duration of the "
-                                       "service's index builds that published a version.",
-                                       buckets=BUILD_BUCKETS, registry=r)
-        self.embedded = Counter("kb_index_build_embedded_chunks", "Chunks the service's builds "
-                                "embedded (the rest were reused).", registry=r)
         # Gauges: each live process's own value; a scrape shows the largest (the index) or
         # the sum (the queues) over the live processes.
         self.index_info = Gauge("kb_index_info", "1 for the index version a serving process "
@@ -126,6 +120,18 @@ class Metrics:
                                  "embedder.", multiprocess_mode="livesum", registry=r)
         self.log_queue = Gauge("kb_query_log_queue_depth", "Queries waiting for the query-log "
                                "writer.", multiprocess_mode="livesum", registry=r)
+        # The last build of the index folder, from the outcome it recorded (kb.store): the
+        # same file for every worker, whichever process built.
+        self.build_ok = Gauge("kb_index_last_build_success", "1 if the last build of the index "
+                              "folder succeeded, 0 if it failed.", multiprocess_mode="livemax",
+                              registry=r)
+        self.build_seconds = Gauge("kb_index_last_build_duration_seconds", "Duration of the "
+                                   "last build.", multiprocess_mode="livemax", registry=r)
+        self.build_time = Gauge("kb_index_last_build_timestamp_seconds", "When the last build "
+                                "ended (Unix time).", multiprocess_mode="livemax", registry=r)
+        self.build_embedded = Gauge("kb_index_last_build_embedded_chunks", "Chunks the last "
+                                    "build embedded (the rest were reused).",
+                                    multiprocess_mode="livemax", registry=r)
         self._served: str | None = None
         self._lock = threading.Lock()
 
@@ -140,22 +146,26 @@ class Metrics:
     def feedback_given(self, helpful: bool) -> None:
         self.feedback.labels("true" if helpful else "false").inc()
 
-    def built(self, report: BuildReport | None, failed: bool = False) -> None:
-        if failed or report is None:
-            self.builds.labels("failed").inc()
+    def last_build(self, status: dict | None) -> None:
+        """The gauges of the last build, from the outcome it recorded."""
+        if not status:
             return
-        self.builds.labels("published" if report.published else "unchanged").inc()
-        if report.published:
-            self.build_seconds.observe(report.seconds)
-        self.embedded.inc(report.embedded)
+        self.build_ok.set(1 if status.get("ok") else 0)
+        self.build_seconds.set(float(status.get("seconds") or 0.0))
+        self.build_embedded.set(int(status.get("embedded") or 0))
+        if status.get("time"):
+            self.build_time.set(dt.datetime.fromisoformat(status["time"]).timestamp())
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    def sample(self, engine: Engine | None) -> None:
-        """Refresh this process's gauges from what it serves."""
+    def sample(self, engine: Engine | None, index_root: Path | None = None) -> None:
+        """Refresh this process's gauges from what it serves and the index folder's last
+        build outcome."""
         with self._lock:
+            if index_root is not None:
+                self.last_build(store.read_status(index_root))
             if engine is None:
                 return
             index = engine.searcher.index
@@ -251,7 +261,7 @@ router = APIRouter(tags=["admin"])
             response_class=Response, summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
     state = request.app.state
-    state.metrics.sample(state.engine)
+    state.metrics.sample(state.engine, state.settings.index)
     body, content_type = state.metrics.exposition()
     return Response(body, media_type=content_type)
 
@@ -267,8 +277,9 @@ class Sampler:
     """Refreshes a process's gauges every SAMPLE_SECONDS, so a scrape answered by another
     worker still sees this one's queues and index."""
 
-    def __init__(self, metrics: Metrics, engine: Callable[[], Engine | None]) -> None:
-        self._metrics, self._engine = metrics, engine
+    def __init__(self, metrics: Metrics, engine: Callable[[], Engine | None],
+                 index_root: Path | None = None) -> None:
+        self._metrics, self._engine, self._root = metrics, engine, index_root
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kb-metrics", daemon=True)
 
@@ -278,7 +289,7 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
             try:
-                self._metrics.sample(self._engine())
+                self._metrics.sample(self._engine(), self._root)
             except Exception as exc:  # a gauge is never worth a service's thread
                 log.warning("could not sample metrics: %s: %s", type(exc).__name__, exc)
 

@@ -93,18 +93,22 @@ def test_metrics_can_be_turned_off_or_put_behind_a_check(settings, real_embedder
         assert r.status_code == 403 and r.json()["error"]["message"] == "admins only"
 
 
-def test_a_build_is_counted_from_its_report():
-    from kb.index import BuildReport
+def test_the_last_build_comes_from_its_recorded_outcome(tmp_path):
+    from kb import store
 
     metrics = Metrics()
-    metrics.built(BuildReport("v1", 10, 100, 5, 95, seconds=1.5))
-    metrics.built(BuildReport("v1", 10, 100, 0, 100, published=False, seconds=0.2))
-    metrics.built(None, failed=True)
+    store.write_status(tmp_path, {"ok": True, "time": "2026-12-02T15:00:00+00:00",
+                                  "seconds": 12.5, "problems": [], "embedded": 40})
+    metrics.sample(None, tmp_path)
     found = samples(metrics.exposition()[0].decode())
-    assert [value(found, "kb_index_builds_total", outcome=o)
-            for o in ("published", "unchanged", "failed")] == [1, 1, 1]
-    assert value(found, "kb_index_build_duration_seconds_sum") == 1.5
-    assert value(found, "kb_index_build_embedded_chunks_total") == 5
+    assert value(found, "kb_index_last_build_success") == 1
+    assert value(found, "kb_index_last_build_duration_seconds") == 12.5
+    assert value(found, "kb_index_last_build_embedded_chunks") == 40
+    assert value(found, "kb_index_last_build_timestamp_seconds") == 1_796_223_600
+    store.write_status(tmp_path, {"ok": False, "time": "2026-12-02T15:05:00+00:00",
+                                  "seconds": 0.4, "problems": ["a.md:3: unknown type"]})
+    metrics.sample(None, tmp_path)
+    assert value(samples(metrics.exposition()[0].decode()), "kb_index_last_build_success") == 0
 
 
 WORKER = textwrap.dedent("""
