@@ -143,8 +143,8 @@ def search_figures(index_root: Path, texts: list[str]) -> dict:
     """Search p50 against the model's p50 on the same queries, in alternating blocks; the same
     search over an exact index of the same vectors; recall@10 of the dense top 10."""
     from kb.embedding import BatchingEmbedder
-    from kb.store import load_index
     from kb.search import Searcher
+    from kb.store import load_index
     from kb.vectors import VectorIndex
 
     model = real_embedder()

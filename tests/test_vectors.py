@@ -93,8 +93,8 @@ def test_a_rebuild_keeps_the_centroids_and_the_lists_of_unchanged_rows():
 def test_a_search_over_an_ivf_index_matches_the_exact_one(tmp_path, monkeypatch, fake_embedder):
     from kb import vectors as module
     from kb.build import build_index
-    from kb.store import load_index
     from kb.search import Searcher
+    from kb.store import load_index
     from tests.conftest import FIXTURE_KB
 
     build_index(FIXTURE_KB, tmp_path / "exact", lambda: fake_embedder, "fake")
