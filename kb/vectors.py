@@ -24,6 +24,7 @@ TRAIN_PER_LIST = 40  # training sample: this many vectors per list (FAISS asks f
 TRAIN_ITERATIONS = 10
 PROBE_SHARE = 0.06  # share of the lists a query scans: recall@10 at or above 0.98 (bench.scale)
 MIN_PROBES = 32
+SAMPLE_ROWS = 4096  # rows whose cosines stand for all rows' spread on an IVF index
 RETRAIN_FACTOR = 2.0  # centroids are kept while the ideal list count is within this factor
 
 
@@ -47,6 +48,10 @@ class VectorIndex:
             self.kind = "ivf"
             ivf.make_direct_map()  # rows by number, for exact cosines and for the next build
             self._rows: np.ndarray | None = None
+            rng = np.random.default_rng(0)
+            self._sample_rows = np.sort(rng.choice(self.size, min(self.size, SAMPLE_ROWS),
+                                                   replace=False))
+            self._sample = ivf.reconstruct_batch(self._sample_rows)
         else:
             self.kind = "flat"
             # The index's own float32 rows, not a copy: valid while self._index lives.
@@ -172,6 +177,16 @@ class VectorIndex:
             return np.zeros(0, dtype=np.float32)
         found = self._ivf.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
         return found @ query.reshape(-1).astype(np.float32)
+
+    def sample_cosines(self, query: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Cosines of a fixed random sample of the rows ``mask`` admits (IVF), standing for
+        every row's where a statistic of them all is wanted."""
+        assert self._ivf is not None
+        scores = self._sample @ query.reshape(-1).astype(np.float32)
+        if mask is None:
+            return scores
+        admitted = scores[mask[self._sample_rows]]
+        return admitted if len(admitted) else scores[:0]
 
     def reconstruct_all(self) -> np.ndarray:
         if self._rows is not None:

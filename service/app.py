@@ -18,6 +18,7 @@ from kb.storage.retention import Retention
 from service import access_log, errors, logs
 from service import metrics as metrics_module
 from service.indexing import Indexing
+from service.limits import RequestLimits
 from service.metrics import Metrics, RequestMetrics, Sampler, TimedEmbedder
 from service.routes import admin, articles, gaps, pages, search
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         log.info("query log: %s", shown_url(store.url))
         try:
             app.state.engine = Engine(settings, model, store=store, observer=metrics)
+            app.state.engine.start_gap_topics()
         except IndexNotFound as exc:
             # Serve anyway: /readyz says 503 until an index is published.
             log.warning("%s", exc.message)
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.store = None
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(RequestLimits, settings=settings)
     access_log.install()
     metrics_module.install(app, metrics, settings.metrics)
     # Outermost, around Starlette's own error middleware: a 500 is counted and carries its

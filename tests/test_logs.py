@@ -78,8 +78,9 @@ def test_log_lines_of_a_request_carry_its_id(app, log_stream):
         client.get("/boom", headers={"X-Request-ID": "req-42"})
         client.get("/boom")
     found = [line for line in lines(log_stream) if line["logger"] == "kb.service"]
-    assert [line["message"] for line in found] == [
-        "unexpected RuntimeError while handling a request"] * 2
+    assert len(found) == 2
+    assert all(line["message"].startswith("unexpected RuntimeError while handling")
+               for line in found)
     assert found[0]["request_id"] == "req-42" and found[0]["level"] == "ERROR"
     assert logs.accepted_id(found[1]["request_id"]) and found[1]["request_id"] != "req-42"
     assert {"time", "level", "logger", "message", "request_id"} <= set(found[0])
