@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: install serve index test test-fast lint bench bench-reindex
+.PHONY: install serve index test test-fast lint bench bench-reindex bench-gaps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,3 +39,7 @@ bench: install
 # Only the re-index target: how soon a running service serves a one-article edit.
 bench-reindex: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run --only atec-faq-zh --reindex-only
+
+# The gap report on a big query log: 100,000 gap queries, 10,000 distinct phrasings.
+bench-gaps: install
+	$(PY) -m bench.gaps_scale
