@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kb import store
-from kb.build import Built, Progress, build_index
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle, UnknownTopic
-from kb.ranking import Calibration
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
 from kb.storage import Store, exists, open_store
-from kb.store import Index, current_version, load_index
+from kb.store import Index, load_index
 from kb.tickets import ticket_query
 from kb.topics import GapReporter, Topic
 
@@ -219,23 +217,6 @@ class Engine:
     def start_gap_topics(self) -> None:
         """Keep the gap topics current in the background, so a report only reads them."""
         self.gap_reporter.start(lambda: self.searcher.index)
-
-
-def index_articles(cfg: Settings, embedder_factory: Callable[[], Embedder],
-                   progress: Progress | None = None) -> Built:
-    """What ``kb index`` does: build and publish a version as the settings say."""
-    return build_index(cfg.articles, cfg.index, embedder_factory, cfg.model,
-                       max_chunk_chars=cfg.max_chunk_chars, calibration=first_calibration(cfg),
-                       keep_versions=cfg.keep_versions, progress=progress)
-
-
-def first_calibration(cfg: Settings) -> Calibration | None:
-    """A knowledge base may carry its own fit (articles/calibration.json); a first build uses
-    it. Later builds carry the published version's forward."""
-    source = cfg.calibration or cfg.articles / "calibration.json"
-    if current_version(cfg.index) is not None or (cfg.calibration is None and not source.exists()):
-        return None
-    return Calibration.load(source)
 
 
 def open_gaps(cfg: Settings) -> Store | None:
