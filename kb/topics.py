@@ -167,7 +167,7 @@ class TopicIndex:
         self.untrusted = untrusted
         self.tags = tags or {}
         self.max_phrasings = max_phrasings
-        self.cursor = (0, 0)
+        self.cursor: tuple[int, ...] = (0, 0, 0)
         self._lock = threading.Lock()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._reset()
@@ -243,7 +243,12 @@ class TopicIndex:
         added = 0
         for event in events:
             q = event.query
-            if event.kind != "not_helpful":  # a store may hand a query over twice
+            if event.kind == "reported":
+                # counted as answered when it arrived; a gap since an agent said so
+                if self._answered_count.get(q.norm, 0) > 0:
+                    self._answered_count[q.norm] -= 1
+                event = GapEvent(event.seq, "unanswered", q, None, event.ts)
+            elif event.kind != "not_helpful":  # a store may hand a query over twice
                 if q.id in self._seen:
                     continue
                 self._seen[q.id] = None
