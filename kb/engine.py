@@ -13,16 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kb import store
-from kb.build import Built, Progress, build_index
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, encode_one, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle
-from kb.ranking import Calibration
 from kb.redact import redact
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
 from kb.storage import Store, exists, open_store
-from kb.store import Index, current_version, load_index
+from kb.store import Index, load_index
 from kb.tickets import ticket_query
 from kb.topics import Topic, build_topics
 
@@ -217,23 +215,6 @@ def gap_report(log: Store, tags: dict[str, set[str]], since: str | None = None,
     topics += build_topics([(q, a) for q, a in log.not_helpful(since)], "not_helpful", tags)
     return [t for t in topics if t.count >= min_count
             and (include_resolved or t.status == "open")]
-
-
-def index_articles(cfg: Settings, embedder_factory: Callable[[], Embedder],
-                   progress: Progress | None = None) -> Built:
-    """What ``kb index`` does: build and publish a version as the settings say."""
-    return build_index(cfg.articles, cfg.index, embedder_factory, cfg.model,
-                       max_chunk_chars=cfg.max_chunk_chars, calibration=first_calibration(cfg),
-                       keep_versions=cfg.keep_versions, progress=progress)
-
-
-def first_calibration(cfg: Settings) -> Calibration | None:
-    """A knowledge base may carry its own fit (articles/calibration.json); a first build uses
-    it. Later builds carry the published version's forward."""
-    source = cfg.calibration or cfg.articles / "calibration.json"
-    if current_version(cfg.index) is not None or (cfg.calibration is None and not source.exists()):
-        return None
-    return Calibration.load(source)
 
 
 def open_gaps(cfg: Settings) -> Store | None:

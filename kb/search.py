@@ -86,6 +86,7 @@ class Hit:
     score: float
     path: str
     tags: list[str]
+    audience: str = "public"
 
 
 @dataclass
@@ -320,6 +321,7 @@ class Searcher:
                 anchor=chunk.anchor,
                 snippet=window(self._chunk_flat[r.row], self._chunk_text[r.row], ordered),
                 score=round(r.score, 4), path=art["path"], tags=list(art["tags"]),
+                audience=art.get("audience", "public"),
             ))
         answered = bool(hits) and confidence >= self.index.calibration.answer_threshold
         return Outcome(started.shown, hits, answered, round(confidence, 4), features,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 from kb.config import Settings, load_settings
 from kb.embedding import Embedder, load_embedder
@@ -19,10 +17,9 @@ from kb.storage.retention import Retention
 from service import access_log, errors
 from service.indexing import Indexing
 from service.limits import RequestLimits
-from service.routes import admin, gaps, search
+from service.routes import admin, articles, gaps, pages, search
 
 log = logging.getLogger("kb.service")
-PAGE = Path(__file__).parent / "static" / "index.html"
 
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
@@ -57,7 +54,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
                 app.state.engine.close()
             store.close()
 
-    app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Knowledge-base search for customer-service and IT-support teams.")
     app.state.engine = None
     app.state.store = None
@@ -68,9 +65,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.include_router(search.router)
     app.include_router(gaps.router)
     app.include_router(admin.router)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return PAGE.read_text(encoding="utf-8")
+    app.include_router(articles.router)
+    pages.install(app)  # /, /a/{id}, /writers, /docs, /redoc and their static files
 
     return app

@@ -67,6 +67,8 @@ class Result(BaseModel):
     score: float
     path: str
     tags: list[str]
+    audience: Literal["public", "internal"] = Field(
+        "public", description="internal: for agents only, never to be sent to the customer.")
 
 
 class SearchResponse(BaseModel):
