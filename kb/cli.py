@@ -183,8 +183,9 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
     for name, value in (("KB_INDEX", index), ("KB_MODEL", model)):
         if value is not None:
             os.environ[name] = str(value)
+    options = {**uvicorn_options(cfg.max_url_chars), "http": "service.http:HTTP_PROTOCOL"}
     uvicorn.run("service.app:create_app", factory=True, workers=cfg.workers, host=cfg.host,
-                port=cfg.port, log_level="info", **uvicorn_options(cfg.max_url_chars))
+                port=cfg.port, log_level="info", **options)
 
 
 @app.command()

@@ -84,3 +84,8 @@ def protocol() -> type:
 
 def uvicorn_options(max_url_chars: int) -> dict[str, Any]:
     return {"http": protocol(), "h11_max_incomplete_event_size": max_url_chars + HEAD_ALLOWANCE}
+
+
+# By name, for `kb serve --workers N`: worker processes import the protocol, since a class made
+# inside a function cannot be pickled to them.
+HTTP_PROTOCOL = protocol()
