@@ -132,7 +132,7 @@ def _source(engine: Engine, request: Request, record: dict) -> Path:
     raise UnknownArticle(f"article {record['id']!r} is indexed but its file {record['path']} is gone")
 
 
-@router.get("/articles/{article_id}", response_model=ArticleView)
+@router.get("/articles/{article_id}", response_model=ArticleView, responses={404: {}})
 def article(article_id: str, request: Request, engine: EngineDep) -> ArticleView:
     index = engine.searcher.index
     record = index.articles.get(article_id)
@@ -181,7 +181,7 @@ def facets(request: Request, engine: EngineDep) -> Facets:
     )
 
 
-@router.post("/events", response_model=EventRecorded)
+@router.post("/events", response_model=EventRecorded, responses={404: {}, 503: {}})
 def event(body: Event, request: Request, engine: EngineDep) -> EventRecorded:
     """An agent opened an article, copied a reply from it, or reported a query as missing from
     the knowledge base."""
