@@ -163,9 +163,8 @@ def test_a_reported_answer_becomes_a_gap(client):
     assert [t["representative"] for t in topics] == ["VPN error 809"]
 
 
-@pytest.mark.xfail(strict=True, reason="the gap topics read each query once, as it arrives: a "
-                   "report as missing after a gap report has read the query is not seen")
 def test_a_reported_answer_becomes_a_gap_after_a_report_was_read(client):
+    """The gap topics see a report as missing that comes after they read the query."""
     search = client.post("/search", json={"query": "VPN error 809"}).json()
     assert client.get("/gaps").json()["topics"] == []
     client.post("/events", json={"kind": "reported_missing", "query_id": search["query_id"]})
