@@ -190,6 +190,23 @@ def test_agent_to_writer(tab: Tab, served: Served) -> None:
     assert page.locator("#index-version").inner_text() == served_version(tab)
     tab.shot("writers")
 
+    # A writer dismisses one topic and marks the other answered; with closed topics shown,
+    # both are there with their decision, and a dismissal can be undone.
+    page.locator("tr.topic", has_text="meeting room").locator("button.dismiss").click()
+    page.locator("tr.topic", has_text="meeting room").wait_for(state="detached")
+    wrong_topic = page.locator("tr.topic").first
+    wrong_topic.locator("input").fill("web-printer-toner")
+    wrong_topic.locator("button.answer").click()
+    page.locator("#gaps .hint", has_text="no gap topics").wait_for()
+    page.locator("#closed").check()
+    page.locator("#range button[type=submit]").click()
+    page.locator("tr.topic .st-answered").wait_for()
+    dismissed = page.locator("tr.topic", has_text="meeting room")
+    assert dismissed.locator(".st-dismissed").count() == 1
+    dismissed.locator("button.reopen").click()
+    page.locator("tr.topic", has_text="meeting room").locator(".st-open").wait_for()
+    tab.shot("writers-decisions")
+
 
 def served_version(tab: Tab) -> str:
     return tab.page.evaluate("fetch('/healthz').then(r => r.json()).then(b => b.index_version)")

@@ -158,6 +158,14 @@ def test_a_reported_answer_becomes_a_gap(client):
     """An agent who reports an answered search as missing makes it a gap all the same."""
     search = client.post("/search", json={"query": "VPN error 809"}).json()
     assert search["answered"]
+    client.post("/events", json={"kind": "reported_missing", "query_id": search["query_id"]})
+    topics = client.get("/gaps").json()["topics"]
+    assert [t["representative"] for t in topics] == ["VPN error 809"]
+
+
+def test_a_reported_answer_becomes_a_gap_after_a_report_was_read(client):
+    """The gap topics see a report as missing that comes after they read the query."""
+    search = client.post("/search", json={"query": "VPN error 809"}).json()
     assert client.get("/gaps").json()["topics"] == []
     client.post("/events", json={"kind": "reported_missing", "query_id": search["query_id"]})
     topics = client.get("/gaps").json()["topics"]

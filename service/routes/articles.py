@@ -131,7 +131,7 @@ def _source(engine: Engine, request: Request, record: dict) -> Path:
     raise UnknownArticle(f"article {record['id']!r} is indexed but its file {record['path']} is gone")
 
 
-@router.get("/articles/{article_id}", response_model=ArticleView)
+@router.get("/articles/{article_id}", response_model=ArticleView, responses={404: {}})
 def article(article_id: str, request: Request, engine: EngineDep) -> ArticleView:
     index = engine.searcher.index
     record = index.articles.get(article_id)

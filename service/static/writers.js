@@ -124,13 +124,15 @@
     return box;
   }
 
+  const same = (text) => String(text || "").toLowerCase().replace(/[\s\p{P}]+/gu, "");
+
   function topicRow(t) {
-    const examples = (t.examples || []).filter((e) => e !== t.representative && e !== t.title);
+    const examples = (t.examples || []).filter((e) => same(e) !== same(t.representative) && same(e) !== same(t.title));
     return el("tr", { class: "topic", dataset: { id: t.id } },
       td("话题 Topic", el("div", {},
         el("strong", {}, t.title || t.representative),
         " ", el("span", { class: "badge" }, KIND[t.kind] || t.kind),
-        t.title && t.title !== t.representative ? el("div", { class: "hint" }, "问法 Asked as: " + t.representative) : null,
+        t.title && same(t.title) !== same(t.representative) ? el("div", { class: "hint" }, "问法 Asked as: " + t.representative) : null,
         examples.length ? el("ul", { class: "examples" }, examples.slice(0, 4).map((e) => el("li", {}, e))) : null,
         t.ticket_ids && t.ticket_ids.length ? el("div", { class: "hint" }, "工单 Tickets: " + t.ticket_ids.join(", ")) : null)),
       num("次数 Count", t.count),
