@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         log.info("query log: %s", shown_url(store.url))
         try:
             app.state.engine = Engine(settings, model, store=store)
+            app.state.engine.start_gap_topics()
         except IndexNotFound as exc:
             # Serve anyway: /readyz says 503 until an index is published.
             log.warning("%s", exc.message)

@@ -90,23 +90,50 @@ class ArticleStats(BaseModel):
     last_feedback: str | None
 
 
+class NearArticle(BaseModel):
+    id: str
+    title: str
+    times: int = Field(description="queries of the topic that got this article first or "
+                                   "marked it not helpful")
+    not_helpful: int = Field(description="not-helpful marks on the article, all queries")
+
+
 class GapTopic(BaseModel):
     id: str
     kind: Literal["unanswered", "not_helpful"]
-    article_id: str | None
+    title: str = Field(description="suggested title for the article to write")
+    article_id: str | None = Field(description="the article most marked not helpful, if any")
     representative: str
     count: int
+    phrasings: int
+    languages: dict[str, int]
+    channels: dict[str, int]
     first_seen: str
     last_seen: str
     last_7_days: int
     before: int
     trend: str
-    channels: dict[str, int]
+    weekly: dict[str, int] = Field(description="queries per ISO week")
     examples: list[str]
-    status: Literal["open", "resolved"]
+    nearest_articles: list[NearArticle]
+    status: Literal["open", "resolved", "answered", "dismissed", "mostly_answered"]
     resolved_by: str | None
     resolved_at: str | None
     ticket_ids: list[str]
+    cohesion: float
+    answered_alike: int = Field(description="askings alike that were answered; a topic asked "
+                                            "more often answered than not is mostly_answered")
+
+
+class TopicAnswered(Strict):
+    article_id: str = Field(min_length=1, max_length=200)
+
+
+class TopicDecision(BaseModel):
+    topic_id: str
+    action: Literal["dismissed", "answered", "reopened"]
+    article_id: str | None
+    at: str
 
 
 class GapReport(BaseModel):
