@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -48,6 +49,14 @@ class Pending:
         return self.complete(self.vector.result())
 
 
+class Observer(Protocol):
+    """Told what the engine answered (the service's metrics)."""
+
+    def answered(self, channel: str, answer: Answer) -> None: ...
+
+    def feedback_given(self, helpful: bool) -> None: ...
+
+
 @dataclass
 class IndexStatus:
     """What an operator or a writer wants to know about the index being served."""
@@ -66,8 +75,9 @@ class IndexStatus:
 
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, observer: Observer | None = None) -> None:
         self.settings = settings
+        self.observer = observer
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
         self.log: Store = store or open_store(settings)
         self.gap_reporter = GapReporter(self.log)
@@ -185,7 +195,10 @@ class Engine:
                 index_version=searcher.version, ticket_id=ticket_id,
                 outside_filters=outside,
             )
-            return Answer(query_id, outcome, searcher.version)
+            answer = Answer(query_id, outcome, searcher.version)
+            if self.observer is not None:
+                self.observer.answered(channel, answer)
+            return answer
 
         return Pending(vector, complete, blocking=searcher.reranker is not None)
 
@@ -196,6 +209,8 @@ class Engine:
 
     def feedback(self, query_id: str, article_id: str, helpful: bool) -> None:
         self.log.feedback(query_id, article_id, helpful, set(self.searcher.index.articles))
+        if self.observer is not None:
+            self.observer.feedback_given(helpful)
 
     def article_stats(self, article_id: str) -> dict:
         if article_id not in self.searcher.index.articles:
