@@ -332,6 +332,12 @@ def find_pii(text: str) -> list[PiiSpan]:
             start = m.start()
             if not (shadow[start] in "+(" or not ctx.glued_to_identifier(start)):
                 continue
+            # Letters right after: an identifier (13494285701c91da), unless a keyword of this
+            # kind introduces the number (号码13812345673abc).
+            end = m.end()
+            if end < len(shadow) and _ascii_letter(shadow[end]) and ctx.before(start) != (
+                    kind, True):
+                continue
             if accept(m):
                 add(kind, start, m.end())
 

@@ -33,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from kb.embedding import Embedder
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 FIXTURE_KB = Path(__file__).parent / "fixtures" / "kb"
@@ -105,15 +107,15 @@ def _run(operation, mode: GenerationMode, round_: int, examples: int, report: Re
 
 
 @contextmanager
-def fixture_app(model: str | None = None) -> Iterator[FastAPI]:
-    """The service on the fixture knowledge base, started, in a temporary folder."""
-    from kb.index import build_index
-
+def fixture_app(embedder: Embedder | None = None) -> Iterator[FastAPI]:
+    """The service on the fixture knowledge base, started, in a temporary folder; with the
+    packaged model unless given another embedder."""
+    from kb.build import build_index
     from kb.config import Settings
     from kb.embedding import load_embedder
     from service.app import create_app
 
-    embedder = load_embedder(Settings(**({"model": model} if model else {})))
+    embedder = embedder or load_embedder(Settings())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build_index(FIXTURE_KB, root / "index", lambda: embedder, embedder.name)

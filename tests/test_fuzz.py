@@ -5,7 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.fuzz import fuzz
+from tests.fuzz import fixture_app, fuzz
 
 
 @pytest.fixture
@@ -14,8 +14,9 @@ def client(settings, real_embedder):
         yield c
 
 
-def test_fuzz_sample_finds_no_5xx_and_nothing_outside_the_schema(client):
-    report = fuzz(client.app, 32)
+def test_fuzz_sample_finds_no_5xx_and_nothing_outside_the_schema(real_embedder):
+    with fixture_app(real_embedder) as app:  # what make fuzz runs
+        report = fuzz(app, 32)
     assert report.cases >= 32
     assert report.server_errors == 0 and report.failures == [], report.failures[:3]
     assert report.statuses[200] and report.statuses[422]  # both valid and invalid requests ran

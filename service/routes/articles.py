@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 from kb.csvsafe import csv_text
 from kb.engine import Engine
 from kb.errors import InvalidQuery, UnknownArticle
-from kb.redact import redact
 from kb.render import Titles, render_article
 from service.deps import EngineDep
 from service.schemas import Strict, Text
@@ -193,9 +192,7 @@ def event(body: Event, request: Request, engine: EngineDep) -> EventRecorded:
         record = engine.searcher.index.articles.get(body.article_id)
         if record is None or (reader_is_public(request) and record.get("audience") == "internal"):
             raise UnknownArticle(f"unknown article_id {body.article_id!r}")
-    # A query id is the client's text like any other: stored redacted.
-    engine.log.record_event(body.kind, body.article_id,
-                            redact(body.query_id) if body.query_id else None)
+    engine.log.record_event(body.kind, body.article_id, body.query_id)
     return EventRecorded()
 
 
