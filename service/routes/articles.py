@@ -3,9 +3,7 @@ per-article health and the index status."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb.csvsafe import csv_text
 from kb.engine import Engine
 from kb.errors import InvalidQuery, UnknownArticle
 from kb.render import Titles, render_article
@@ -181,7 +180,7 @@ def facets(request: Request, engine: EngineDep) -> Facets:
     )
 
 
-@router.post("/events", response_model=EventRecorded)
+@router.post("/events", response_model=EventRecorded, responses={404: {}, 503: {}})
 def event(body: Event, request: Request, engine: EngineDep) -> EventRecorded:
     """An agent opened an article, copied a reply from it, or reported a query as missing from
     the knowledge base."""
@@ -203,20 +202,8 @@ HEALTH_CSV = ("id", "title", "type", "audience", "review_by", "shown", "opened",
               "helpful", "not_helpful")
 
 
-def safe_cell(value: object) -> object:
-    """A spreadsheet runs a cell that starts with = + - @ as a formula: quote it."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def rows_csv(fields: tuple[str, ...], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(fields)
-    for row in rows:
-        writer.writerow([safe_cell(row.get(f)) for f in fields])
-    return buffer.getvalue()
+    return csv_text(fields, ([row.get(f) for f in fields] for row in rows))
 
 
 @router.get("/stats/articles", response_model=HealthReport,
