@@ -14,7 +14,6 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEAD_ALLOWANCE = 65536  # bytes of request headers h11 buffers beyond the longest URL accepted
 
@@ -56,25 +55,35 @@ class JSONErrorsH11Protocol(H11Protocol):
         self.transport.close()
 
 
-class JSONErrorsHttpToolsProtocol(HttpToolsProtocol):
-    """At module level: `kb serve --workers N` pickles the protocol class into each worker."""
+try:  # httptools is optional; h11 serves without it
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:
+    HttpToolsProtocol = None  # type: ignore[assignment, misc]
 
-    def send_400_response(self, msg: str) -> None:
-        body = error_body(400)
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
-        for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        head += [b"content-type: application/json\r\n",
-                 b"content-length: " + str(len(body)).encode() + b"\r\n",
-                 b"connection: close\r\n\r\n", body]
-        self.transport.write(b"".join(head))
-        self.transport.close()
+
+if HttpToolsProtocol is not None:
+    # Defined at module level: ``kb serve --workers N`` sends it to each worker process.
+    class JSONErrorsHttpToolsProtocol(HttpToolsProtocol):
+        def send_400_response(self, msg: str) -> None:
+            body = error_body(400)
+            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            for name, value in self.server_state.default_headers:
+                head += [name, b": ", value, b"\r\n"]
+            head += [b"content-type: application/json\r\n",
+                     b"content-length: " + str(len(body)).encode() + b"\r\n",
+                     b"connection: close\r\n\r\n", body]
+            self.transport.write(b"".join(head))
+            self.transport.close()
+
+
+def _httptools_protocol() -> type | None:
+    return JSONErrorsHttpToolsProtocol if HttpToolsProtocol is not None else None
 
 
 def protocol() -> type:
-    """The protocol ``kb serve`` runs: httptools' (uvicorn[standard] brings it, and uvicorn
-    picks it too), answering its errors in JSON like the h11 one."""
-    return JSONErrorsHttpToolsProtocol
+    """The protocol ``kb serve`` runs: httptools' when installed (uvicorn's own choice), else
+    h11's, both answering their errors in JSON."""
+    return _httptools_protocol() or JSONErrorsH11Protocol
 
 
 def uvicorn_options(max_url_chars: int) -> dict[str, Any]:

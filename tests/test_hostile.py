@@ -19,7 +19,7 @@ from kb.config import Settings
 from kb.tickets import _IDENT, key_sentences
 from service.access_log import RedactingFilter
 from service.app import create_app
-from service.http import HEAD_ALLOWANCE, JSONErrorsH11Protocol, JSONErrorsHttpToolsProtocol
+from service.http import HEAD_ALLOWANCE, JSONErrorsH11Protocol, _httptools_protocol
 
 
 @pytest.fixture
@@ -224,7 +224,7 @@ def test_a_locked_log_answers_503_promptly_and_searching_goes_on(settings, real_
 
 # (h) an over-long URL got uvicorn's plain-text 400: the server's own errors are JSON too.
 
-PROTOCOLS = [JSONErrorsH11Protocol, JSONErrorsHttpToolsProtocol]
+PROTOCOLS = [JSONErrorsH11Protocol] + ([p] if (p := _httptools_protocol()) else [])
 
 
 @pytest.fixture(scope="module", params=PROTOCOLS, ids=lambda p: p.__name__)

@@ -10,13 +10,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kb.csvsafe import csv_text
 from kb.engine import Engine
 from kb.errors import InvalidQuery, UnknownArticle
+from kb.redact import redact
 from kb.render import Titles, render_article
 from service.deps import EngineDep
+from service.schemas import Strict, Text
 
 router = APIRouter(tags=["articles"])
 
@@ -76,12 +78,10 @@ class Facets(BaseModel):
     index_version: str
 
 
-class Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Event(Strict):
     kind: Literal["opened", "copied", "reported_missing"]
-    article_id: str | None = Field(None, min_length=1, max_length=200)
-    query_id: str | None = Field(None, min_length=1, max_length=64)
+    article_id: Text | None = Field(None, min_length=1, max_length=200)
+    query_id: Text | None = Field(None, min_length=1, max_length=64)
 
 
 class EventRecorded(BaseModel):
@@ -193,7 +193,9 @@ def event(body: Event, request: Request, engine: EngineDep) -> EventRecorded:
         record = engine.searcher.index.articles.get(body.article_id)
         if record is None or (reader_is_public(request) and record.get("audience") == "internal"):
             raise UnknownArticle(f"unknown article_id {body.article_id!r}")
-    engine.log.record_event(body.kind, body.article_id, body.query_id)
+    # A query id is the client's text like any other: stored redacted.
+    engine.log.record_event(body.kind, body.article_id,
+                            redact(body.query_id) if body.query_id else None)
     return EventRecorded()
 
 
