@@ -123,9 +123,12 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
     """Serve the published index over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
+    from kb.gaps import GapLog
     from service.app import create_app
+    from service.auth import check_startup
 
     cfg = load_settings(index=index, host=host, port=port, model=model)
+    check_startup(cfg, GapLog(cfg.gap_path))
     uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
 
 
@@ -302,3 +305,60 @@ def stats(article_id: Annotated[str | None, typer.Argument()] = None,
         table.add_row(r["article_id"], str(r["helpful"]), str(r["not_helpful"]),
                       str(r["last_feedback"]))
     Console().print(table)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
+app.add_typer(keys_app, name="keys")
+
+
+def _key_store(index: Path | None):  # type: ignore[no-untyped-def]
+    from kb.gaps import GapLog
+
+    return GapLog(load_settings(index=index).gap_path)
+
+
+@keys_app.command("create")
+@handled
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the key.")],
+    role: Annotated[str, typer.Option("--role", help="agent, ticket-system, writer or admin")],
+    audience: Annotated[str, typer.Option(
+        "--audience", help="public: never sees internal articles; internal")] = "internal",
+    index: IndexOpt = None,
+) -> None:
+    """Create an API key and print it, once: only its hash is stored."""
+    from kb.keys import create_key
+
+    key, secret = create_key(_key_store(index), name, role, audience)
+    typer.echo(secret)
+    typer.echo(f"created key {key.name} (id {key.id}, role {key.role}, audience "
+               f"{key.audience}); it is shown this once: store it now", err=True)
+
+
+@keys_app.command("list")
+@handled
+def keys_list(include_revoked: Annotated[bool, typer.Option("--all", help="Also revoked keys")]
+              = False, index: IndexOpt = None,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The API keys (never the keys themselves: they are not stored)."""
+    keys = [k for k in _key_store(index).keys() if include_revoked or k.revoked is None]
+    if as_json:
+        typer.echo(json.dumps([k.to_dict() for k in keys], ensure_ascii=False, indent=1))
+        return
+    table = Table(title="API keys")
+    for column in ("id", "name", "role", "audience", "created", "revoked"):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(k.id, escape(k.name), k.role, k.audience, k.created, k.revoked or "")
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+@handled
+def keys_revoke(name_or_id: Annotated[str, typer.Argument(help="The key's name or id")],
+                index: IndexOpt = None) -> None:
+    """Revoke an API key: a running service refuses it within a second."""
+    from kb.keys import revoke
+
+    revoke(_key_store(index), name_or_id)
+    typer.echo(f"revoked {name_or_id}")

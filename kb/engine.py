@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kb.audience import INTERNAL, PUBLIC, visible, visible_ids
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
 from kb.errors import InvalidQuery, KBError, UnknownArticle
@@ -61,9 +62,8 @@ class Engine:
 
     def _load(self, index: Index | None = None, previous: Searcher | None = None) -> Searcher:
         index = index or load_index(self.settings.index, model=self.embedder.name)
-        return Searcher(index, self.embedder, public_only=self.settings.public_only,
-                        max_query_chars=self.settings.max_query_chars, reranker=self.reranker,
-                        previous=previous)
+        return Searcher(index, self.embedder, max_query_chars=self.settings.max_query_chars,
+                        reranker=self.reranker, previous=previous)
 
     def reload(self, index: Index | None = None) -> tuple[str, str]:
         """Serve ``index``, or else the published one, read from disk; requests already
@@ -74,23 +74,27 @@ class Engine:
             return old, self.searcher.version
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
-               channel: str = "search") -> Answer:
-        return self.begin_search(query, k, filters, channel, wait=True).wait()
+               channel: str = "search", audience: str = INTERNAL) -> Answer:
+        return self.begin_search(query, k, filters, channel, wait=True, audience=audience).wait()
 
     def suggest(self, subject: str, description: str, k: int = 5, ticket_id: str | None = None,
-                filters: Filters | None = None) -> Answer:
-        return self.begin_suggest(subject, description, k, ticket_id, filters, wait=True).wait()
+                filters: Filters | None = None, audience: str = INTERNAL) -> Answer:
+        return self.begin_suggest(subject, description, k, ticket_id, filters, wait=True,
+                                  audience=audience).wait()
 
     def begin_search(self, query: str, k: int = 5, filters: Filters | None = None,
-                     channel: str = "search", wait: bool = False) -> Pending:
+                     channel: str = "search", wait: bool = False,
+                     audience: str = INTERNAL) -> Pending:
         """A search under way; ``wait``: the caller will block on it, so the query may be
-        encoded on its thread (see BatchingEmbedder)."""
+        encoded on its thread (see BatchingEmbedder). ``audience``: the caller's, which
+        decides which articles it may see (see kb.audience)."""
         searcher = self.searcher
-        return self._pending(searcher, searcher.begin_search(query, k, filters, wait), channel)
+        return self._pending(searcher, searcher.begin_search(query, k, filters, wait, audience),
+                             channel)
 
     def begin_suggest(self, subject: str, description: str, k: int = 5,
                       ticket_id: str | None = None, filters: Filters | None = None,
-                      wait: bool = False) -> Pending:
+                      wait: bool = False, audience: str = INTERNAL) -> Pending:
         searcher = self.searcher
         if not subject.strip() and not description.strip():
             raise InvalidQuery("ticket has neither subject nor description")
@@ -99,7 +103,8 @@ class Engine:
                                f"is {self.settings.max_ticket_chars}")
         searcher.validate(subject or description[: self.settings.max_query_chars])
         tq = ticket_query(subject, description)
-        started = searcher.begin(tq.display, tq.lexical, tq.dense, filters or Filters(), k, wait)
+        started = searcher.begin(tq.display, tq.lexical, tq.dense, filters or Filters(), k, wait,
+                                 audience)
         return self._pending(searcher, started, "suggest", ticket_id)
 
     def _pending(self, searcher: Searcher, started: Started, channel: str,
@@ -112,7 +117,7 @@ class Engine:
                 confidence=outcome.confidence, neighbours=[h.id for h in outcome.hits[:3]],
                 top_score=outcome.hits[0].score if outcome.hits else None,
                 vector=None if outcome.answered else outcome.vector,
-                index_version=searcher.version, ticket_id=ticket_id,
+                index_version=searcher.version, ticket_id=ticket_id, audience=started.audience,
             )
             return Answer(query_id, outcome, searcher.version)
 
@@ -122,20 +127,44 @@ class Engine:
         """Store what the query log still holds in memory."""
         self.log.close()
 
-    def feedback(self, query_id: str, article_id: str, helpful: bool) -> None:
-        self.log.feedback(query_id, article_id, helpful, set(self.searcher.index.articles))
+    def feedback(self, query_id: str, article_id: str, helpful: bool,
+                 audience: str = INTERNAL) -> None:
+        """An article the caller's audience may not see is as unknown to it as a missing one."""
+        self.log.feedback(query_id, article_id, helpful,
+                          visible_ids(self.searcher.index.articles, audience))
 
-    def article_stats(self, article_id: str) -> dict:
-        if article_id not in self.searcher.index.articles:
+    def article_stats(self, article_id: str, audience: str = INTERNAL) -> dict:
+        record = self.searcher.index.articles.get(article_id)
+        if record is None or not visible(record, audience):
             raise UnknownArticle(f"unknown article {article_id!r}")
         stats = self.log.article_stats(article_id)
         return stats[0] if stats else {"article_id": article_id, "helpful": 0, "not_helpful": 0,
                                        "last_feedback": None}
 
     def gaps(self, since: str | None = None, min_count: int = 1,
-             include_resolved: bool = False) -> list[Topic]:
-        return gap_report(self.log, article_tags(self.searcher.index.articles), since, min_count,
-                          include_resolved)
+             include_resolved: bool = False, audience: str = INTERNAL) -> list[Topic]:
+        """The gap report as a caller of ``audience`` may read it: a public caller sees only
+        the queries asked on public channels, and nothing of an internal article."""
+        searcher = self.searcher
+        topics = gap_report(self.log, article_tags(searcher.index.articles), since, min_count,
+                            include_resolved, audience)
+        if audience != PUBLIC:
+            return topics
+        return [public_topic(t, searcher) for t in topics
+                if t.article_id is None or t.article_id in visible_ids(searcher.index.articles,
+                                                                      PUBLIC)]
+
+
+def public_topic(topic: Topic, searcher: Searcher) -> Topic:
+    """A topic of public queries with no internal article named in it (a defence: public
+    queries are only ever answered, and marked resolved, by public articles)."""
+    public = visible_ids(searcher.index.articles, PUBLIC)
+    scrub = searcher.scrubber.scrub
+    topic.representative = scrub(topic.representative)
+    topic.examples = [scrub(e) for e in topic.examples]
+    if topic.resolved_by is not None and topic.resolved_by not in public:
+        topic.resolved_by = None
+    return topic
 
 
 def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:
@@ -143,9 +172,14 @@ def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:
 
 
 def gap_report(log: GapLog, tags: dict[str, set[str]], since: str | None = None,
-               min_count: int = 1, include_resolved: bool = False) -> list[Topic]:
-    topics = build_topics([(q, None) for q in log.unanswered(since)], "unanswered", tags)
-    topics += build_topics([(q, a) for q, a in log.not_helpful(since)], "not_helpful", tags)
+               min_count: int = 1, include_resolved: bool = False,
+               audience: str | None = None) -> list[Topic]:
+    """Gap topics; ``audience`` "public": only queries asked on public channels (internal
+    callers see those of both)."""
+    only = PUBLIC if audience == PUBLIC else None
+    topics = build_topics([(q, None) for q in log.unanswered(since, only)], "unanswered", tags)
+    topics += build_topics([(q, a) for q, a in log.not_helpful(since, only)], "not_helpful",
+                           tags)
     return [t for t in topics if t.count >= min_count
             and (include_resolved or t.status == "open")]
 
@@ -183,14 +217,14 @@ def recheck_gaps(log: GapLog, searcher: Searcher,
     """Search every open gap query again (until ``stop`` says so); mark those the knowledge
     base now answers."""
     resolved = []
-    for text in log.open_gap_texts():
+    for text, audience in log.open_gaps():
         if stop():
             break
-        try:
-            outcome = searcher.search(text, k=1)
+        try:  # searched for its own audience: a public gap is never answered by an internal one
+            outcome = searcher.search(text, k=1, audience=audience)
         except InvalidQuery:
             continue
         if outcome.answered and outcome.hits:
-            log.resolve(text, outcome.hits[0].id)
+            log.resolve(text, outcome.hits[0].id, audience)
             resolved.append((text, outcome.hits[0].id))
     return resolved

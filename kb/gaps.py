@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.errors import UnknownArticle, UnknownQuery
+from kb.keys import ApiKey
 from kb.redact import redact
 from kb.text import normalize
 
@@ -67,6 +68,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE queries ADD COLUMN resolved_by TEXT;
     ALTER TABLE queries ADD COLUMN resolved_at TEXT;
     """,
+    # 3: API keys (only a hash of each), and the audience each query was asked for
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        revoked TEXT
+    );
+    ALTER TABLE queries ADD COLUMN audience TEXT NOT NULL DEFAULT 'internal';
+    """,
 ]
 
 
@@ -90,6 +104,7 @@ class LoggedQuery:
     vector: np.ndarray | None
     resolved_by: str | None = None
     resolved_at: str | None = None
+    audience: str = "internal"
 
 
 class GapLog:
@@ -126,13 +141,14 @@ class GapLog:
         self, *, channel: str, query: str, lang: str, filters: dict, answered: bool,
         confidence: float, neighbours: list[str], top_score: float | None,
         vector: np.ndarray | None, index_version: str, ticket_id: str | None = None,
+        audience: str = "internal",
     ) -> str:
         """Queue one query for the writer, which redacts and stores it; returns its query id."""
         query_id = secrets.token_hex(8)
         blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
         self._start_writer()
         self._queue.put((query_id, now(), channel, query, lang, filters, ticket_id, answered,
-                         confidence, neighbours, top_score, blob, index_version))
+                         confidence, neighbours, top_score, blob, index_version, audience))
         return query_id
 
     def flush(self) -> None:
@@ -199,37 +215,54 @@ class GapLog:
         return [{"article_id": a, "helpful": int(h), "not_helpful": int(n), "last_feedback": t}
                 for a, h, n, t in rows]
 
-    def unanswered(self, since: str | None = None) -> list[LoggedQuery]:
-        return self._select("answered = 0", since)
+    def unanswered(self, since: str | None = None,
+                   audience: str | None = None) -> list[LoggedQuery]:
+        """Unanswered queries; ``audience``: only those asked on that audience's channels."""
+        return self._select("answered = 0", since, audience)
 
-    def not_helpful(self, since: str | None = None) -> list[tuple[LoggedQuery, str]]:
+    def not_helpful(self, since: str | None = None,
+                    audience: str | None = None) -> list[tuple[LoggedQuery, str]]:
         """Queries whose suggested article an agent marked not helpful, with that article."""
         cols = ", ".join(f"q.{c}" for c in _COLUMNS)
         sql = (f"SELECT {cols}, f.article_id FROM feedback f JOIN queries q ON q.id = f.query_id "
-               "WHERE f.helpful = 0" + (" AND f.ts >= ?" if since else "") + " ORDER BY f.ts")
+               "WHERE f.helpful = 0" + (" AND f.ts >= ?" if since else "")
+               + (" AND q.audience = ?" if audience else "") + " ORDER BY f.ts")
+        args = tuple(a for a in (since, audience) if a)
         with self._connect() as db:
-            rows = db.execute(sql, (since,) if since else ()).fetchall()
+            rows = db.execute(sql, args).fetchall()
         return [(_logged(r[:-1]), r[-1]) for r in rows]
 
     def open_gap_texts(self) -> list[str]:
-        with self._connect() as db:
-            rows = db.execute("SELECT DISTINCT query FROM queries WHERE answered = 0 "
-                              "AND resolved_at IS NULL").fetchall()
-        return [r[0] for r in rows]
+        return list(dict.fromkeys(text for text, _ in self.open_gaps()))
 
-    def resolve(self, query: str, article_id: str) -> int:
+    def open_gaps(self) -> list[tuple[str, str]]:
+        """(query text, audience) of every open gap: a re-check searches each for the audience
+        it was asked for."""
+        with self._connect() as db:
+            rows = db.execute("SELECT DISTINCT query, audience FROM queries WHERE answered = 0 "
+                              "AND resolved_at IS NULL").fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def resolve(self, query: str, article_id: str, audience: str | None = None) -> int:
+        """Mark the open gaps of ``query`` (asked for ``audience``, or any) answered by
+        ``article_id``."""
         with self._connect() as db:
             cur = db.execute("UPDATE queries SET resolved_by = ?, resolved_at = ? WHERE query = ? "
-                             "AND answered = 0 AND resolved_at IS NULL",
-                             (article_id, now(), query))
+                             "AND answered = 0 AND resolved_at IS NULL"
+                             + (" AND audience = ?" if audience else ""),
+                             (article_id, now(), query, *((audience,) if audience else ())))
             return cur.rowcount
 
-    def _select(self, where: str, since: str | None) -> list[LoggedQuery]:
+    def _select(self, where: str, since: str | None,
+                audience: str | None = None) -> list[LoggedQuery]:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM queries WHERE {where}"
         args: tuple = ()
         if since:
             sql += " AND ts >= ?"
             args = (since,)
+        if audience:
+            sql += " AND audience = ?"
+            args += (audience,)
         with self._connect() as db:
             rows = db.execute(sql + " ORDER BY ts", args).fetchall()
         return [_logged(r) for r in rows]
@@ -238,33 +271,60 @@ class GapLog:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM queries").fetchone()[0])
 
+    # API keys: written at once (not through the query writer), read on every request.
+
+    def add_key(self, key: ApiKey, secret_hash: str) -> None:
+        self._db().execute(
+            "INSERT INTO api_keys (id, name, role, audience, secret_hash, created, revoked) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key.id, key.name, key.role, key.audience, secret_hash, key.created, key.revoked))
+
+    def keys(self) -> list[ApiKey]:
+        rows = self._db().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys "
+                                  "ORDER BY created, name").fetchall()
+        return [ApiKey(*r) for r in rows]
+
+    def revoke_key(self, name_or_id: str) -> bool:
+        cur = self._db().execute("UPDATE api_keys SET revoked = ? WHERE (name = ? OR id = ?) "
+                                 "AND revoked IS NULL", (now(), name_or_id, name_or_id))
+        return cur.rowcount > 0
+
+    def key_by_hash(self, secret_hash: str) -> ApiKey | None:
+        row = self._db().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?",
+                                 (secret_hash,)).fetchone()
+        return ApiKey(*row) if row else None
+
+
+_KEY_COLUMNS = "id, name, role, audience, created, revoked"
+
 
 _COLUMNS = ("id", "ts", "channel", "query", "norm", "lang", "filters", "ticket_id",
-            "top_article", "top_score", "neighbours", "vector", "resolved_by", "resolved_at")
+            "top_article", "top_score", "neighbours", "vector", "resolved_by", "resolved_at",
+            "audience")
 
 
 def _logged(row: tuple) -> LoggedQuery:
     (qid, ts, channel, query, norm, lang, filters, ticket, top, score, neigh, blob,
-     resolved_by, resolved_at) = row
+     resolved_by, resolved_at, audience) = row
     vector = np.frombuffer(blob, dtype=np.float32) if blob else None
     return LoggedQuery(qid, ts, channel, query, norm, lang, json.loads(filters), ticket, top,
-                       score, json.loads(neigh), vector, resolved_by, resolved_at)
+                       score, json.loads(neigh), vector, resolved_by, resolved_at, audience)
 
 
 _INSERT = ("INSERT INTO queries (id, ts, channel, query, norm, lang, filters, ticket_id, answered, "
-           "confidence, top_article, top_score, neighbours, vector, index_version) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+           "confidence, top_article, top_score, neighbours, vector, index_version, audience) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _row(item: tuple) -> tuple:
     """The stored row of one recorded query: redacted, and normalised for grouping."""
     (query_id, ts, channel, query, lang, filters, ticket_id, answered, confidence, neighbours,
-     top_score, blob, index_version) = item
+     top_score, blob, index_version, audience) = item
     clean = redact(query)
     return (query_id, ts, channel, clean, _norm(clean), lang,
             json.dumps(filters, ensure_ascii=False), redact(ticket_id) if ticket_id else None,
             int(answered), confidence, neighbours[0] if neighbours else None, top_score,
-            json.dumps(neighbours), blob, index_version)
+            json.dumps(neighbours), blob, index_version, audience)
 
 
 def _norm(text: str) -> str:

@@ -14,9 +14,11 @@ from kb.config import Settings, load_settings
 from kb.embedding import Embedder, load_embedder
 from kb.engine import Engine
 from kb.errors import IndexNotFound
-from service import access_log, errors
+from kb.gaps import GapLog
+from service import access_log, auth, errors, login
+from service.deps import SearchPage
 from service.indexing import Indexing
-from service.routes import admin, gaps, search
+from service.routes import admin, gaps, keys, search
 
 log = logging.getLogger("kb.service")
 PAGE = Path(__file__).parent / "static" / "index.html"
@@ -30,6 +32,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         # Loaded here, once: without an index yet, the engine made on the first publish uses it.
         model = embedder or load_embedder(settings)
         app.state.settings = settings
+        app.state.auth = access = auth.Auth(settings, GapLog(settings.gap_path))
+        log.info("%s", access.describe())
         try:
             app.state.engine = Engine(settings, model)
         except IndexNotFound as exc:
@@ -50,13 +54,16 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.engine = None
     app.state.settings = settings
     errors.install(app)
+    auth.install(app)
     access_log.install()
     app.include_router(search.router)
     app.include_router(gaps.router)
     app.include_router(admin.router)
+    app.include_router(keys.router)
+    app.include_router(login.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
+    def page(caller: SearchPage) -> str:
         return PAGE.read_text(encoding="utf-8")
 
     return app

@@ -14,17 +14,18 @@ from kb.errors import KBError
 log = logging.getLogger("kb.service")
 
 
-def error(status: int, code: str, message: str, details: list | None = None) -> JSONResponse:
+def error(status: int, code: str, message: str, details: list | None = None,
+          headers: dict[str, str] | None = None) -> JSONResponse:
     body: dict = {"code": code, "message": message}
     if details:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(KBError)
     async def kb_error(_: Request, exc: KBError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

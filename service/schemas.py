@@ -48,6 +48,8 @@ class Result(BaseModel):
     score: float
     path: str
     tags: list[str]
+    audience: Literal["public", "internal"] = Field(
+        ..., description="internal: for agents only, not to be sent to the customer.")
 
 
 class SearchResponse(BaseModel):
@@ -98,6 +100,18 @@ class Health(BaseModel):
     articles: int
     chunks: int
     model: str
+
+
+class IndexStatus(BaseModel):
+    index_version: str
+    created: str | None
+    model: str
+    articles: int
+    chunks: int
+    by_type: dict[str, int]
+    by_lang: dict[str, int]
+    by_audience: dict[str, int]
+    answered_threshold: float
 
 
 class Reloaded(BaseModel):

@@ -24,7 +24,8 @@ def assert_error(response, status, code):
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
 
 
-RESULT_FIELDS = {"id", "title", "type", "section", "anchor", "snippet", "score", "path", "tags"}
+RESULT_FIELDS = {"id", "title", "type", "section", "anchor", "snippet", "score", "path", "tags",
+                 "audience"}
 
 
 def test_post_search(client):

@@ -1,23 +1,55 @@
-"""Health and hot reload of a newly published index."""
+"""Health, index status and hot reload of a newly published index."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import APIRouter, Request
 
-from service.deps import EngineDep
-from service.schemas import Health, Reloaded
+from kb.audience import visible
+from kb.engine import Engine
+from service.deps import AnyCaller, EngineDep, ReadingIndexStatus, Reloading
+from service.schemas import Health, IndexStatus, Reloaded
 
 router = APIRouter(tags=["admin"])
 
 
-@router.get("/healthz", response_model=Health)
-def healthz(engine: EngineDep) -> Health:
+def _visible(engine: Engine, audience: str) -> tuple[list[dict], int]:
+    """The articles a caller of ``audience`` may see, and how many chunks they have."""
     index = engine.searcher.index
-    return Health(status="ok", index_version=index.version, articles=len(index.articles),
-                  chunks=len(index.chunks), model=index.manifest["model"])
+    records = [r for r in index.articles.values() if visible(r, audience)]
+    if len(records) == len(index.articles):
+        return records, len(index.chunks)
+    ids = {r["id"] for r in records}
+    return records, sum(1 for c in index.chunks if c.article_id in ids)
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(engine: EngineDep, caller: AnyCaller) -> Health:
+    """Open to every caller (probes need no key); the counts are those of the caller's
+    audience, a caller without a key counted as public."""
+    index = engine.searcher.index
+    articles, chunks = _visible(engine, caller.audience)
+    return Health(status="ok", index_version=index.version, articles=len(articles),
+                  chunks=chunks, model=index.manifest["model"])
+
+
+@router.get("/index/status", response_model=IndexStatus)
+def index_status(engine: EngineDep, caller: ReadingIndexStatus) -> IndexStatus:
+    """What the served version holds, as the caller's audience sees it."""
+    index = engine.searcher.index
+    articles, chunks = _visible(engine, caller.audience)
+    return IndexStatus(
+        index_version=index.version, created=index.manifest.get("created"),
+        model=index.manifest["model"], articles=len(articles), chunks=chunks,
+        by_type=dict(Counter(r["type"] for r in articles)),
+        by_lang=dict(Counter(r["lang"] for r in articles)),
+        by_audience=dict(Counter(r["audience"] for r in articles)),
+        answered_threshold=index.calibration.answer_threshold,
+    )
 
 
 @router.post("/admin/reload", response_model=Reloaded)
-def reload(request: Request) -> Reloaded:
+def reload(request: Request, caller: Reloading) -> Reloaded:
     previous, current = request.app.state.indexing.reload()
     return Reloaded(previous=previous, index_version=current)

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from kb.errors import InvalidQuery
 from kb.topics import topics_csv
-from service.deps import EngineDep
+from service.deps import EngineDep, ReadingGaps, ReadingStats
 from service.schemas import ArticleStats, GapReport, GapTopic
 
 router = APIRouter(tags=["writers"])
@@ -20,6 +20,7 @@ router = APIRouter(tags=["writers"])
             responses={200: {"content": {"text/csv": {}}}})
 def gaps(
     engine: EngineDep,
+    caller: ReadingGaps,
     since: Annotated[str | None, Query(description="ISO date or time")] = None,
     min_count: Annotated[int, Query(ge=1)] = 1,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
@@ -30,12 +31,12 @@ def gaps(
             since = dt.datetime.fromisoformat(since).isoformat(timespec="seconds")
         except ValueError:
             raise InvalidQuery(f"since must be an ISO date like 2026-11-01, not {since!r}") from None
-    topics = engine.gaps(since, min_count, include_resolved)
+    topics = engine.gaps(since, min_count, include_resolved, audience=caller.audience)
     if format == "csv":
         return Response(topics_csv(topics), media_type="text/csv; charset=utf-8")
     return GapReport(topics=[GapTopic(**t.to_dict()) for t in topics])
 
 
 @router.get("/articles/{article_id}/stats", response_model=ArticleStats)
-def article_stats(article_id: str, engine: EngineDep) -> ArticleStats:
-    return ArticleStats(**engine.article_stats(article_id))
+def article_stats(article_id: str, engine: EngineDep, caller: ReadingStats) -> ArticleStats:
+    return ArticleStats(**engine.article_stats(article_id, audience=caller.audience))

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kb.engine import Answer, Pending
 from kb.search import Filters
-from service.deps import EngineDep
+from service.deps import EngineDep, GivingFeedback, Searching, Suggesting
 from service.schemas import (
     FeedbackRequest,
     FeedbackResponse,
@@ -58,23 +58,26 @@ async def answer(pending: Pending) -> Response:
 
 
 @router.post("/search", response_model=SearchResponse)
-async def search(body: SearchRequest, engine: EngineDep) -> Response:
-    return await answer(engine.begin_search(body.query, body.k, _filters(body.filters)))
+async def search(body: SearchRequest, engine: EngineDep, caller: Searching) -> Response:
+    return await answer(engine.begin_search(body.query, body.k, _filters(body.filters),
+                                            audience=caller.audience))
 
 
 @router.get("/search", response_model=SearchResponse)
-async def search_get(engine: EngineDep, q: Annotated[str, Query(description="The query.")],
+async def search_get(engine: EngineDep, caller: Searching,
+                     q: Annotated[str, Query(description="The query.")],
                      k: Annotated[int, Query(ge=1, le=50)] = 5) -> Response:
-    return await answer(engine.begin_search(q, k))
+    return await answer(engine.begin_search(q, k, audience=caller.audience))
 
 
 @router.post("/suggest", response_model=SearchResponse)
-async def suggest(body: SuggestRequest, engine: EngineDep) -> Response:
+async def suggest(body: SuggestRequest, engine: EngineDep, caller: Suggesting) -> Response:
     return await answer(engine.begin_suggest(body.subject, body.description, body.k,
-                                             body.ticket_id, _filters(body.filters)))
+                                             body.ticket_id, _filters(body.filters),
+                                             audience=caller.audience))
 
 
 @router.post("/feedback", response_model=FeedbackResponse)
-def feedback(body: FeedbackRequest, engine: EngineDep) -> FeedbackResponse:
-    engine.feedback(body.query_id, body.article_id, body.helpful)
+def feedback(body: FeedbackRequest, engine: EngineDep, caller: GivingFeedback) -> FeedbackResponse:
+    engine.feedback(body.query_id, body.article_id, body.helpful, audience=caller.audience)
     return FeedbackResponse()
