@@ -23,6 +23,7 @@ _LIST_ITEM = re.compile(r"\s*(?:[-*+]|\d+[.)])\s")
 _LINK = re.compile(r"\[[^\]\n]*\]\([^)\n]*\)")
 _GLUE = re.compile(r"[\s(（\[【)）\]】:：,，/|·-]*")  # between a title and its id
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_SLUG = re.compile(r"[a-z0-9]+(?:[-_.][a-z0-9]+)+")
 
 
 def visible(record: Mapping, audience: str) -> bool:
@@ -57,8 +58,11 @@ class Scrubber:
         folded = sorted({_fold(" ".join(n.split()))[0] for n in names}, key=len, reverse=True)
         alternatives = []
         for name in folded:
-            left = r"(?<![a-z0-9])" if name[:1].isascii() and name[:1].isalnum() else ""
-            right = r"(?![a-z0-9])" if name[-1:].isascii() and name[-1:].isalnum() else ""
+            if _SLUG.fullmatch(name):  # an id: not inside a longer id (it-vpn-809-v2)
+                left, right = r"(?<![a-z0-9_-])", r"(?![a-z0-9_]|-[a-z0-9])"
+            else:
+                left = r"(?<![a-z0-9])" if name[:1].isascii() and name[:1].isalnum() else ""
+                right = r"(?![a-z0-9])" if name[-1:].isascii() and name[-1:].isalnum() else ""
             alternatives.append(left + re.escape(name) + right)
         self._pattern = re.compile("|".join(alternatives)) if alternatives else None
 
