@@ -120,7 +120,8 @@ def _replace(line: str, spans: list[tuple[int, int]]) -> str | None:
             merged[-1][1] = max(merged[-1][1], e)
         else:
             merged.append([s, e])
-    out, pos = [], 0
+    out: list[str] = []
+    pos = 0
     for s, e in merged:
         inner = line[s:e]
         # "title (id)": the id's closing bracket goes along; "《title》": both brackets do.

@@ -38,8 +38,16 @@ def prepare(searcher: Searcher, labelled: list[LabelledQuery],
     return out
 
 
-def _ndcg(prepared: list[Prepared], alpha: float, ids: list[str]) -> float:
-    runs = {p.query.qid: [(ids[r.article], r.score) for r in rank(p.candidates, alpha, 10)]
+def _mix(base: dict[str, float], dense: float) -> dict[str, float]:
+    """``base`` with the dense and lexical signals sharing what the others leave in the
+    proportion ``dense``."""
+    pair = base.get("dense", 0.0) + base.get("lexical", 0.0)
+    share = pair if pair > 0 else 1.0
+    return {**base, "dense": dense * share, "lexical": (1.0 - dense) * share}
+
+
+def _ndcg(prepared: list[Prepared], weights: dict[str, float], ids: list[str]) -> float:
+    runs = {p.query.qid: [(ids[r.article], r.score) for r in rank(p.candidates, weights, 10)]
             for p in prepared}
     return mean(retrieval_metrics([p.query for p in prepared], runs), "ndcg_cut_10")
 
@@ -47,26 +55,28 @@ def _ndcg(prepared: list[Prepared], alpha: float, ids: list[str]) -> float:
 def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.08) -> Calibration:
     ids = searcher.index.article_ids
     base = searcher.index.calibration
-    weights = dict(base.dense_weight)
+    fusion = {lang: dict(w) for lang, w in base.fusion.items()}
     fitted: dict = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "queries": len(prepared), "max_false_gap": max_false_gap, "ndcg10": {}}
     for lang in sorted({p.lang for p in prepared}):
         group = [p for p in prepared if p.lang == lang and p.query.relevant]
         if len(group) < MIN_QUERIES_PER_LANG:
             continue
-        scores = {a: _ndcg(group, a, ids) for a in ALPHAS}
+        start = base.weights(lang)
+        scores = {a: _ndcg(group, _mix(start, a), ids) for a in ALPHAS}
         # Among near-ties prefer the weight closest to an even mix: it generalises better.
         best = max(scores.values())
-        weights[lang] = float(min((a for a, s in scores.items() if s >= best - 0.002),
-                                  key=lambda a: abs(a - 0.5)))
-        fitted["ndcg10"][lang] = round(scores[weights[lang]], 4)
-    calibration = Calibration(dense_weight=weights, answer_coef=list(base.answer_coef),
+        alpha = float(min((a for a, s in scores.items() if s >= best - 0.002),
+                          key=lambda a: abs(a - 0.5)))
+        fusion[lang] = _mix(start, alpha)
+        fitted["ndcg10"][lang] = round(scores[alpha], 4)
+    calibration = Calibration(fusion=fusion, answer_coef=dict(base.answer_coef),
                               answer_bias=base.answer_bias,
                               answer_threshold=base.answer_threshold, fitted=fitted)
 
     rows, labels = [], []
     for p in prepared:
-        ranked = rank(p.candidates, calibration.weight(p.lang), 2)
+        ranked = rank(p.candidates, calibration.weights(p.lang), 2)
         cov = searcher.coverage(p.terms, ranked[0].article) if ranked else 0.0
         feats = answer_features(ranked, cov)
         rows.append([feats[f] for f in FEATURES])
@@ -74,7 +84,7 @@ def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.0
     x, y = np.array(rows), np.array(labels)
     if 0 < y.sum() < len(y) and (len(y) - y.sum()) >= 5:
         model = LogisticRegression(class_weight="balanced", C=1.0, max_iter=1000).fit(x, y)
-        calibration.answer_coef = [float(c) for c in model.coef_[0]]
+        calibration.answer_coef = dict(zip(FEATURES, map(float, model.coef_[0]), strict=True))
         calibration.answer_bias = float(model.intercept_[0])
     fitted["unanswerable"] = int(len(y) - y.sum())
     probs = np.array([calibration.answer_probability(dict(zip(FEATURES, r, strict=True)))

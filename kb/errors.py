@@ -104,3 +104,10 @@ class Forbidden(KBError):
 
     code = "forbidden"
     status = 403
+
+
+class CalibrationError(KBError):
+    """A calibration file that cannot be used; the message carries ``path:line``."""
+
+    code = "invalid_calibration"
+    status = 500

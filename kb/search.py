@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from kb.errors import InvalidQuery, UnknownFilter
 from kb.index import Index
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
+from kb.signals import Evidence, row_signals
 from kb.snippets import flatten, match_order, window
 from kb.text import (
     analyze,
@@ -50,7 +52,7 @@ class Filters:
         if unknown:
             raise UnknownFilter(f"unknown filter(s) {unknown}; known: {list(FILTER_KEYS)}")
 
-        def many(value: object) -> tuple[str, ...]:
+        def many(value: Any) -> tuple[str, ...]:
             if value is None:
                 return ()
             return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
@@ -242,7 +244,9 @@ class Searcher:
         mask = self._mask(filters, audience)
         if len(self.index.chunks) == 0 or (mask is not None and not mask.any()):
             empty = np.zeros(0, dtype=np.int64)
-            return Candidates(empty, empty.astype(np.float32), empty.astype(np.float32), empty)
+            nothing = np.zeros(len(self.index.chunks), dtype=np.float32)
+            evidence = Evidence({"dense": nothing, "lexical": nothing})
+            return Candidates(empty, empty, row_signals(evidence, empty))
         lex_all, lex_rows = lexical
         cosines = self.index.vectors.scores(qvec)
         chosen = np.zeros(len(cosines), dtype=bool)
@@ -252,7 +256,8 @@ class Searcher:
             chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
         chosen[lex_rows] = True  # lexical rows obey the mask already
         rows = np.flatnonzero(chosen)
-        return Candidates(rows, cosines[rows], lex_all[rows], self.index.chunk_article[rows])
+        evidence = Evidence({"dense": cosines, "lexical": lex_all})
+        return Candidates(rows, self.index.chunk_article[rows], row_signals(evidence, rows))
 
     def coverage(self, terms: set[str], article: int) -> float:
         if not terms:
@@ -290,7 +295,7 @@ class Searcher:
         """Rank with the query vector, decide "answered" and make the results."""
         cands = self._candidates(started.lexical, qvec, started.filters, started.audience)
         depth = max(started.k, 2, self.reranker.top if self.reranker else 0)
-        ranked = rank(cands, self.index.calibration.weight(started.lang), depth)
+        ranked = rank(cands, self.index.calibration.weights(started.lang), depth)
         coverage = self.coverage(started.terms, ranked[0].article) if ranked else 0.0
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.
         features = answer_features(ranked, coverage)

@@ -6,7 +6,7 @@ that permission gets 403, a request without a valid key 401 (see ``service.auth`
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -31,7 +31,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 AnyCaller = Annotated[Caller, Depends(current_caller)]
 
 
-def _requiring(permission: Permission):  # type: ignore[no-untyped-def]
+def _requiring(permission: Permission) -> Any:
     async def dependency(caller: AnyCaller) -> Caller:
         return authorize(caller, permission)
 
@@ -50,7 +50,7 @@ Reloading = Annotated[Caller, _requiring(Permission.RELOAD)]
 ManagingKeys = Annotated[Caller, _requiring(Permission.MANAGE_KEYS)]
 
 
-def _page(permission: Permission):  # type: ignore[no-untyped-def]
+def _page(permission: Permission) -> Any:
     async def dependency(request: Request) -> Caller:
         """The caller of a web page: without a valid key the browser goes to the login form."""
         try:
