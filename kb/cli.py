@@ -159,13 +159,20 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
 @app.command()
 @handled
 def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
-           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+           audience: Annotated[str | None, typer.Option(
+               help="public: as a public key sees it; internal [public when KB_PUBLIC_ONLY]")]
+           = None) -> None:
     """Search the published index from the terminal (logged like any other query)."""
     from kb.engine import Engine
 
-    engine = Engine(load_settings(index=index))
+    cfg = load_settings(index=index)
+    audience = audience or ("public" if cfg.public_only else "internal")
+    if audience not in ("public", "internal"):
+        raise KBError(f"--audience must be public or internal, not {audience!r}")
+    engine = Engine(cfg)
     try:
-        answer = engine.search(query, k, channel="cli")
+        answer = engine.search(query, k, channel="cli", audience=audience)
     finally:
         engine.close()
     out = answer.outcome
@@ -176,7 +183,8 @@ def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
         return
     typer.echo(f"answered: {out.answered} (confidence {out.confidence:.2f})")
     for n, hit in enumerate(out.hits, 1):
-        typer.echo(f"{n}. [{hit.score:.3f}] {hit.id}  {hit.title}  #{hit.anchor}")
+        marker = "  (internal: not for the customer)" if hit.audience != "public" else ""
+        typer.echo(f"{n}. [{hit.score:.3f}] {hit.id}  {hit.title}  #{hit.anchor}{marker}")
 
 
 def _load_searcher(cfg: Settings) -> Searcher:

@@ -213,3 +213,22 @@ def test_a_public_gap_is_never_resolved_by_an_internal_article(tmp_path):
     by_audience = {q.audience: q.resolved_by for q in log._select("1 = 1", None)}
     assert by_audience == {"public": "cmp-complaint-intake",
                            "internal": "cmp-escalation-authority"}
+
+
+def test_kb_search_for_an_audience(index_copy, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from kb.cli import app as cli
+
+    monkeypatch.setenv("KB_GAP_DB", str(tmp_path / "g.sqlite3"))
+    runner = CliRunner()
+    args = ["search", "投诉升级 赔偿权限", "--k", "8", "--index", str(index_copy)]
+    inside = runner.invoke(cli, args)
+    assert inside.exit_code == 0, inside.output
+    assert "complaint-escalation-sop" in inside.stdout and "(internal: not for the customer)" \
+        in inside.stdout
+    outside = runner.invoke(cli, [*args, "--audience", "public", "--json"])
+    results = json.loads(outside.stdout)["results"]
+    assert results and {r["audience"] for r in results} == {"public"}
+    bad = runner.invoke(cli, [*args, "--audience", "everyone"])
+    assert bad.exit_code == 2 and "--audience must be public or internal" in bad.stderr

@@ -56,7 +56,7 @@ def request_for(method: str, path: str, secret: str | None = None) -> dict:
         "/suggest": {"ticket_id": "T-1", "subject": "VPN error 809", "description": ""},
         "/feedback": {"query_id": "0000000000000000", "article_id": "vpn-error-809",
                       "helpful": True},
-        "/admin/keys": {"name": f"made-{next(_made)}", "role": "agent"},
+        "/admin/keys": {"name": f"made-{next(_made)}", "role": "agent", "audience": "public"},
     }.get(path) if method == "POST" else None
     url = (path.replace("{article_id}", "vpn-error-809")
            .replace("{name_or_id}", "nobody-of-that-name"))
@@ -191,6 +191,13 @@ def test_admins_manage_keys_over_http(client):
                              headers=admin), 422, "invalid_key_request")
     assert_error(client.post("/admin/keys", json={"name": "x", "role": "boss"}, headers=admin),
                  422, "invalid_request")
+    # A public admin cannot make a key that sees more than it does.
+    public_admin = bearer(client.secrets["admin/public"])
+    assert_error(client.post("/admin/keys", json={"name": "wider", "role": "agent"},
+                             headers=public_admin), 403, "forbidden")
+    assert client.post("/admin/keys", json={"name": "same", "role": "agent",
+                                            "audience": "public"},
+                       headers=public_admin).status_code == 201
 
 
 def test_the_login_cookie(client):

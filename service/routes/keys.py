@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb.errors import Forbidden
 from kb.keys import ApiKey, create_key, revoke
 from service.deps import ManagingKeys
 
@@ -53,6 +54,9 @@ def list_keys(request: Request, caller: ManagingKeys) -> KeyList:
 
 @router.post("", response_model=CreatedKey, status_code=201)
 def new_key(body: NewKey, request: Request, caller: ManagingKeys) -> CreatedKey:
+    if caller.audience == "public" and body.audience != "public":
+        # A public key may never see internal articles, nor make a key that does.
+        raise Forbidden("a public key can create public keys only")
     auth = request.app.state.auth
     key, secret = create_key(auth.store, body.name, body.role, body.audience)
     auth.forget()
