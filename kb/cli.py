@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -21,8 +22,8 @@ from kb.errors import KBError, error_lines
 
 if TYPE_CHECKING:
     from kb.embedding import Embedder
-    from kb.gaps import GapLog
     from kb.search import Searcher
+    from kb.storage import Store
     from kb.topics import Topic
 
 T = TypeVar("T")
@@ -143,17 +144,37 @@ def _track(items: Iterable[T], description: str) -> Iterator[T]:
 @handled
 def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help="[KB_HOST]")] = None,
           port: Annotated[int | None, typer.Option(help="[KB_PORT]")] = None,
-          model: ModelOpt = None) -> None:
-    """Serve the published index over HTTP (OpenAPI at /docs)."""
+          model: ModelOpt = None,
+          workers: Annotated[int | None, typer.Option(
+              min=1, help="Worker processes on one port [KB_WORKERS].")] = None) -> None:
+    """Serve the published index over HTTP (OpenAPI at /docs).
+
+    SIGTERM (or Ctrl-C) stops accepting connections, answers the requests in flight and
+    stores the queries still queued for the log before the process exits.
+    """
+    import os
+
     import uvicorn
 
-    from kb.gaps import GapLog
+    from kb.storage import open_store
     from service.app import create_app
     from service.auth import check_startup
 
-    cfg = load_settings(index=index, host=host, port=port, model=model)
-    check_startup(cfg, GapLog(cfg.gap_path))
-    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+    cfg = load_settings(index=index, host=host, port=port, model=model, workers=workers)
+    store = open_store(cfg)
+    try:
+        check_startup(cfg, store)
+    finally:
+        store.close()
+    if cfg.workers == 1:
+        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+        return
+    # Each worker process makes its own app from the environment: the flags go there too.
+    for name, value in (("KB_INDEX", index), ("KB_MODEL", model)):
+        if value is not None:
+            os.environ[name] = str(value)
+    uvicorn.run("service.app:create_app", factory=True, workers=cfg.workers, host=cfg.host,
+                port=cfg.port, log_level="info")
 
 
 @app.command()
@@ -259,8 +280,8 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
          index: IndexOpt = None) -> None:
     """The knowledge-gap report: unanswered and not-helpful queries grouped into topics."""
     from kb.engine import article_tags, gap_report
-    from kb.gaps import GapLog
     from kb.index import load_index
+    from kb.storage import open_store
     from kb.topics import topics_csv
 
     if fmt not in ("table", "csv", "json"):
@@ -272,7 +293,7 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
         tags = article_tags(load_index(cfg.index).articles)
     except KBError:
         pass  # without an index, topics are grouped by text and meaning only
-    topics: list[Topic] = gap_report(GapLog(cfg.gap_path), tags, since, min_count,
+    topics: list[Topic] = gap_report(open_store(cfg), tags, since, min_count,
                                      include_resolved)
     if fmt == "json":
         typer.echo(json.dumps([t.to_dict() for t in topics], ensure_ascii=False, indent=1))
@@ -322,10 +343,10 @@ def _print_topics(topics: list[Topic]) -> None:
 def stats(article_id: Annotated[str | None, typer.Argument()] = None,
           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Helpful / not helpful feedback counts per article."""
-    from kb.gaps import GapLog
+    from kb.storage import open_store
 
     cfg = load_settings(index=index)
-    rows = GapLog(cfg.gap_path).article_stats(article_id)
+    rows = open_store(cfg).article_stats(article_id)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
@@ -342,10 +363,15 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revok
 app.add_typer(keys_app, name="keys")
 
 
-def _key_store(index: Path | None) -> GapLog:
-    from kb.gaps import GapLog
+@contextmanager
+def _key_store(index: Path | None) -> Iterator[Store]:
+    from kb.storage import open_store
 
-    return GapLog(load_settings(index=index).gap_path)
+    store = open_store(load_settings(index=index))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @keys_app.command("create")
@@ -360,7 +386,8 @@ def keys_create(
     """Create an API key and print it, once: only its hash is stored."""
     from kb.keys import create_key
 
-    key, secret = create_key(_key_store(index), name, role, audience)
+    with _key_store(index) as store:
+        key, secret = create_key(store, name, role, audience)
     typer.echo(secret)
     typer.echo(f"created key {key.name} (id {key.id}, role {key.role}, audience "
                f"{key.audience}); it is shown this once: store it now", err=True)
@@ -372,7 +399,8 @@ def keys_list(include_revoked: Annotated[bool, typer.Option("--all", help="Also 
               = False, index: IndexOpt = None,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The API keys (never the keys themselves: they are not stored)."""
-    keys = [k for k in _key_store(index).keys() if include_revoked or k.revoked is None]
+    with _key_store(index) as store:
+        keys = [k for k in store.keys() if include_revoked or k.revoked is None]
     if as_json:
         typer.echo(json.dumps([k.to_dict() for k in keys], ensure_ascii=False, indent=1))
         return
@@ -391,5 +419,52 @@ def keys_revoke(name_or_id: Annotated[str, typer.Argument(help="The key's name o
     """Revoke an API key: a running service refuses it within a second."""
     from kb.keys import revoke
 
-    revoke(_key_store(index), name_or_id)
+    with _key_store(index) as store:
+        revoke(store, name_or_id)
     typer.echo(f"revoked {name_or_id}")
+
+
+db_app = typer.Typer(no_args_is_help=True,
+                     help="The database of queries, feedback, gap topics and keys.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@handled
+def db_upgrade(index: IndexOpt = None) -> None:
+    """Apply the schema migrations the database has not seen (the service also does on start)."""
+    from kb.storage import database_url, open_store, shown_url
+
+    cfg = load_settings(index=index)
+    store = open_store(cfg, upgrade=False)
+    try:
+        before = store.revision()
+        after = store.upgrade()
+    finally:
+        store.close()
+    where = shown_url(database_url(cfg))
+    if before == after:
+        typer.echo(f"{where}: at revision {after}, nothing to do")
+    else:
+        typer.echo(f"{where}: upgraded from {before or 'no revision'} to {after}")
+
+
+@db_app.command("status")
+@handled
+def db_status(index: IndexOpt = None) -> None:
+    """Which database kb uses, its schema revision and what it holds."""
+    from kb.storage import database_url, open_store, shown_url
+    from kb.storage.migrate import head
+
+    cfg = load_settings(index=index)
+    store = open_store(cfg, upgrade=False)
+    try:
+        revision = store.revision()
+        typer.echo(f"database: {shown_url(database_url(cfg))}")
+        typer.echo(f"revision: {revision or 'none (empty)'}; latest {head()}")
+        if revision == head():
+            typer.echo(f"queries: {store.count()}, keys: {len(store.keys())}")
+        else:
+            typer.echo("run 'kb db upgrade' (or start 'kb serve') to bring it up to date")
+    finally:
+        store.close()

@@ -40,7 +40,20 @@ class Settings(BaseSettings):
     )
     gap_db: Path | None = Field(
         None, description="SQLite file of the query and gap log (default: gaps.sqlite3 in the "
-        "index folder)."
+        "index folder); KB_DATABASE_URL, when set, replaces it."
+    )
+    database_url: str | None = Field(
+        None, description="Database of queries, feedback, gap topics and keys: "
+        "postgresql://user:password@host/db (shared by replicas) or sqlite:///PATH (default: "
+        "the SQLite file KB_GAP_DB)."
+    )
+    db_timeout: float = Field(
+        2.0, gt=0, le=60, description="Seconds a request waits for a locked or unreachable "
+        "database before it is answered 503 with Retry-After."
+    )
+    query_retention_days: int = Field(
+        90, ge=0, description="Stored query text and vectors older than this many days are "
+        "removed (counts, feedback and events stay); 0 keeps them."
     )
     calibration: Path | None = Field(
         None,
@@ -79,6 +92,8 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the service listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the service listens on.")
+    workers: int = Field(1, ge=1, description="Processes 'kb serve' runs on one port, each "
+                         "with its own model; they share the database and the index folder.")
 
     @property
     def gap_path(self) -> Path:

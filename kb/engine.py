@@ -16,11 +16,11 @@ from kb.audience import INTERNAL, PUBLIC, visible, visible_ids
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle
-from kb.gaps import GapLog
 from kb.index import Builder, Built, Index, Progress, current_version, load_index
 from kb.ranking import Calibration
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
+from kb.storage import LoggedQuery, Store, exists, open_store
 from kb.tickets import ticket_query
 from kb.topics import Topic, build_topics
 
@@ -46,10 +46,11 @@ class Pending:
 
 
 class Engine:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 store: Store | None = None) -> None:
         self.settings = settings
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
-        self.log = GapLog(settings.gap_path)
+        self.log: Store = store or open_store(settings)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
                          if settings.reranker else None)
         self._lock = threading.Lock()
@@ -114,6 +115,7 @@ class Engine:
                 channel=channel, query=outcome.query, lang=outcome.lang,
                 filters=started.filters.to_dict(), answered=outcome.answered,
                 confidence=outcome.confidence, neighbours=[h.id for h in outcome.hits[:3]],
+                results=[h.id for h in outcome.hits],
                 top_score=outcome.hits[0].score if outcome.hits else None,
                 vector=None if outcome.answered else outcome.vector,
                 index_version=searcher.version, ticket_id=ticket_id, audience=started.audience,
@@ -170,15 +172,18 @@ def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:
     return {a: set(r["tags"]) for a, r in articles.items()}
 
 
-def gap_report(log: GapLog, tags: dict[str, set[str]], since: str | None = None,
+def gap_report(log: Store, tags: dict[str, set[str]], since: str | None = None,
                min_count: int = 1, include_resolved: bool = False,
                audience: str | None = None) -> list[Topic]:
     """Gap topics; ``audience`` "public": only queries asked on public channels (internal
     callers see those of both)."""
-    only = PUBLIC if audience == PUBLIC else None
-    topics = build_topics([(q, None) for q in log.unanswered(since, only)], "unanswered", tags)
-    topics += build_topics([(q, a) for q, a in log.not_helpful(since, only)], "not_helpful",
-                           tags)
+    def kept(q: LoggedQuery) -> bool:
+        return audience != PUBLIC or q.audience == PUBLIC
+
+    topics = build_topics([(q, None) for q in log.unanswered(since) if kept(q)], "unanswered",
+                          tags)
+    topics += build_topics([(q, a) for q, a in log.not_helpful(since) if kept(q)],
+                           "not_helpful", tags)
     return [t for t in topics if t.count >= min_count
             and (include_resolved or t.status == "open")]
 
@@ -200,15 +205,15 @@ def first_calibration(cfg: Settings) -> Calibration | None:
     return Calibration.load(source)
 
 
-def open_gaps(cfg: Settings) -> GapLog | None:
+def open_gaps(cfg: Settings) -> Store | None:
     """The gap log, if it has open gap queries a new version could answer."""
-    if not cfg.gap_path.exists():
+    if not exists(cfg):
         return None
-    log = GapLog(cfg.gap_path)
+    log = open_store(cfg)
     return log if log.open_gap_texts() else None
 
 
-def recheck_gaps(log: GapLog, searcher: Searcher,
+def recheck_gaps(log: Store, searcher: Searcher,
                  stop: Callable[[], bool] = lambda: False) -> list[tuple[str, str]]:
     """Search every open gap query again (until ``stop`` says so); mark those the knowledge
     base now answers."""

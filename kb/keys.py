@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from kb.errors import KBError
+from kb.errors import KBError, KeyExists
 
 PREFIX = "kb_"  # makes a leaked key easy to recognise (secret scanners, logs)
 AUDIENCES = ("public", "internal")
@@ -104,7 +104,7 @@ def create_key(store: KeyStore, name: str, role: str, audience: str = "internal"
     if audience not in AUDIENCES:
         raise InvalidKeyRequest(f"unknown audience {audience!r}; audiences: {', '.join(AUDIENCES)}")
     if any(k.name == name and k.revoked is None for k in store.keys()):
-        raise InvalidKeyRequest(f"a key named {name!r} exists already; revoke it first or pick "
+        raise KeyExists(f"a key named {name!r} exists already; revoke it first or pick "
                         "another name")
     secret = PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(id=secrets.token_hex(6), name=name, role=role, audience=audience,

@@ -14,7 +14,8 @@ from kb.config import Settings, load_settings
 from kb.embedding import Embedder, load_embedder
 from kb.engine import Engine
 from kb.errors import IndexNotFound
-from kb.gaps import GapLog
+from kb.storage import open_store, shown_url
+from kb.storage.retention import Retention
 from service import access_log, auth, errors, login
 from service.deps import SearchPage
 from service.indexing import Indexing
@@ -32,26 +33,36 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         # Loaded here, once: without an index yet, the engine made on the first publish uses it.
         model = embedder or load_embedder(settings)
         app.state.settings = settings
-        app.state.auth = access = auth.Auth(settings, GapLog(settings.gap_path))
+        # One store per process, migrated here, shared by every engine the process makes.
+        app.state.store = store = open_store(settings)
+        log.info("query log: %s", shown_url(store.url))
+        app.state.auth = access = auth.Auth(settings, store)
         log.info("%s", access.describe())
         try:
-            app.state.engine = Engine(settings, model)
+            app.state.engine = Engine(settings, model, store=store)
         except IndexNotFound as exc:
-            # Serve anyway: /healthz says 503 until an index is published.
+            # Serve anyway: /readyz says 503 until an index is published.
             log.warning("%s", exc.message)
             app.state.engine = None
         app.state.indexing = indexing = Indexing(app, settings, model)
         indexing.start()
+        retention = Retention(lambda: store, settings.query_retention_days)
+        retention.start()
         try:
             yield
         finally:
+            # Requests in flight have been answered (uvicorn drains them first); what they
+            # queued for the query log is stored before the process exits.
             indexing.close()
+            retention.close()
             if app.state.engine is not None:
                 app.state.engine.close()
+            store.close()
 
     app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan,
                   description="Knowledge-base search for customer-service and IT-support teams.")
     app.state.engine = None
+    app.state.store = None
     app.state.settings = settings
     errors.install(app)
     auth.install(app)

@@ -24,10 +24,10 @@ from kb.config import Settings, load_settings
 from kb.embedding import Embedder
 from kb.engine import Engine, index_articles, open_gaps, recheck_gaps
 from kb.errors import KBError, error_lines
-from kb.gaps import GapLog
 from kb.index import Builder, Index, current_version
 from kb.resident import FLAGS, Listener
 from kb.search import Searcher
+from kb.storage import Store
 
 if TYPE_CHECKING:
     from kb.resident import Send
@@ -157,11 +157,12 @@ class Indexing:
         """Serve ``index``, or else the published version, read from disk."""
         engine: Engine | None = self.app.state.engine
         if engine is None:  # started before anything was published
-            self.app.state.engine = Engine(self.settings, self.embedder)
+            self.app.state.engine = Engine(self.settings, self.embedder,
+                                           store=getattr(self.app.state, "store", None))
         else:
             engine.reload(index)
 
-    def _recheck_later(self, gaps: GapLog, index: Index, cfg: Settings) -> None:
+    def _recheck_later(self, gaps: Store, index: Index, cfg: Settings) -> None:
         serving = self.app.state.engine.searcher  # on the same version: it lends its folded text
 
         def run() -> None:

@@ -96,7 +96,7 @@ class GapReport(BaseModel):
 
 class Health(BaseModel):
     status: str
-    index_version: str
+    index_version: str | None = Field(..., description="None until an index is published.")
     articles: int
     chunks: int
     model: str
@@ -112,6 +112,12 @@ class IndexStatus(BaseModel):
     by_lang: dict[str, int]
     by_audience: dict[str, int]
     answered_threshold: float
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    index_version: str
+    database: str = Field(..., description="sqlite or postgresql")
 
 
 class Reloaded(BaseModel):

@@ -17,6 +17,8 @@ from kb.embedding import Embedder, load_embedder
 from kb.index import build_index
 from kb.text import tokenize
 
+pytest_plugins = ["tests.postgres"]  # the PostgreSQL server and the two-backend fixture
+
 FIXTURE_KB = Path(__file__).parent / "fixtures" / "kb"
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).parent.parent

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from kb.audience import Scrubber, visible
 from kb.engine import recheck_gaps
-from kb.gaps import GapLog
 from kb.index import build_index, load_index
 from kb.keys import ROLES, create_key
 from kb.ranking import Calibration
+from kb.storage import SqlStore, open_store
 from kb.text import normalize
 from service.app import create_app
 from tests.conftest import GOLDEN, ROOT, FakeEmbedder
@@ -106,7 +106,7 @@ def test_a_public_key_sees_no_internal_id_or_title_anywhere(tmp_path, sample_ind
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
     settings = Settings(index=index, gap_db=tmp_path / "gaps.sqlite3")
-    store = GapLog(settings.gap_path)
+    store = open_store(settings)
     keys = {f"{role}/{audience}": {"Authorization": f"Bearer {secret}"}
             for role in ROLES for audience in ("public", "internal")
             for secret in [create_key(store, f"{role}-{audience}", role, audience)[1]]}
@@ -194,7 +194,7 @@ def test_a_public_gap_is_never_resolved_by_an_internal_article(tmp_path):
     """The re-check searches each open gap for the audience it was asked for."""
     from kb.search import Hit, Outcome
 
-    log = GapLog(tmp_path / "gaps.sqlite3")
+    log = SqlStore(f"sqlite:///{tmp_path}/gaps.sqlite3")
     for audience in ("public", "internal"):
         log.record(channel="search", query="投诉升级 主管介入", lang="zh", filters={},
                    answered=False, confidence=0.1, neighbours=[], top_score=None, vector=None,
@@ -210,7 +210,7 @@ def test_a_public_gap_is_never_resolved_by_an_internal_article(tmp_path):
     resolved = recheck_gaps(log, Searcher())  # type: ignore[arg-type]
     assert sorted(resolved) == [("投诉升级 主管介入", "cmp-complaint-intake"),
                                 ("投诉升级 主管介入", "cmp-escalation-authority")]
-    by_audience = {q.audience: q.resolved_by for q in log._select("1 = 1", None)}
+    by_audience = {q.audience: q.resolved_by for q in log.unanswered()}
     assert by_audience == {"public": "cmp-complaint-intake",
                            "internal": "cmp-escalation-authority"}
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from kb.cli import app as cli
 from kb.config import Settings
-from kb.gaps import GapLog
 from kb.keys import ROLES, Permission, create_key, hash_secret
+from kb.storage import open_store
 from service.app import create_app
 
 OPEN = "open"  # anyone, with or without a key
@@ -35,6 +35,7 @@ RULES: dict[tuple[str, str], str | Permission] = {
     ("POST", "/admin/keys"): Permission.MANAGE_KEYS,
     ("DELETE", "/admin/keys/{name_or_id}"): Permission.MANAGE_KEYS,
     ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
     ("GET", "/login"): OPEN,
     ("POST", "/login"): LOGIN,
     ("POST", "/logout"): OPEN,
@@ -70,7 +71,7 @@ def request_for(method: str, path: str, secret: str | None = None) -> dict:
 @pytest.fixture
 def keyed(settings):
     """Settings whose database holds a key of every role and audience; the keys by name."""
-    store = GapLog(settings.gap_path)
+    store = open_store(settings)
     secrets = {f"{role}/{audience}": create_key(store, f"{role}-{audience}", role, audience)[1]
                for role in ROLES for audience in ("public", "internal")}
     return settings, secrets
@@ -167,7 +168,7 @@ def test_a_key_revoked_from_the_command_line_is_refused_soon(client, keyed, monk
     settings, secrets = keyed
     writer = bearer(secrets["writer/internal"])
     assert client.get("/gaps", headers=writer).status_code == 200
-    GapLog(settings.gap_path).revoke_key("writer-internal")
+    open_store(settings).revoke_key("writer-internal")
     monkeypatch.setattr(service.auth, "CACHE_SECONDS", 0.0)
     client.app.state.auth.forget()  # what the cache's expiry does within CACHE_SECONDS
     assert_error(client.get("/gaps", headers=writer), 401, "unauthorized")
@@ -188,7 +189,7 @@ def test_admins_manage_keys_over_http(client):
                        headers=crm).status_code == 200
     assert_error(client.post("/search", json={"query": "vpn"}, headers=crm), 403, "forbidden")
     assert_error(client.post("/admin/keys", json={"name": "crm", "role": "agent"},
-                             headers=admin), 422, "invalid_key_request")
+                             headers=admin), 409, "key_exists")
     assert_error(client.post("/admin/keys", json={"name": "x", "role": "boss"}, headers=admin),
                  422, "invalid_request")
     # A public admin cannot make a key that sees more than it does.
@@ -258,7 +259,7 @@ def test_without_keys_a_loopback_service_is_open_and_says_so(settings, real_embe
         assert c.post("/admin/reload").status_code == 200
         assert c.post("/search", json={"query": "投诉升级"}).json()["results"]
         # A key made while it runs closes it (within CACHE_SECONDS; forget() is that expiry).
-        _, secret = create_key(GapLog(settings.gap_path), "first", "writer")
+        _, secret = create_key(open_store(settings), "first", "writer")
         c.app.state.auth.forget()
         assert_error(c.get("/gaps"), 401, "unauthorized")
         assert c.get("/gaps", headers=bearer(secret)).status_code == 200
@@ -327,3 +328,39 @@ def test_serve_starts_on_any_host_with_a_key_or_auth_off(tmp_path, served, monke
                                "--index", index]).exit_code == 0
     assert runner.invoke(cli, ["serve", "--index", index, "--host", "0.0.0.0"]).exit_code == 0
     assert served == [("0.0.0.0", 8000), ("0.0.0.0", 8000)]
+
+
+def test_feedback_rules_over_http(client):
+    """One vote per query and article, for an article the query returned; a public key's vote
+    on an internal article is refused as if the article did not exist."""
+    agent, admin = bearer(client.secrets["agent/internal"]), bearer(client.secrets["admin/internal"])
+    found = client.post("/search", json={"query": "投诉升级 赔偿权限", "k": 2}, headers=agent).json()
+    qid, returned = found["query_id"], [r["id"] for r in found["results"]]
+    assert "complaint-escalation-sop" in returned
+    other = next(a for a in ("vpn-error-809", "wifi-8021x", "password-reset-en")
+                 if a not in returned)
+
+    def vote(article, helpful, headers=agent, query_id=qid):
+        return client.post("/feedback", json={"query_id": query_id, "article_id": article,
+                                              "helpful": helpful}, headers=headers)
+
+    assert vote(returned[0], True).status_code == 200
+    assert vote(returned[0], False).status_code == 200  # a repeat replaces the vote
+    stats = client.get(f"/articles/{returned[0]}/stats", headers=admin).json()
+    assert (stats["helpful"], stats["not_helpful"]) == (0, 1)
+    assert_error(vote(other, True), 422, "not_a_result")
+    assert_error(vote("no-such-article", True), 404, "unknown_article")
+    # The ticket system votes on what it was suggested.
+    crm = bearer(client.secrets["ticket-system/public"])
+    suggested = client.post("/suggest", json={"ticket_id": "T-7", "subject": "VPN 809"},
+                            headers=crm).json()
+    assert {r["audience"] for r in suggested["results"]} == {"public"}
+    assert vote(suggested["results"][0]["id"], True, crm,
+                suggested["query_id"]).status_code == 200
+    # A public key, even with the id of an internal agent's query that returned the SOP.
+    unknown = vote("no-such-article", True, crm)
+    refused = vote("complaint-escalation-sop", True, crm)
+    assert refused.status_code == unknown.status_code == 404
+    assert refused.json()["error"]["code"] == unknown.json()["error"]["code"] == "unknown_article"
+    stats = client.get("/articles/complaint-escalation-sop/stats", headers=admin).json()
+    assert stats["helpful"] + stats["not_helpful"] == (returned[0] == "complaint-escalation-sop")

@@ -117,7 +117,7 @@ def test_a_service_started_without_an_index_serves_the_first_build(
     settings = Settings(articles=kb_copy, index=tmp_path / "index",
                         gap_db=tmp_path / "gaps.sqlite3")
     with TestClient(create_app(settings, real_embedder)) as client:
-        assert client.get("/healthz").status_code == 503
+        assert client.get("/readyz").status_code == 503
         assert hand_over(["index", "--articles", "articles", "--index", "index"]) == 0
         assert "8 added" in capsys.readouterr().out
         assert top(client, "VPN error 809") == "vpn-error-809"

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from typer.testing import CliRunner
 
 from kb.cli import app as cli
 from kb.errors import KBError
-from kb.gaps import MIGRATIONS, GapLog, migrate
 from kb.keys import ROLES, Permission, create_key, hash_secret, looks_like_key, revoke
+from kb.storage import SqlStore
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def store(tmp_path):
-    return GapLog(tmp_path / "gaps.sqlite3")
+    return SqlStore(f"sqlite:///{tmp_path}/gaps.sqlite3")
 
 
 def test_only_a_hash_of_a_key_is_stored(store, tmp_path):
@@ -70,23 +69,6 @@ def test_roles_grant_what_the_issue_says():
     assert ROLES["ticket-system"] == {p.SUGGEST, p.FEEDBACK}
     assert ROLES["writer"] == ROLES["agent"] | {p.GAPS, p.ARTICLE_STATS, p.INDEX_STATUS}
     assert ROLES["admin"] == set(Permission)
-
-
-def test_an_existing_query_log_gains_keys_and_audiences(tmp_path):
-    path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:2]:
-        for statement in filter(str.strip, script.split(";")):
-            db.execute(statement)
-    db.execute("PRAGMA user_version = 2")
-    db.execute("INSERT INTO queries (id, ts, channel, query, norm, lang, filters, answered, "
-               "confidence, neighbours) VALUES ('q1', '2026-11-01T00:00:00', 'search', 'vpn', "
-               "'vpn', 'en', '{}', 0, 0.1, '[]')")
-    assert migrate(db) == len(MIGRATIONS)
-    log = GapLog(path)
-    assert [(q.id, q.audience) for q in log.unanswered()] == [("q1", "internal")]
-    assert log.unanswered(audience="public") == []
-    assert log.keys() == []
 
 
 def test_the_keys_commands(tmp_path):

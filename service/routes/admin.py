@@ -1,4 +1,4 @@
-"""Health, index status and hot reload of a newly published index."""
+"""Health for the load balancer, index status, and hot reload of a newly published index."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from fastapi import APIRouter, Request
 
 from kb.audience import visible
 from kb.engine import Engine
+from kb.errors import NotReady, StorageBusy
+from kb.storage import Store
 from service.deps import AnyCaller, EngineDep, ReadingIndexStatus, Reloading
-from service.schemas import Health, IndexStatus, Reloaded
+from service.schemas import ErrorResponse, Health, IndexStatus, Ready, Reloaded
 
 router = APIRouter(tags=["admin"])
 
@@ -25,13 +27,33 @@ def _visible(engine: Engine, audience: str) -> tuple[list[dict], int]:
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(engine: EngineDep, caller: AnyCaller) -> Health:
-    """Open to every caller (probes need no key); the counts are those of the caller's
-    audience, a caller without a key counted as public."""
+def healthz(request: Request, caller: AnyCaller) -> Health:
+    """Alive: the process answers (whether it can serve yet is /readyz). Open to every caller,
+    probes need no key; the counts are those of the caller's audience, a caller without a key
+    counted as public."""
+    engine = request.app.state.engine
+    if engine is None:
+        return Health(status="ok", index_version=None, articles=0, chunks=0,
+                      model=request.app.state.settings.model)
     index = engine.searcher.index
     articles, chunks = _visible(engine, caller.audience)
     return Health(status="ok", index_version=index.version, articles=len(articles),
                   chunks=chunks, model=index.manifest["model"])
+
+
+@router.get("/readyz", response_model=Ready, responses={503: {"model": ErrorResponse}})
+def readyz(request: Request, caller: AnyCaller) -> Ready:
+    """Ready for traffic: an index is loaded and the database answers. Open to every caller."""
+    engine = request.app.state.engine
+    if engine is None:
+        raise NotReady("no index is loaded yet: run 'kb index'")
+    store: Store = engine.log
+    try:
+        store.ping()
+    except StorageBusy as exc:
+        raise NotReady(f"the database does not answer: {exc.message}") from None
+    return Ready(index_version=engine.searcher.version,
+                 database=store.url.split(":", 1)[0].split("+", 1)[0])
 
 
 @router.get("/index/status", response_model=IndexStatus)
