@@ -22,6 +22,9 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 TYPES = ("faq", "sop", "case")
 LANGS = ("zh", "en")
 AUDIENCES = ("public", "internal")
+# Bump when a change to parsing changes what is parsed from the same file: builds then parse
+# every file again and reuse nothing of an index built by the old parser.
+PARSER_VERSION = 1
 KEYS = {"id", "title", "type", "tags", "product", "lang", "audience", "updated", "review_by",
         "questions"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")

@@ -86,29 +86,42 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
           calibration: Annotated[Path | None, typer.Option(
               help="Calibration JSON for a first build [KB_CALIBRATION].")] = None,
           local: Annotated[bool, typer.Option(
-              "--local", help="Build in this process even when a service serving the index "
-              "could build it.")] = False) -> None:
+              "--local", hidden=True, help="Accepted for old scripts: every build runs in "
+              "this process.")] = False) -> None:
     """Parse, chunk and embed the articles; publish a new index version atomically.
 
-    When 'kb serve' runs on the same index folder, the service does the build (unless
-    --local): it serves the new version as soon as it is published.
+    A service serving the same index folder notices the new version and serves it, and
+    re-checks the open gap queries of its log; with no service, this command re-checks them.
     """
+    from kb import store
     from kb.engine import index_articles, open_gaps, recheck_gaps
-    from kb.index import Builder
     from kb.search import Searcher
 
     cfg = load_settings(articles=articles, index=index, model=model, calibration=calibration)
     make = _embedder_factory(cfg)
-    builder = Builder(cfg.index, cfg.model)
-    built = index_articles(cfg, builder, make, _progress_bar() if sys.stderr.isatty() else None)
-    builder.tidy(cfg.keep_versions)
+    built = index_articles(cfg, make, _progress_bar() if sys.stderr.isatty() else None)
     typer.echo(built.report.summary())
-    if built.index is not None and (log := open_gaps(cfg)) is not None:
-        searcher = Searcher(built.index, make(), max_query_chars=cfg.max_query_chars)
-        resolved = recheck_gaps(log, searcher)
-        typer.echo(f"gap log: {len(resolved)} open gap queries now answered")
-        for text, article in resolved[:20]:
-            typer.echo(f"  resolved by {article}: {text}")
+    if built.index is None:
+        return
+    if store.is_served(cfg.index):
+        typer.echo("gap log: the service serving this index re-checks the open gap queries "
+                   "against the new version ('kb gaps --all' shows those it resolves)")
+        return
+    if (log := open_gaps(cfg)) is None:
+        return
+    new_index = built.index
+    audience = "public" if cfg.public_only else "internal"
+
+    def searcher_for(query_audience: str) -> Searcher:
+        return Searcher(new_index, make(), max_query_chars=cfg.max_query_chars)
+
+    try:
+        resolved = recheck_gaps(log, searcher_for, audience)
+    finally:
+        log.close()
+    typer.echo(f"gap log: {len(resolved)} open gap queries now answered")
+    for text, article in resolved[:20]:
+        typer.echo(f"  resolved by {article}: {text}")
 
 
 def _progress_bar() -> Callable[[int, int], None]:
@@ -209,8 +222,8 @@ def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
 
 
 def _load_searcher(cfg: Settings) -> Searcher:
-    from kb.index import load_index
     from kb.search import Searcher
+    from kb.store import load_index
 
     index = load_index(cfg.index, model=cfg.model)
     return Searcher(index, _embedder_factory(cfg)(), max_query_chars=10**6)
@@ -227,7 +240,7 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
     """Fit fusion weights and the answered threshold to labelled queries; publish them."""
     from kb.calibrate import fit, prepare
     from kb.evaluation import read_queries
-    from kb.index import publish_calibration
+    from kb.store import publish_calibration
 
     cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
@@ -280,8 +293,8 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
          index: IndexOpt = None) -> None:
     """The knowledge-gap report: unanswered and not-helpful queries grouped into topics."""
     from kb.engine import article_tags, gap_report
-    from kb.index import load_index
     from kb.storage import open_store
+    from kb.store import load_index
     from kb.topics import topics_csv
 
     if fmt not in ("table", "csv", "json"):

@@ -80,14 +80,9 @@ class Settings(BaseSettings):
     )
     rerank_top: int = Field(20, ge=2, description="How many fused results the reranker rescores.")
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk after publishing.")
-    accept_builds: bool = Field(
-        True, description="Let 'kb index' run on this machine hand its build to the service "
-        "(over a Unix socket in the index folder, answered for the service's own user only): "
-        "the service builds with what it holds in memory and serves the new version at once."
-    )
     reload_interval: float = Field(
-        1.0, ge=0, description="Seconds between the service's looks at the index folder for a "
-        "version published by another process (kb index --local, kb calibrate); 0: only POST "
+        0.25, ge=0, description="Seconds between the service's looks at the index folder's "
+        "CURRENT file for a version published by kb index or kb calibrate; 0: only POST "
         "/admin/reload loads one."
     )
     host: str = Field("127.0.0.1", description="Address the service listens on.")
@@ -98,13 +93,6 @@ class Settings(BaseSettings):
     @property
     def gap_path(self) -> Path:
         return self.gap_db or self.index / "gaps.sqlite3"
-
-    def relative_to(self, folder: Path) -> Settings:
-        """These settings with relative paths taken from ``folder`` instead of this process's
-        working folder."""
-        return self.model_copy(update={
-            name: folder / value for name, value in self if isinstance(value, Path)
-            and not value.is_absolute()})
 
 
 PREFIX = "KB_"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Sequence
@@ -46,9 +45,6 @@ def load_embedder(settings: Settings) -> Embedder:
 
 class SentenceTransformerEmbedder:
     def __init__(self, spec: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
-        # Nothing may be fetched from a model hub at run time: a name must already be cached.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -57,7 +53,8 @@ class SentenceTransformerEmbedder:
 
         location = resolve_model(spec)
         try:
-            self.model = SentenceTransformer(location, device="cpu")
+            # Nothing is fetched from a model hub at run time: a name must already be cached.
+            self.model = SentenceTransformer(location, device="cpu", local_files_only=True)
         except Exception as exc:  # the library raises many types for a missing or broken model
             hint = "" if Path(location).exists() else " (not a local directory, nor cached)"
             raise ModelError(f"cannot load embedding model {spec!r}{hint}: {exc}") from exc
@@ -86,9 +83,9 @@ class BatchingEmbedder:
     previous batch was encoding forms the next batch.
 
     A caller that blocks on its vector anyway (``embed``) encodes on its own thread when the
-    model is idle and nothing is queued: the hand-off to the batching thread and back cost
-    0.1-0.3 ms, up to a tenth of a short query's encoding. Either way one query pass runs at a
-    time, so queries that arrive meanwhile still form a batch."""
+    model is idle and nothing is queued: the hand-off to the batching thread and back is a
+    noticeable share of a short query's encoding. Either way one query pass runs at a time, so
+    queries that arrive meanwhile still form a batch."""
 
     def __init__(self, inner: Embedder, max_batch: int = 32) -> None:
         self.inner = inner

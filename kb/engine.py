@@ -8,19 +8,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from kb import store
 from kb.audience import INTERNAL, PUBLIC, visible, visible_ids
+from kb.build import Built, Progress, build_index
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle
-from kb.index import Builder, Built, Index, Progress, current_version, load_index
 from kb.ranking import Calibration
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
 from kb.storage import LoggedQuery, Store, exists, open_store
+from kb.store import Index, current_version, load_index
 from kb.tickets import ticket_query
 from kb.topics import Topic, build_topics
 
@@ -45,6 +47,22 @@ class Pending:
         return self.complete(self.vector.result())
 
 
+@dataclass
+class IndexStatus:
+    """What an operator or a writer wants to know about the index being served."""
+
+    version: str
+    built: str  # when the served version was published (ISO 8601, UTC)
+    model: str
+    articles: int
+    chunks: int
+    last_build: dict | None  # the last build's outcome, see kb.build: ok, time, problems, ...
+    problems: list[str] = field(default_factory=list)  # of the last build, if it failed
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
                  store: Store | None = None) -> None:
@@ -60,18 +78,39 @@ class Engine:
         started = self.searcher.begin_search("warm-up 预热", k=1)
         self.searcher.finish(started, started.vector.result())
 
-    def _load(self, index: Index | None = None, previous: Searcher | None = None) -> Searcher:
-        index = index or load_index(self.settings.index, model=self.embedder.name)
+    def _load(self, index: Index | None = None, previous: Searcher | None = None,
+              version: str | None = None) -> Searcher:
+        index = index or load_index(self.settings.index, model=self.embedder.name, version=version)
         return Searcher(index, self.embedder, max_query_chars=self.settings.max_query_chars,
                         reranker=self.reranker, previous=previous)
 
-    def reload(self, index: Index | None = None) -> tuple[str, str]:
-        """Serve ``index``, or else the published one, read from disk; requests already
-        running finish on the old one."""
+    def reload(self, index: Index | None = None, version: str | None = None) -> tuple[str, str]:
+        """Serve ``index``, or else ``version`` (default: the published one) read from disk;
+        requests already running finish on the old one."""
         with self._lock:
             old = self.searcher.version
-            self.searcher = self._load(index, self.searcher)
+            self.searcher = self._load(index, self.searcher, version)
             return old, self.searcher.version
+
+    def index_status(self) -> IndexStatus:
+        """The served version, and the outcome of the last build of this index folder."""
+        index = self.searcher.index
+        last = store.read_status(self.settings.index)
+        return IndexStatus(
+            version=index.version, built=index.manifest.get("created", ""),
+            model=index.manifest["model"], articles=len(index.articles),
+            chunks=len(index.chunks), last_build=last,
+            problems=list(last.get("problems", [])) if last and not last.get("ok") else [])
+
+    @property
+    def audience(self) -> str:
+        """The audience this service's searches are for, unless a channel says otherwise."""
+        return "public" if self.settings.public_only else "internal"
+
+    def searcher_for(self, audience: str) -> Searcher:
+        """The searcher on the served version; each search names its audience (see
+        kb.audience), so one serves both."""
+        return self.searcher
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
                channel: str = "search", audience: str = INTERNAL) -> Answer:
@@ -188,12 +227,12 @@ def gap_report(log: Store, tags: dict[str, set[str]], since: str | None = None,
             and (include_resolved or t.status == "open")]
 
 
-def index_articles(cfg: Settings, builder: Builder, embedder_factory: Callable[[], Embedder],
-                   progress: Progress | None = None, shown_as: str | None = None) -> Built:
-    """What ``kb index`` does, in whichever process runs it (see kb.resident)."""
-    return builder.build(cfg.articles, embedder_factory, max_chunk_chars=cfg.max_chunk_chars,
-                         calibration=first_calibration(cfg), progress=progress,
-                         shown_as=shown_as)
+def index_articles(cfg: Settings, embedder_factory: Callable[[], Embedder],
+                   progress: Progress | None = None) -> Built:
+    """What ``kb index`` does: build and publish a version as the settings say."""
+    return build_index(cfg.articles, cfg.index, embedder_factory, cfg.model,
+                       max_chunk_chars=cfg.max_chunk_chars, calibration=first_calibration(cfg),
+                       keep_versions=cfg.keep_versions, progress=progress)
 
 
 def first_calibration(cfg: Settings) -> Calibration | None:
@@ -213,19 +252,29 @@ def open_gaps(cfg: Settings) -> Store | None:
     return log if log.open_gap_texts() else None
 
 
-def recheck_gaps(log: Store, searcher: Searcher,
+def open_gap_queries(log: Store, audience: str) -> list[tuple[str, str]]:
+    """The open gap queries, each with the audience of the channel that logged it (queries
+    logged without one count as ``audience``: the service's own)."""
+    return [(text, query_audience or audience) for text, query_audience in log.open_gaps()]
+
+
+def recheck_gaps(log: Store, searcher_for: Callable[[str], Searcher], audience: str,
                  stop: Callable[[], bool] = lambda: False) -> list[tuple[str, str]]:
-    """Search every open gap query again (until ``stop`` says so); mark those the knowledge
-    base now answers."""
+    """Search every open gap query again, as its channel's audience would (until ``stop``
+    says so); mark those the knowledge base now answers."""
     resolved = []
-    for text, audience in log.open_gaps():
+    searchers: dict[str, Searcher] = {}
+    for text, query_audience in open_gap_queries(log, audience):
         if stop():
             break
-        try:  # searched for its own audience: a public gap is never answered by an internal one
-            outcome = searcher.search(text, k=1, audience=audience)
+        if query_audience not in searchers:
+            searchers[query_audience] = searcher_for(query_audience)
+        try:
+            outcome = searchers[query_audience].search(text, k=1,
+                                                        audience=query_audience)
         except InvalidQuery:
             continue
         if outcome.answered and outcome.hits:
-            log.resolve(text, outcome.hits[0].id, audience)
+            log.resolve(text, outcome.hits[0].id, query_audience)
             resolved.append((text, outcome.hits[0].id))
     return resolved

@@ -12,11 +12,11 @@ import numpy as np
 from kb.audience import INTERNAL, PUBLIC, Scrubber
 from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
-from kb.index import Index
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
 from kb.signals import Evidence, row_signals
 from kb.snippets import flatten, match_order, window
+from kb.store import Index
 from kb.text import (
     analyze,
     content_terms,

@@ -112,6 +112,11 @@ class IndexStatus(BaseModel):
     by_lang: dict[str, int]
     by_audience: dict[str, int]
     answered_threshold: float
+    last_build_ok: bool | None = Field(
+        None, description="Whether the last build of this index folder published a version.")
+    problems: list[str] = Field(
+        default_factory=list, description="The last build's problems, if it failed "
+        "(internal callers only: they name article files).")
 
 
 class Ready(BaseModel):

@@ -180,8 +180,8 @@ def test_without_an_index_it_is_alive_not_ready_until_reload(tmp_path, real_embe
         assert c.get("/healthz").json()["index_version"] is None  # alive
         assert_error(c.get("/readyz"), 503, "not_ready")
         assert_error(c.post("/search", json={"query": "vpn"}), 503, "index_not_found")
-        # The service made the folder to listen for 'kb index' in; an index built elsewhere
-        # lands beside its socket.
+        # The service made the folder to hold its serving lock in; an index built elsewhere
+        # lands beside it.
         shutil.copytree(fixture_index, tmp_path / "index", dirs_exist_ok=True)
         assert c.post("/admin/reload").status_code == 200
         assert c.get("/healthz").status_code == 200

@@ -13,11 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kb.audience import Scrubber, visible
+from kb.build import build_index
 from kb.engine import recheck_gaps
-from kb.index import build_index, load_index
 from kb.keys import ROLES, create_key
 from kb.ranking import Calibration
 from kb.storage import SqlStore, open_store
+from kb.store import load_index
 from kb.text import normalize
 from service.app import create_app
 from tests.conftest import GOLDEN, ROOT, FakeEmbedder
@@ -155,7 +156,8 @@ def test_a_public_key_sees_no_internal_id_or_title_anywhere(tmp_path, sample_ind
         assert scrubbed >= 1, "no public result quoted an internal article: nothing scrubbed"
 
         # A re-check of every open gap, as a new version would run it.
-        recheck_gaps(c.app.state.engine.log, c.app.state.engine.searcher)
+        engine = c.app.state.engine
+        recheck_gaps(engine.log, engine.searcher_for, engine.audience)
 
         inside = c.get("/gaps", params={"include_resolved": True}, headers=keys["writer/internal"])
         assert leaked(inside, internal_names)  # internal writers do see them
@@ -207,7 +209,8 @@ def test_a_public_gap_is_never_resolved_by_an_internal_article(tmp_path):
             hit = Hit(article[0], "t", "sop", "s", "a", "", 0.9, "p", [], article[1])
             return Outcome(text, [hit], True, 0.9)
 
-    resolved = recheck_gaps(log, Searcher())  # type: ignore[arg-type]
+    searcher = Searcher()
+    resolved = recheck_gaps(log, lambda audience: searcher, "internal")  # type: ignore[arg-type]
     assert sorted(resolved) == [("投诉升级 主管介入", "cmp-complaint-intake"),
                                 ("投诉升级 主管介入", "cmp-escalation-authority")]
     by_audience = {q.audience: q.resolved_by for q in log.unanswered()}

@@ -60,14 +60,19 @@ def readyz(request: Request, caller: AnyCaller) -> Ready:
 def index_status(engine: EngineDep, caller: ReadingIndexStatus) -> IndexStatus:
     """What the served version holds, as the caller's audience sees it."""
     index = engine.searcher.index
+    status = engine.index_status()
     articles, chunks = _visible(engine, caller.audience)
+    # A failed build's problems name article files, internal ones too: internal callers only.
+    inside = caller.audience == "internal"
     return IndexStatus(
-        index_version=index.version, created=index.manifest.get("created"),
-        model=index.manifest["model"], articles=len(articles), chunks=chunks,
+        index_version=status.version, created=status.built or None, model=status.model,
+        articles=len(articles), chunks=chunks,
         by_type=dict(Counter(r["type"] for r in articles)),
         by_lang=dict(Counter(r["lang"] for r in articles)),
         by_audience=dict(Counter(r["audience"] for r in articles)),
         answered_threshold=index.calibration.answer_threshold,
+        last_build_ok=None if status.last_build is None else bool(status.last_build.get("ok")),
+        problems=status.problems if inside else [],
     )
 
 
