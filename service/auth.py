@@ -155,7 +155,14 @@ def credentials(request: Request) -> tuple[str | None, str | None]:
 
 
 async def current_caller(request: Request) -> Caller:
-    """The request's caller; a key sent must be valid, even where keys are not needed."""
+    """The request's caller; a key sent must be valid, even where keys are not needed. Also
+    kept in ``request.state`` (``caller``, ``audience``) for what runs after the route."""
+    caller = await _caller(request)
+    request.state.caller, request.state.audience = caller, caller.audience
+    return caller
+
+
+async def _caller(request: Request) -> Caller:
     auth: Auth = request.app.state.auth
     secret, via = credentials(request)
     # The store is asked off the event loop, and only when the cache cannot tell.

@@ -231,6 +231,12 @@ def test_the_cookie_is_secure_over_https(keyed, real_embedder):
         assert c.get("/gaps").status_code == 200
 
 
+def test_the_login_page_escapes_where_it_returns_to(client):
+    page = client.get("/login", params={"next": '/"><script>alert(1)</script>'}).text
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert page.count("<form") == 1
+
+
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil", ""])
 def test_login_sends_the_browser_only_to_this_site(client, target):
     r = client.post("/login", data={"key": client.secrets["admin/internal"], "next": target},
