@@ -24,6 +24,7 @@ import numpy as np
 from kb import store
 from kb.articles import Article, load_articles
 from kb.chunking import Chunk, chunk_article
+from kb.config import Settings
 from kb.embedding import Embedder
 from kb.errors import ArticleError, KBError
 from kb.lexical import LexicalIndex, new_vocabulary
@@ -117,6 +118,24 @@ def build_index(articles_dir: Path, root: Path, embedder_factory: Callable[[], E
             store.prune(root, keep_versions, protect=built.index.version)
         store.write_status(root, _status(started, ok=True, report=built.report))
     return built
+
+
+def index_articles(cfg: Settings, embedder_factory: Callable[[], Embedder],
+                   progress: Progress | None = None) -> Built:
+    """What ``kb index`` does: build and publish a version as the settings say."""
+    return build_index(cfg.articles, cfg.index, embedder_factory, cfg.model,
+                       max_chunk_chars=cfg.max_chunk_chars, calibration=first_calibration(cfg),
+                       keep_versions=cfg.keep_versions, progress=progress)
+
+
+def first_calibration(cfg: Settings) -> Calibration | None:
+    """A knowledge base may carry its own fit (articles/calibration.json); a first build uses
+    it. Later builds carry the published version's forward."""
+    source = cfg.calibration or cfg.articles / "calibration.json"
+    if store.current_version(cfg.index) is not None or (
+            cfg.calibration is None and not source.exists()):
+        return None
+    return Calibration.load(source)
 
 
 def _problems(exc: Exception) -> list[str]:

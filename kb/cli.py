@@ -94,8 +94,7 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
     re-checks the open gap queries of its log; with no service, this command re-checks them.
     """
     from kb import store
-    from kb.engine import index_articles, open_gaps, recheck_gaps
-    from kb.search import Searcher
+    from kb.build import index_articles
 
     cfg = load_settings(articles=articles, index=index, model=model, calibration=calibration)
     make = _embedder_factory(cfg)
@@ -107,6 +106,10 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
         typer.echo("gap log: the service serving this index re-checks the open gap queries "
                    "against the new version ('kb gaps --all' shows those it resolves)")
         return
+    # Imported only now: the query store's libraries are not needed while a service serves.
+    from kb.engine import open_gaps, recheck_gaps
+    from kb.search import Searcher
+
     if (log := open_gaps(cfg)) is None:
         return
     new_index = built.index

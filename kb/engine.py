@@ -14,15 +14,13 @@ import numpy as np
 
 from kb import store
 from kb.audience import INTERNAL, PUBLIC, visible, visible_ids
-from kb.build import Built, Progress, build_index
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle
-from kb.ranking import Calibration
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
 from kb.storage import LoggedQuery, Store, exists, open_store
-from kb.store import Index, current_version, load_index
+from kb.store import Index, load_index
 from kb.tickets import ticket_query
 from kb.topics import Topic, build_topics
 
@@ -169,7 +167,12 @@ class Engine:
 
     def feedback(self, query_id: str, article_id: str, helpful: bool,
                  audience: str = INTERNAL) -> None:
-        """An article the caller's audience may not see is as unknown to it as a missing one."""
+        """An article the caller's audience may not see is as unknown to it as a missing one
+        (the store accepts any article the query returned: a public caller holding the id of
+        an internal query must still not reach an internal article)."""
+        record = self.searcher.index.articles.get(article_id)
+        if audience == PUBLIC and (record is None or not visible(record, PUBLIC)):
+            raise UnknownArticle(f"unknown article_id {article_id!r}")
         self.log.feedback(query_id, article_id, helpful,
                           visible_ids(self.searcher.index.articles, audience))
 
@@ -225,23 +228,6 @@ def gap_report(log: Store, tags: dict[str, set[str]], since: str | None = None,
                            "not_helpful", tags)
     return [t for t in topics if t.count >= min_count
             and (include_resolved or t.status == "open")]
-
-
-def index_articles(cfg: Settings, embedder_factory: Callable[[], Embedder],
-                   progress: Progress | None = None) -> Built:
-    """What ``kb index`` does: build and publish a version as the settings say."""
-    return build_index(cfg.articles, cfg.index, embedder_factory, cfg.model,
-                       max_chunk_chars=cfg.max_chunk_chars, calibration=first_calibration(cfg),
-                       keep_versions=cfg.keep_versions, progress=progress)
-
-
-def first_calibration(cfg: Settings) -> Calibration | None:
-    """A knowledge base may carry its own fit (articles/calibration.json); a first build uses
-    it. Later builds carry the published version's forward."""
-    source = cfg.calibration or cfg.articles / "calibration.json"
-    if current_version(cfg.index) is not None or (cfg.calibration is None and not source.exists()):
-        return None
-    return Calibration.load(source)
 
 
 def open_gaps(cfg: Settings) -> Store | None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,46 @@ def is_served(root: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+class RecheckTurn:
+    """Of the processes that serve this folder and share one query database (the workers of
+    one service), one re-checks the gap log against each version; the others find it done.
+    Held from ``take`` to ``release``; ``done`` records that the version was re-checked."""
+
+    def __init__(self, root: Path, database: str) -> None:
+        key = hashlib.sha256(database.encode("utf-8")).hexdigest()[:16]
+        self.path = root / f".recheck-{key}"
+        self._fd: int | None = None
+
+    def take(self, version: str, stop: Callable[[], bool], poll: float = 0.05) -> bool:
+        """Wait for the turn (until ``stop`` says so); False if ``version`` was re-checked
+        already, or the wait was stopped."""
+        fd = _lock_file(self.path)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if stop():
+                    os.close(fd)
+                    return False
+                time.sleep(poll)
+        if os.pread(fd, 256, 0).decode("utf-8", "replace").strip() == version:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def done(self, version: str) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, version.encode("utf-8"), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 # ---- writing ---------------------------------------------------------------------------------

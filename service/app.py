@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 from kb.config import Settings, load_settings
 from kb.embedding import Embedder, load_embedder
@@ -17,12 +15,10 @@ from kb.errors import IndexNotFound
 from kb.storage import open_store, shown_url
 from kb.storage.retention import Retention
 from service import access_log, auth, errors, login
-from service.deps import SearchPage
 from service.indexing import Indexing
-from service.routes import admin, gaps, keys, search
+from service.routes import admin, articles, gaps, keys, pages, search
 
 log = logging.getLogger("kb.service")
-PAGE = Path(__file__).parent / "static" / "index.html"
 
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
@@ -59,7 +55,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
                 app.state.engine.close()
             store.close()
 
-    app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="kb", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Knowledge-base search for customer-service and IT-support teams.")
     app.state.engine = None
     app.state.store = None
@@ -70,11 +66,9 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.include_router(search.router)
     app.include_router(gaps.router)
     app.include_router(admin.router)
+    app.include_router(articles.router)
     app.include_router(keys.router)
     app.include_router(login.router)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(caller: SearchPage) -> str:
-        return PAGE.read_text(encoding="utf-8")
+    pages.install(app)  # /, /a/{id}, /writers, /docs, /redoc and their static files
 
     return app

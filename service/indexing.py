@@ -8,8 +8,9 @@ the service keeps serving the version it has; the next version published is trie
 After it serves a new version, the service re-checks the open gap queries of its own query log
 against it, in the background, through the engine's batching embedder (the model lock live
 queries take turns on), each query as the audience of the channel that logged it. A newer
-version stops that re-check and starts its own. While the service runs it holds the index
-folder's serving lock, so ``kb index`` leaves the re-check to it.
+version stops that re-check and starts its own. Of several worker processes sharing one
+database, one re-checks each version. While the service runs it holds the index folder's
+serving lock, so ``kb index`` leaves the re-check to it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fastapi import FastAPI
 from kb.config import Settings
 from kb.embedding import Embedder
 from kb.engine import Engine, recheck_gaps
-from kb.store import ServingLock, current_version
+from kb.store import RecheckTurn, ServingLock, current_version
 
 log = logging.getLogger("kb.service")
 
@@ -123,14 +124,21 @@ class Indexing:
         stop = self._stop_recheck_flag
 
         def run() -> None:
+            version = engine.searcher.version
+            turn = RecheckTurn(self.settings.index, engine.log.url)
             try:
+                if not turn.take(version, stop.is_set):
+                    return  # another worker of this service re-checks it, or a newer version
                 engine.log.flush()  # the gap queries of the last moments are open too
-                version = engine.searcher.version
                 resolved = recheck_gaps(engine.log, engine.searcher_for, engine.audience,
                                         stop=stop.is_set)
+                if not stop.is_set():
+                    turn.done(version)
             except Exception:  # noqa: BLE001 - a re-check is retried with the next version
                 log.exception("gap re-check failed")
                 return
+            finally:
+                turn.release()
             log.info("gap log: %d open gap queries now answered by %s", len(resolved), version)
             for text, article in resolved:
                 log.info("  resolved by %s: %s", article, text)

@@ -49,7 +49,7 @@ class Result(BaseModel):
     path: str
     tags: list[str]
     audience: Literal["public", "internal"] = Field(
-        ..., description="internal: for agents only, not to be sent to the customer.")
+        ..., description="internal: for agents only, never to be sent to the customer.")
 
 
 class SearchResponse(BaseModel):
@@ -100,23 +100,6 @@ class Health(BaseModel):
     articles: int
     chunks: int
     model: str
-
-
-class IndexStatus(BaseModel):
-    index_version: str
-    created: str | None
-    model: str
-    articles: int
-    chunks: int
-    by_type: dict[str, int]
-    by_lang: dict[str, int]
-    by_audience: dict[str, int]
-    answered_threshold: float
-    last_build_ok: bool | None = Field(
-        None, description="Whether the last build of this index folder published a version.")
-    problems: list[str] = Field(
-        default_factory=list, description="The last build's problems, if it failed "
-        "(internal callers only: they name article files).")
 
 
 class Ready(BaseModel):

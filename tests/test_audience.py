@@ -189,7 +189,25 @@ def test_a_public_key_sees_no_internal_id_or_title_anywhere(tmp_path, sample_ind
         assert c.get("/healthz", headers=keys["agent/internal"]).json()["articles"] == len(
             articles)
         status = c.get("/index/status", headers=keys["writer/public"]).json()
-        assert status["by_audience"] == {"public": len(public)}
+        assert status["articles"] == len(public) and status["last_build"] is None
+        assert c.get("/index/status", headers=keys["writer/internal"]).json()[
+            "articles"] == len(articles)
+        assert c.get("/facets", headers=keys["agent/public"]).json()["articles"] == len(public)
+        # Every article's page as a public reader: public ones without a word of an internal
+        # one (their related documents name internal SOPs), internal ones as if missing.
+        quoting = 0
+        for article in public:
+            r = c.get(f"/articles/{article}", headers=keys["agent/public"])
+            assert r.status_code == 200 and not leaked(r, internal_names), r.text[:300]
+            inside = c.get(f"/articles/{article}", headers=keys["agent/internal"])
+            quoting += bool(leaked(inside, internal_names))
+        assert quoting >= 5  # the sample's public articles that quote internal ones
+        for article in internal:
+            r = c.get(f"/articles/{article}", headers=keys["agent/public"])
+            assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_article"
+            assert c.post("/events", json={"kind": "opened", "article_id": article},
+                          headers=keys["agent/public"]).status_code == 404
+            assert c.get(f"/articles/{article}", headers=keys["agent/internal"]).status_code == 200
 
 
 def test_a_public_gap_is_never_resolved_by_an_internal_article(tmp_path):

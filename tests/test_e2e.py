@@ -23,10 +23,10 @@ DESK = ("---\nid: standing-desk\ntitle: How to order a standing desk\ntype: faq\
         "request in the facilities portal with your desk number.\n")
 
 
-def wait_for(condition, seconds: float = 30.0) -> None:
+def wait_for(condition, seconds: float = 90.0, what: str = "") -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
 
 
@@ -84,11 +84,12 @@ def test_edit_index_serve(tmp_path, kb_copy, real_embedder, monkeypatch):
         assert "1 added, 1 changed" in second.output
         assert "the service serving this index re-checks" in second.output
         # Served by itself, no reload asked for.
-        wait_for(lambda: served() != version)
+        wait_for(lambda: served() != version, what="the new version to be served")
         assert top("Zephyrion certificate expired") == "vpn-error-809"
         assert top("how do I book a meeting room") == "meeting-rooms"
         # The service searched the open gap again: the new article closes it.
-        wait_for(lambda: client.get("/gaps").json()["topics"] == [])
+        wait_for(lambda: client.get("/gaps").json()["topics"] == [],
+                 what="the service's gap re-check")
         closed = client.get("/gaps", params={"include_resolved": "true"}).json()["topics"]
         assert [(t["status"], t["resolved_by"]) for t in closed] == [("resolved", "meeting-rooms")]
         hits = client.post("/search", json={"query": "NAT traversal UDP 4500", "k": 10}).json()

@@ -112,3 +112,21 @@ def test_publishing_replaces_current_in_one_step(kb_copy, tmp_path, fake_embedde
         ["CURRENT", "versions", ".lock", kb.store.STATUS, kb.store.PARSE_CACHE])
     status = json.loads((root / kb.store.STATUS).read_text())
     assert status["ok"] and status["version"] == current_version(root)
+
+
+def test_one_of_the_processes_sharing_a_database_rechecks_each_version(tmp_path):
+    from kb.store import RecheckTurn
+
+    one, two = RecheckTurn(tmp_path, "sqlite:///a"), RecheckTurn(tmp_path, "sqlite:///a")
+    assert one.take("v1", stop=lambda: False)
+    assert not two.take("v1", stop=lambda: True)  # busy: given up when told to stop
+    one.done("v1")
+    one.release()
+    assert not two.take("v1", stop=lambda: False)  # done already
+    assert two.take("v2", stop=lambda: False)
+    two.release()  # not done (stopped midway): the next process does it
+    assert one.take("v2", stop=lambda: False)
+    one.release()
+    other = RecheckTurn(tmp_path, "postgresql://elsewhere")  # another database: its own turn
+    assert other.take("v1", stop=lambda: False)
+    other.release()

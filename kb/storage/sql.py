@@ -273,9 +273,7 @@ class SqlStore:
                 if self._sqlite:  # outside any transaction: the driver is in autocommit mode
                     raw = self._writes.raw_connection()
                     try:
-                        driver = raw.driver_connection
-                        assert driver is not None
-                        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     finally:
                         raw.close()
                 else:
@@ -291,9 +289,10 @@ class SqlStore:
         self.flush(self.timeout)  # this process's own queries, just served
         with self._read() as conn:
             row = self._known_query(conn, query_id)
-        if known_articles is not None and article_id not in known_articles:
-            raise UnknownArticle(f"unknown article_id {article_id!r}")
         if article_id not in json.loads(row.results):
+            # A returned article counts even if this replica's version has not got it yet.
+            if known_articles is not None and article_id not in known_articles:
+                raise UnknownArticle(f"unknown article_id {article_id!r}")
             raise NotAResult(f"article {article_id!r} is not among the results of query "
                              f"{query_id!r}: feedback is for what a search returned")
         vote = {"query_id": query_id, "article_id": article_id, "helpful": bool(helpful),

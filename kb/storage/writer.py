@@ -109,11 +109,14 @@ class QueryWriter:
                 before = len(backlog)
                 try:
                     backlog = self._store(backlog)
+                    if delay:
+                        log.warning("query log %s answers again: stored the %d queries that "
+                                    "waited", self._where, before)
                     delay = 0.0
                 except (StorageBusy, _Later) as exc:
                     backlog = exc.rows if isinstance(exc, _Later) else backlog
                     if delay == 0:
-                        log.warning("query log %s unavailable (%s); %d queries wait in memory",
+                        log.warning("query log %s: %s; %d queries wait in memory",
                                     self._where, exc.message, len(backlog))
                     delay = min(max(delay * 2, 0.1), 2.0)
                     if stop_at is not None and time.monotonic() > stop_at:

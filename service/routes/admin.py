@@ -1,8 +1,6 @@
-"""Health for the load balancer, index status, and hot reload of a newly published index."""
+"""Health for the load balancer, and hot reload of a newly published index."""
 
 from __future__ import annotations
-
-from collections import Counter
 
 from fastapi import APIRouter, Request
 
@@ -10,8 +8,8 @@ from kb.audience import visible
 from kb.engine import Engine
 from kb.errors import NotReady, StorageBusy
 from kb.storage import Store
-from service.deps import AnyCaller, EngineDep, ReadingIndexStatus, Reloading
-from service.schemas import ErrorResponse, Health, IndexStatus, Ready, Reloaded
+from service.deps import AnyCaller, Reloading
+from service.schemas import ErrorResponse, Health, Ready, Reloaded
 
 router = APIRouter(tags=["admin"])
 
@@ -54,26 +52,6 @@ def readyz(request: Request, caller: AnyCaller) -> Ready:
         raise NotReady(f"the database does not answer: {exc.message}") from None
     return Ready(index_version=engine.searcher.version,
                  database=store.url.split(":", 1)[0].split("+", 1)[0])
-
-
-@router.get("/index/status", response_model=IndexStatus)
-def index_status(engine: EngineDep, caller: ReadingIndexStatus) -> IndexStatus:
-    """What the served version holds, as the caller's audience sees it."""
-    index = engine.searcher.index
-    status = engine.index_status()
-    articles, chunks = _visible(engine, caller.audience)
-    # A failed build's problems name article files, internal ones too: internal callers only.
-    inside = caller.audience == "internal"
-    return IndexStatus(
-        index_version=status.version, created=status.built or None, model=status.model,
-        articles=len(articles), chunks=chunks,
-        by_type=dict(Counter(r["type"] for r in articles)),
-        by_lang=dict(Counter(r["lang"] for r in articles)),
-        by_audience=dict(Counter(r["audience"] for r in articles)),
-        answered_threshold=index.calibration.answer_threshold,
-        last_build_ok=None if status.last_build is None else bool(status.last_build.get("ok")),
-        problems=status.problems if inside else [],
-    )
 
 
 @router.post("/admin/reload", response_model=Reloaded)
