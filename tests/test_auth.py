@@ -234,6 +234,8 @@ def test_the_login_cookie(client):
     assert client.get("/", follow_redirects=False).status_code == 200
     assert client.post("/search", json={"query": "vpn"}).status_code == 200
     assert_error(client.get("/gaps"), 403, "forbidden")  # an agent's key, through the cookie
+    for page in ("/", "/a/vpn-error-809"):  # every page offers to sign out
+        assert '<form class="signout" method="post" action="/logout">' in client.get(page).text
     out = client.post("/logout", follow_redirects=False)
     assert out.status_code == 303 and 'kb_session=""' in out.headers["set-cookie"]
     assert client.get("/", follow_redirects=False).status_code == 303
