@@ -118,8 +118,9 @@ class Started:
     lang: str
     filters: Filters
     k: int
-    lexical: tuple[np.ndarray, np.ndarray]
+    lexical: tuple[np.ndarray, np.ndarray, float]
     vector: Future[np.ndarray]
+    tokens: list[str] = field(default_factory=list)
     audience: str = INTERNAL
 
 
@@ -226,20 +227,22 @@ class Searcher:
         return text
 
     def lexical(self, tokens: list[str], filters: Filters,
-                audience: str = INTERNAL) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 score of every chunk (0 outside the filters and the audience), and the best rows
-        that matched."""
+                audience: str = INTERNAL) -> tuple[np.ndarray, np.ndarray, float]:
+        """BM25 score of every chunk (0 outside the filters and the audience), the best rows
+        that matched, and the share of distinct tokens the knowledge base knows."""
         mask = self._mask(filters, audience)
         scores = self.index.lexical.scores(tokens,
                                            None if mask is None else mask.astype(np.float32))
         rows = best(scores, POOL)
-        return scores, rows[scores[rows] > 0]
+        distinct = set(tokens)
+        known = len(set(self.index.lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
+        return scores, rows[scores[rows] > 0], known
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
                    audience: str = INTERNAL) -> Candidates:
         return self._candidates(self.lexical(tokens, filters, audience), qvec, filters, audience)
 
-    def _candidates(self, lexical: tuple[np.ndarray, np.ndarray], qvec: np.ndarray,
+    def _candidates(self, lexical: tuple[np.ndarray, np.ndarray, float], qvec: np.ndarray,
                     filters: Filters, audience: str = INTERNAL) -> Candidates:
         mask = self._mask(filters, audience)
         if len(self.index.chunks) == 0 or (mask is not None and not mask.any()):
@@ -247,7 +250,7 @@ class Searcher:
             nothing = np.zeros(len(self.index.chunks), dtype=np.float32)
             evidence = Evidence({"dense": nothing, "lexical": nothing})
             return Candidates(empty, empty, row_signals(evidence, empty))
-        lex_all, lex_rows = lexical
+        lex_all, lex_rows, known = lexical
         cosines = self.index.vectors.scores(qvec)
         chosen = np.zeros(len(cosines), dtype=bool)
         if mask is None:
@@ -257,7 +260,9 @@ class Searcher:
         chosen[lex_rows] = True  # lexical rows obey the mask already
         rows = np.flatnonzero(chosen)
         evidence = Evidence({"dense": cosines, "lexical": lex_all})
-        return Candidates(rows, self.index.chunk_article[rows], row_signals(evidence, rows))
+        seen = cosines if mask is None else cosines[mask]
+        query = {"dense_mean": float(seen.mean()), "dense_std": float(seen.std()), "known": known}
+        return Candidates(rows, self.index.chunk_article[rows], row_signals(evidence, rows), query)
 
     def coverage(self, terms: set[str], article: int) -> float:
         if not terms:
@@ -289,7 +294,8 @@ class Searcher:
         lang = detect_lang(dense_text)
         lexical = self.lexical(tokens, filters, audience)
         vector = encode_one(self.embedder, dense_text, wait)
-        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, audience)
+        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, tokens,
+                       audience)
 
     def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
         """Rank with the query vector, decide "answered" and make the results."""
@@ -298,11 +304,27 @@ class Searcher:
         ranked = rank(cands, self.index.calibration.weights(started.lang), depth)
         coverage = self.coverage(started.terms, ranked[0].article) if ranked else 0.0
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.
-        features = answer_features(ranked, coverage)
+        features = answer_features(ranked, coverage, cands.query)
         confidence = self.index.calibration.answer_probability(features) if ranked else 0.0
         if self.reranker is not None and len(ranked) > 1:
             ranked = self._rerank(started.dense_text, ranked)
         return self._outcome(started, ranked[:started.k], features, confidence, qvec)
+
+    def outside_filters(self, started: Started, qvec: np.ndarray) -> str | None:
+        """The article that answers a filtered query once its filters are lifted (the
+        audience rule stays), if one does."""
+        if started.filters == Filters():
+            return None
+        cands = self._candidates(self.lexical(started.tokens, Filters()), qvec, Filters())
+        ranked = rank(cands, self.index.calibration.weights(started.lang), 2)
+        if not ranked:
+            return None
+        coverage = self.coverage(started.terms, ranked[0].article)
+        confidence = self.index.calibration.answer_probability(
+            answer_features(ranked, coverage, cands.query))
+        if confidence < self.index.calibration.answer_threshold:
+            return None
+        return self.index.article_ids[ranked[0].article]
 
     def _rerank(self, query: str, ranked: list[Ranked]) -> list[Ranked]:
         assert self.reranker is not None

@@ -24,6 +24,9 @@ async def get_engine(request: Request) -> Engine:
     return engine
 
 
+get_engine.kb_errors = (503,)  # type: ignore[attr-defined]  # declared in OpenAPI (service.errors)
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 # Any caller, with or without a key (a key sent must be valid): routes open to all, such as

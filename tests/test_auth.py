@@ -34,6 +34,9 @@ RULES: dict[tuple[str, str], str | Permission] = {
     ("POST", "/suggest"): Permission.SUGGEST,
     ("POST", "/feedback"): Permission.FEEDBACK,
     ("GET", "/gaps"): Permission.GAPS,
+    ("POST", "/gaps/{topic_id}/dismiss"): Permission.GAPS,
+    ("POST", "/gaps/{topic_id}/answered"): Permission.GAPS,
+    ("POST", "/gaps/{topic_id}/reopen"): Permission.GAPS,
     ("GET", "/articles/{article_id}/stats"): Permission.ARTICLE_STATS,
     ("GET", "/articles/{article_id}"): Permission.READ_ARTICLES,
     ("GET", "/facets"): Permission.SEARCH,
@@ -72,11 +75,12 @@ def request_for(method: str, path: str, secret: str | None = None) -> dict:
                       "helpful": True},
         "/admin/keys": {"name": f"made-{next(_made)}", "role": "agent", "audience": "public"},
         "/events": {"kind": "opened", "article_id": "vpn-error-809"},
+        "/gaps/{topic_id}/answered": {"article_id": "vpn-error-809"},
     }.get(path) if method == "POST" else None
     if method == "*":
         method, path = "GET", path + {"/static": "/kb.css", "/static/docs": "/favicon.png"}[path]
     url = (path.replace("{article_id}", "vpn-error-809")
-           .replace("{name_or_id}", "nobody-of-that-name"))
+           .replace("{name_or_id}", "nobody-of-that-name").replace("{topic_id}", "t-none"))
     if (method, path) == ("GET", "/search"):
         url += "?q=vpn"
     if (method, path) == ("POST", "/login"):
@@ -156,6 +160,8 @@ def test_role_route_audience_matrix(client, role, audience):
         elif role is None:
             assert_error(r, 401, "unauthorized")
             assert r.headers["www-authenticate"] == "Bearer", where
+        elif rule in ROLES[role] and audience == "public" and path.startswith("/gaps"):
+            assert_error(r, 403, "forbidden")  # topics group internal channels' queries too
         elif rule in ROLES[role]:
             assert r.status_code not in (401, 403), where
         else:
@@ -245,7 +251,7 @@ def test_the_login_cookie(client):
 def test_the_cookie_is_secure_over_https(keyed, real_embedder):
     settings, secrets = keyed
     with TestClient(create_app(settings, real_embedder), base_url="https://kb.example") as c:
-        r = c.post("/login", data={"key": secrets["writer/public"]}, follow_redirects=False)
+        r = c.post("/login", data={"key": secrets["writer/internal"]}, follow_redirects=False)
         assert r.status_code == 303
         assert "secure" in {p.strip().lower() for p in r.headers["set-cookie"].split(";")}
         assert c.get("/gaps").status_code == 200

@@ -54,7 +54,7 @@ def readyz(request: Request, caller: AnyCaller) -> Ready:
                  database=store.url.split(":", 1)[0].split("+", 1)[0])
 
 
-@router.post("/admin/reload", response_model=Reloaded)
+@router.post("/admin/reload", response_model=Reloaded, responses={503: {}})
 def reload(request: Request, caller: Reloading) -> Reloaded:
     previous, current = request.app.state.indexing.reload()
     return Reloaded(previous=previous, index_version=current)

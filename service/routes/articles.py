@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
@@ -119,15 +118,14 @@ class HealthReport(BaseModel):
 
 class IndexStatus(BaseModel):
     index_version: str
-    built: str | None
+    created: str | None = Field(None, description="When the served version was built.")
     model: str
     articles: int
     chunks: int
-    last_build: dict | None = Field(
-        None, description="The last build's outcome: ok, time, problems, version, counts.")
-    last_failed_build: dict | None = Field(
-        None, description="When the last build failed: at (its time) and its problems, "
-                          "`path:line: message` each.")
+    last_build_ok: bool | None = Field(None, description="None: no build recorded.")
+    last_build_time: str | None = None
+    problems: list[str] = Field(default_factory=list, description=(
+        "The last build's problems when it failed, `path:line: message` each."))
 
 
 def _source(engine: Engine, request: Request, record: dict) -> Path:
@@ -267,24 +265,8 @@ def article_health(
     return report
 
 
-_PROBLEM = re.compile(r"^(?P<path>.*?):(?P<line>\d+): (?P<message>.*)$", re.S)
-
-
-def problem_rows(lines: list[str]) -> list[dict]:
-    """``path:line: message`` lines as rows; a line of another shape is all message."""
-    rows = []
-    for line in lines:
-        m = _PROBLEM.match(line)
-        rows.append(m.groupdict() if m else {"path": "", "line": "", "message": line})
-    return rows
-
-
-@router.get("/index/status", response_model=IndexStatus,
-            responses={200: {"content": {"text/csv": {}}}})
-def index_status(request: Request, engine: EngineDep, caller: ReadingIndexStatus,
-                 format: Annotated[Literal["json", "csv"], Query(
-                     description="csv: the last failed build's problems")] = "json",
-                 ) -> IndexStatus | Response:
+@router.get("/index/status", response_model=IndexStatus)
+def index_status(request: Request, engine: EngineDep, caller: ReadingIndexStatus) -> IndexStatus:
     """The served version, when it was built, its counts, and the last build's problems when
     it failed (the served version then stays the one before)."""
     status = engine.index_status()
@@ -297,12 +279,8 @@ def index_status(request: Request, engine: EngineDep, caller: ReadingIndexStatus
         status.articles = len(records)
         status.chunks = sum(1 for c in engine.searcher.index.chunks if c.article_id in ids)
         status.problems, last = [], None
-    failed = ({"at": last.get("time"), "problems": status.problems}
-              if last is not None and not last.get("ok") else None)
-    if format == "csv":
-        return Response(rows_csv(("path", "line", "message"), problem_rows(status.problems)),
-                        media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="kb-build-problems.csv"'})
-    return IndexStatus(index_version=status.version, built=status.built or None,
+    return IndexStatus(index_version=status.version, created=status.built or None,
                        model=status.model, articles=status.articles, chunks=status.chunks,
-                       last_build=last, last_failed_build=failed)
+                       last_build_ok=None if last is None else bool(last.get("ok")),
+                       last_build_time=None if last is None else last.get("time"),
+                       problems=status.problems)

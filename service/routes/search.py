@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from kb.engine import Answer, Pending
+from kb.engine import Answer, Engine, Pending
 from kb.search import Filters
+from service import limits
 from service.deps import EngineDep, GivingFeedback, Searching, Suggesting
 from service.schemas import (
     FeedbackRequest,
@@ -19,7 +21,12 @@ from service.schemas import (
     SearchRequest,
     SearchResponse,
     SuggestRequest,
+    Text,
 )
+
+# Longer queries are analysed in the thread pool: their lexical half costs more than the
+# hand-off, and the event loop must stay free for every other request.
+LONG_QUERY = 256
 
 router = APIRouter(tags=["search"])
 
@@ -58,26 +65,41 @@ async def answer(pending: Pending) -> Response:
 
 
 @router.post("/search", response_model=SearchResponse)
-async def search(body: SearchRequest, engine: EngineDep, caller: Searching) -> Response:
-    return await answer(engine.begin_search(body.query, body.k, _filters(body.filters),
-                                            audience=caller.audience))
+async def search(body: SearchRequest, engine: EngineDep, request: Request,
+                 caller: Searching) -> Response:
+    limits.check(body, request.app.state.settings)
+    return await answer(await _begin_search(engine, body.query, body.k, _filters(body.filters),
+                                             caller.audience))
 
 
 @router.get("/search", response_model=SearchResponse)
 async def search_get(engine: EngineDep, caller: Searching,
-                     q: Annotated[str, Query(description="The query.")],
+                     q: Annotated[Text, Query(description="The query.")],
                      k: Annotated[int, Query(ge=1, le=50)] = 5) -> Response:
-    return await answer(engine.begin_search(q, k, audience=caller.audience))
+    return await answer(await _begin_search(engine, q, k, audience=caller.audience))
+
+
+async def _begin_search(engine: Engine, query: str, k: int, filters: Filters | None = None,
+                        audience: str = "internal") -> Pending:
+    if len(query) > LONG_QUERY:
+        return await run_in_threadpool(partial(engine.begin_search, query, k, filters,
+                                               audience=audience))
+    return engine.begin_search(query, k, filters, audience=audience)
 
 
 @router.post("/suggest", response_model=SearchResponse)
-async def suggest(body: SuggestRequest, engine: EngineDep, caller: Suggesting) -> Response:
-    return await answer(engine.begin_suggest(body.subject, body.description, body.k,
-                                             body.ticket_id, _filters(body.filters),
-                                             audience=caller.audience))
+async def suggest(body: SuggestRequest, engine: EngineDep, request: Request,
+                  caller: Suggesting) -> Response:
+    limits.check(body, request.app.state.settings)
+    # A ticket's description runs to pages: reading it is CPU work, off the event loop.
+    return await answer(await run_in_threadpool(partial(
+        engine.begin_suggest, body.subject, body.description, body.k, body.ticket_id,
+        _filters(body.filters), audience=caller.audience)))
 
 
-@router.post("/feedback", response_model=FeedbackResponse)
-def feedback(body: FeedbackRequest, engine: EngineDep, caller: GivingFeedback) -> FeedbackResponse:
+@router.post("/feedback", response_model=FeedbackResponse, responses={404: {}, 503: {}})
+def feedback(body: FeedbackRequest, engine: EngineDep, request: Request,
+             caller: GivingFeedback) -> FeedbackResponse:
+    limits.check(body, request.app.state.settings)
     engine.feedback(body.query_id, body.article_id, body.helpful, audience=caller.audience)
     return FeedbackResponse()
