@@ -31,6 +31,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 # Any caller, with or without a key (a key sent must be valid): routes open to all, such as
 # /healthz, still answer for the caller's audience.
+current_caller.kb_errors = (401, 503)  # type: ignore[attr-defined]  # a bad key; a busy store
 AnyCaller = Annotated[Caller, Depends(current_caller)]
 
 
@@ -39,6 +40,7 @@ def _requiring(permission: Permission) -> Any:
         return authorize(caller, permission)
 
     dependency.__name__ = f"require_{permission.value}"
+    dependency.kb_errors = (401, 403, 503)  # type: ignore[attr-defined]  # for OpenAPI
     return Depends(dependency)
 
 

@@ -52,7 +52,7 @@ def list_keys(request: Request, caller: ManagingKeys) -> KeyList:
     return KeyList(keys=[KeyInfo.of(k) for k in request.app.state.auth.store.keys()])
 
 
-@router.post("", response_model=CreatedKey, status_code=201)
+@router.post("", response_model=CreatedKey, status_code=201, responses={409: {}})
 def new_key(body: NewKey, request: Request, caller: ManagingKeys) -> CreatedKey:
     if caller.audience == "public" and body.audience != "public":
         # A public key may never see internal articles, nor make a key that does.
@@ -63,7 +63,7 @@ def new_key(body: NewKey, request: Request, caller: ManagingKeys) -> CreatedKey:
     return CreatedKey(key=KeyInfo.of(key), secret=secret)
 
 
-@router.delete("/{name_or_id}", response_model=Revoked)
+@router.delete("/{name_or_id}", response_model=Revoked, responses={404: {}})
 def revoke_key(name_or_id: str, request: Request, caller: ManagingKeys) -> Revoked:
     auth = request.app.state.auth
     revoke(auth.store, name_or_id)
