@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: install serve index test test-fast lint bench bench-reindex fuzz
+.PHONY: install serve index test test-fast lint bench bench-reindex bench-scale bench-gaps fuzz
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,7 +40,14 @@ bench: install
 bench-reindex: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run --only atec-faq-zh --reindex-only
 
+# 20,000 generated articles: build, memory, search p50 and ANN recall (not part of `make test`).
+bench-scale: install
+	HF_HUB_OFFLINE=1 $(PY) -m bench.scale
+
 # Property-based fuzz of the HTTP API (schemathesis): 5,000 generated requests, 0 5xx allowed,
 # every response as the OpenAPI schema declares it.
 fuzz: install
 	HF_HUB_OFFLINE=1 $(PY) -m tests.fuzz --cases 5000
+# The gap report on a big query log: 100,000 gap queries, 10,000 distinct phrasings.
+bench-gaps: install
+	$(PY) -m bench.gaps_scale

@@ -244,7 +244,8 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
             # slow it down by more than it saves.
             lexical_job = (worker.submit(_lexical, articles, reusable)
                            if len(missing) <= OVERLAP_TEXTS else None)
-            vectors = _vectors(chunks, known, missing, embedder_factory, progress, report)
+            vectors = _vectors(chunks, known, missing, embedder_factory, progress, report,
+                               reusable.vectors if reusable else None)
             lexical, tokens = (lexical_job.result() if lexical_job is not None
                                else _lexical(articles, reusable))
         manifest = {
@@ -256,6 +257,7 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
             "articles": len(articles),
             "chunks": len(chunks),
             "fingerprint": fingerprint,
+            "vectors": vectors.describe(),
             "article_hashes": hashes,
         }
         store.write_version(
@@ -349,16 +351,21 @@ def _known_vectors(chunks: list[Chunk], reusable: _Reusable | None
 
 def _vectors(chunks: list[Chunk], known: tuple[np.ndarray, dict[str, int]] | None,
              missing: dict[str, str], embedder_factory: Callable[[], Embedder],
-             progress: Progress | None, report: BuildReport) -> VectorIndex:
-    """The version's vectors: those known for unchanged chunks, the rest embedded."""
+             progress: Progress | None, report: BuildReport,
+             previous: VectorIndex | None = None) -> VectorIndex:
+    """The version's vectors: those known for unchanged chunks, the rest embedded. An IVF
+    index keeps the previous version's centroids and unchanged rows' lists (kb.vectors)."""
     matrix, row = known or (np.zeros((0, 0), np.float32), {})
+    reused = len(matrix)
     if missing or known is None:
         fresh = _embed(embedder_factory(), list(missing.values()), progress)
         row = {**row, **{h: len(matrix) + i for i, h in enumerate(missing)}}
         matrix = np.concatenate([matrix.reshape(-1, fresh.shape[1]), fresh])
     report.embedded = len(missing)
     report.reused = sum(1 for c in chunks if c.hash not in missing)
-    return VectorIndex.build(matrix[[row[c.hash] for c in chunks]], matrix.shape[1])
+    source = np.array([row[c.hash] for c in chunks], dtype=np.int64)
+    return VectorIndex.build(matrix[source], matrix.shape[1], previous,
+                             np.where(source < reused, source, -1))
 
 
 def _embed(embedder: Embedder, texts: list[str], progress: Progress | None) -> np.ndarray:

@@ -40,8 +40,18 @@ QueriesOpt = Annotated[Path, typer.Option("--queries", help="Queries, JSON lines
 QrelsOpt = Annotated[Path, typer.Option("--qrels", help="Relevance labels, TSV.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kb import __version__
+
+        typer.echo(f"kb {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _setup() -> None:
+def _setup(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
     # The library's notes (such as the one-time export of the model, which takes a while) go
     # to stderr, apart from a command's output.
     logger = logging.getLogger("kb")
@@ -174,9 +184,11 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
     import uvicorn
 
     from kb.storage import open_store
+    from service import logs
     from service.app import create_app
     from service.auth import check_startup
     from service.http import uvicorn_options
+    from service.metrics import multiprocess_dir
 
     cfg = load_settings(index=index, host=host, port=port, model=model, workers=workers)
     store = open_store(cfg)
@@ -184,16 +196,23 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
         check_startup(cfg, store)
     finally:
         store.close()
+    log_config = logs.config(cfg.log_format, cfg.log_level)
     if cfg.workers == 1:
-        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info",
-                    **uvicorn_options(cfg.max_url_chars))
+        from service.app import create_app
+
+        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level=cfg.log_level,
+                    log_config=log_config, **uvicorn_options(cfg.max_url_chars))
         return
     # Each worker process makes its own app from the environment: the flags go there too.
     for name, value in (("KB_INDEX", index), ("KB_MODEL", model)):
         if value is not None:
             os.environ[name] = str(value)
-    uvicorn.run("service.app:create_app", factory=True, workers=cfg.workers, host=cfg.host,
-                port=cfg.port, log_level="info", **uvicorn_options(cfg.max_url_chars))
+    # The workers add their metrics up through files in one folder, which must be named before
+    # any of them imports prometheus-client.
+    with multiprocess_dir():
+        uvicorn.run("service.app:create_app", factory=True, workers=cfg.workers, host=cfg.host,
+                    port=cfg.port, log_level=cfg.log_level, log_config=log_config,
+                    **uvicorn_options(cfg.max_url_chars))
 
 
 @app.command()

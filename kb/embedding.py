@@ -109,6 +109,11 @@ class BatchingEmbedder:
                 self._model.release()
         return self.submit(texts[0]).result()[None, :]
 
+    @property
+    def queue_depth(self) -> int:
+        """Queries waiting for the batching thread or in its hands."""
+        return self._queue.unfinished_tasks
+
     def submit(self, text: str) -> Future[np.ndarray]:
         """The vector of one query, encoded in the batching thread."""
         future: Future[np.ndarray] = Future()

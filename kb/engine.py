@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -49,6 +50,14 @@ class Pending:
         return self.complete(self.vector.result())
 
 
+class Observer(Protocol):
+    """Told what the engine answered (the service's metrics)."""
+
+    def answered(self, channel: str, answer: Answer) -> None: ...
+
+    def feedback_given(self, helpful: bool) -> None: ...
+
+
 @dataclass
 class IndexStatus:
     """What an operator or a writer wants to know about the index being served."""
@@ -67,8 +76,9 @@ class IndexStatus:
 
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, observer: Observer | None = None) -> None:
         self.settings = settings
+        self.observer = observer
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
         self.log: Store = store or open_store(settings)
         self.gap_reporter = GapReporter(self.log)
@@ -184,7 +194,10 @@ class Engine:
                 index_version=searcher.version, ticket_id=ticket_id, audience=started.audience,
                 outside_filters=outside,
             )
-            return Answer(query_id, outcome, searcher.version)
+            answer = Answer(query_id, outcome, searcher.version)
+            if self.observer is not None:
+                self.observer.answered(channel, answer)
+            return answer
 
         return Pending(vector, complete, blocking=searcher.reranker is not None)
 
@@ -203,6 +216,8 @@ class Engine:
             raise UnknownArticle(f"unknown article_id {article_id!r}")
         self.log.feedback(query_id, article_id, helpful,
                           visible_ids(self.searcher.index.articles, audience))
+        if self.observer is not None:
+            self.observer.feedback_given(helpful)
 
     def article_stats(self, article_id: str, audience: str = INTERNAL) -> dict:
         record = self.searcher.index.articles.get(article_id)

@@ -39,8 +39,17 @@ class ArticleError(KBError):
         super().__init__(f"{len(self.problems)} problem(s) in articles:\n{lines}")
 
 
+class ConfigError(KBError):
+    """A config file that cannot be used; the message carries ``path:line``."""
+
+    code = "invalid_config"
+    status = 500
+
+
 def error_lines(exc: KBError) -> list[str]:
     """What a command prints, on stderr, for a domain error."""
+    if isinstance(exc, ConfigError):
+        return [exc.message]
     if isinstance(exc, ArticleError):
         return [*map(str, exc.problems),
                 f"error: {len(exc.problems)} problem(s) in articles; nothing was published"]

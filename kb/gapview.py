@@ -23,8 +23,8 @@ def _counts(counts: dict[str, int]) -> str:
 def render(topics: list[Topic], width: int = 80) -> str:
     if not topics:
         return "No open knowledge gaps.\n"
-    lines = [f"Knowledge gaps: {len(topics)} topics, {sum(t.count for t in topics)} queries, "
-             "most asked first.", ""]
+    lines = [*_wrap(f"Knowledge gaps: {len(topics)} topics, "
+                    f"{sum(t.count for t in topics)} queries, most asked first.", width, ""), ""]
     first = [t for t in topics if t.status == "open"][:3]
     if first:
         lines.append("Write first:")

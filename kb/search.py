@@ -251,16 +251,23 @@ class Searcher:
             evidence = Evidence({"dense": nothing, "lexical": nothing})
             return Candidates(empty, empty, row_signals(evidence, empty))
         lex_all, lex_rows, known = lexical
-        cosines = self.index.vectors.scores(qvec)
-        chosen = np.zeros(len(cosines), dtype=bool)
-        if mask is None:
-            chosen[best(cosines, POOL)] = True
-        else:
-            chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
-        chosen[lex_rows] = True  # lexical rows obey the mask already
-        rows = np.flatnonzero(chosen)
+        vectors = self.index.vectors
+        if vectors.exact:
+            cosines = vectors.scores(qvec)
+            chosen = np.zeros(len(cosines), dtype=bool)
+            if mask is None:
+                chosen[best(cosines, POOL)] = True
+            else:
+                chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
+            chosen[lex_rows] = True  # lexical rows obey the mask already
+            rows = np.flatnonzero(chosen)
+            seen = cosines if mask is None else cosines[mask]
+        else:  # a large index: approximate dense top rows, then exact cosines of every candidate
+            rows = np.union1d(vectors.top(qvec, POOL, mask), lex_rows)
+            cosines = np.zeros(len(self.index.chunks), dtype=np.float32)  # read at rows only
+            cosines[rows] = vectors.cosines(qvec, rows)
+            seen = vectors.sample_cosines(qvec, mask)  # the spread, from a fixed sample of rows
         evidence = Evidence({"dense": cosines, "lexical": lex_all})
-        seen = cosines if mask is None else cosines[mask]
         query = {"dense_mean": float(seen.mean()), "dense_std": float(seen.std()), "known": known}
         return Candidates(rows, self.index.chunk_article[rows], row_signals(evidence, rows), query)
 

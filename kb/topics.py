@@ -24,7 +24,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -126,7 +126,8 @@ class Topic:
     answered_alike: int = 0  # askings alike that were answered: a gap only if fewer than count
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Shallow: asdict() deep-copies every list and dict, the report's main cost.
+        return dict(self.__dict__)
 
 
 def _trend(recent: int, before: int) -> str:
@@ -165,7 +166,7 @@ class TopicIndex:
         self.untrusted = untrusted
         self.tags = tags or {}
         self.max_phrasings = max_phrasings
-        self.cursor = (0, 0)
+        self.cursor: tuple[int, ...] = (0, 0, 0)
         self._lock = threading.Lock()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._reset()
@@ -241,7 +242,12 @@ class TopicIndex:
         added = 0
         for event in events:
             q = event.query
-            if event.kind != "not_helpful":  # a store may hand a query over twice
+            if event.kind == "reported":
+                # counted as answered when it arrived; a gap since an agent said so
+                if self._answered_count.get(q.norm, 0) > 0:
+                    self._answered_count[q.norm] -= 1
+                event = GapEvent(event.seq, "unanswered", q, None, event.ts)
+            elif event.kind != "not_helpful":  # a store may hand a query over twice
                 if q.id in self._seen:
                     continue
                 self._seen[q.id] = None
@@ -469,7 +475,9 @@ class TopicIndex:
         decisions = log.decisions()
         stats = {s["article_id"]: s for s in log.article_stats()} if titles else {}
         edits = log.edits()
-        feedback = log.feedback_times()
+        # feedback times matter only once an article was edited (see _resolved_by_edit)
+        feedback = log.feedback_times() if edits else {}
+        edits_key = (sum(map(len, edits.values())), sum(map(len, feedback.values())))
         with self._lock:
             roots = list(self._members)
             summaries = []
@@ -480,7 +488,9 @@ class TopicIndex:
                 summaries.append(summary)
         cutoff = (today - dt.timedelta(days=7)).date().isoformat()
         by_norm: dict[str, list[Decision]] = {}
+        by_topic: dict[str, list[Decision]] = {}
         for d in decisions:
+            by_topic.setdefault(d.topic_id, []).append(d)
             for norm in d.norms:
                 by_norm.setdefault(norm, []).append(d)
         topics = []
@@ -489,14 +499,25 @@ class TopicIndex:
                 continue
             if s["count"] < min_count:
                 continue
-            topic = self._topic(s, titles, stats, cutoff)
-            topic.answered_alike = sum(self._answered_count.get(n, 0) for n in s["answered_near"])
-            mine = {d.id: d for norm in s["norms"] for d in by_norm.get(norm, ())}
-            mine.update({d.id: d for d in decisions if d.topic_id == topic.id})
-            self._status(topic, s, [mine[k] for k in sorted(mine)], edits, feedback)
-            if topic.status == "open" and topic.answered_alike > topic.count:
-                # Mostly answered when asked: its flags are near misses of the threshold.
-                topic.status = "mostly_answered"
+            mine = ({d.id: d for norm in s["norms"] for d in by_norm.get(norm, ())}
+                    if by_norm else {})
+            mine.update({d.id: d for d in by_topic.get(s["id"], ())})
+            alike = sum(self._answered_count.get(n, 0) for n in s["answered_near"])
+            # A topic is remade only when what it shows changed: most of a report is cached.
+            key = (cutoff, tuple(mine.values()), self._resolution_mark,
+                   tuple(stats.get(a, {}).get("not_helpful", 0) for a, _ in s["near"]),
+                   alike, edits_key)
+            cached = s.get("topic")
+            if cached is not None and cached[0] == key:
+                topic = cached[1]
+            else:
+                topic = self._topic(s, titles, stats, cutoff)
+                topic.answered_alike = alike
+                self._status(topic, s, [mine[k] for k in sorted(mine)], edits, feedback)
+                if topic.status == "open" and topic.answered_alike > topic.count:
+                    # Mostly answered when asked: its flags are near misses of the threshold.
+                    topic.status = "mostly_answered"
+                s["topic"] = (key, topic)
             if include_closed or topic.status == "open":
                 topics.append(topic)
         topics.sort(key=lambda t: (-t.count, t.first_seen, t.id))
@@ -527,6 +548,9 @@ class TopicIndex:
             top_half = asked[: max(1, (len(asked) + 1) // 2)]
             central = with_vector[max(top_half, key=lambda k: (closeness[k], -k))]
         gap_ids = [g for p in ps for g in p.gap_ids]
+        weekly: Counter = Counter()
+        for day, n in total["days"].items():
+            weekly[_week(day)] += n
         return {
             "id": hashlib.sha1(ps[0].norm.encode()).hexdigest()[:10],
             "norms": [p.norm for p in ps],
@@ -543,33 +567,39 @@ class TopicIndex:
                                for a in total["not_helpful"]},
             "gap_ids": gap_ids,
             "answered_near": set().union(*(p.answered_near for p in ps)),
+            "weekly": dict(sorted(weekly.items())),
+            "near": sorted((Counter(total["sent_to"]) + Counter(total["not_helpful"])).items(),
+                           key=lambda x: (-x[1], x[0]))[:3],
             **total,
         }
 
-    def _topic(self, s: dict, titles: dict[str, str], stats: dict[str, dict],
-               cutoff: str) -> Topic:
-        recent = sum(n for day, n in s["days"].items() if day > cutoff)
-        weekly: Counter = Counter()
-        for day, n in s["days"].items():
-            weekly[_week(day)] += n
-        # the articles agents got for it: sent first, or marked not helpful
-        near = Counter(s["sent_to"]) + Counter(s["not_helpful"])
-        nearest = [{"id": a, "title": titles.get(a, ""), "times": n,
-                    "not_helpful": int(stats.get(a, {}).get("not_helpful", 0))}
-                   for a, n in sorted(near.items(), key=lambda x: (-x[1], x[0]))[:3]]
+    @staticmethod
+    def _fixed(s: dict) -> dict:
+        """What a topic says that only its members change (kept with its summary)."""
         marked = s["not_helpful"].most_common(1)
         kinds = s["kinds"]
-        return Topic(
+        return dict(
             id=s["id"],
             kind="unanswered" if kinds["unanswered"] >= kinds["not_helpful"] else "not_helpful",
             title=s["title"], representative=s["representative"], count=s["count"],
             phrasings=s["phrasings"], languages=dict(s["scripts"].most_common()),
             channels=dict(s["channels"].most_common()), first_seen=s["first_seen"],
-            last_seen=s["last_seen"], last_7_days=recent, before=s["count"] - recent,
-            trend=_trend(recent, s["count"] - recent), weekly=dict(sorted(weekly.items())),
-            examples=s["examples"], nearest_articles=nearest,
+            last_seen=s["last_seen"], weekly=s["weekly"], examples=s["examples"],
             article_id=marked[0][0] if marked else None, ticket_ids=s["tickets"],
             cohesion=s["cohesion"])
+
+    def _topic(self, s: dict, titles: dict[str, str], stats: dict[str, dict],
+               cutoff: str) -> Topic:
+        fixed = s.get("fixed")
+        if fixed is None:
+            fixed = s["fixed"] = self._fixed(s)
+        recent = sum(n for day, n in s["days"].items() if day > cutoff)
+        # the articles agents got for it: sent first, or marked not helpful
+        nearest = [{"id": a, "title": titles.get(a, ""), "times": n,
+                    "not_helpful": int(stats.get(a, {}).get("not_helpful", 0))}
+                   for a, n in s["near"]]
+        return Topic(**fixed, last_7_days=recent, before=s["count"] - recent,
+                     trend=_trend(recent, s["count"] - recent), nearest_articles=nearest)
 
     def _status(self, topic: Topic, s: dict, decisions: list[Decision],
                 edits: dict[str, list[str]], feedback: dict[str, list[tuple[str, bool]]]) -> None:
@@ -582,7 +612,8 @@ class TopicIndex:
                 topic.status = last.action
                 topic.resolved_by, topic.resolved_at = last.article_id, last.ts
                 return
-        resolved = [self._resolutions[g] for g in s["gap_ids"] if g in self._resolutions]
+        resolved = ([self._resolutions[g] for g in s["gap_ids"] if g in self._resolutions]
+                    if self._resolutions else [])
         by_edit = self._resolved_by_edit(s, edits, feedback)
         if s["gap_ids"] and len(resolved) == len(s["gap_ids"]) and (
                 not s["not_helpful"] or by_edit):

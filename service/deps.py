@@ -35,13 +35,24 @@ current_caller.kb_errors = (401, 503)  # type: ignore[attr-defined]  # a bad key
 AnyCaller = Annotated[Caller, Depends(current_caller)]
 
 
-def _requiring(permission: Permission) -> Any:
-    async def dependency(caller: AnyCaller) -> Caller:
-        return authorize(caller, permission)
+def requirement(permission: Permission) -> Any:
+    """The dependency that lets through only callers with ``permission`` (one per permission,
+    so FastAPI runs it once per request)."""
+    if permission not in _REQUIREMENTS:
+        async def dependency(caller: AnyCaller) -> Caller:
+            return authorize(caller, permission)
 
-    dependency.__name__ = f"require_{permission.value}"
-    dependency.kb_errors = (401, 403, 503)  # type: ignore[attr-defined]  # for OpenAPI
-    return Depends(dependency)
+        dependency.__name__ = f"require_{permission.value}"
+        dependency.kb_errors = (401, 403, 503)  # type: ignore[attr-defined]  # for OpenAPI
+        _REQUIREMENTS[permission] = dependency
+    return _REQUIREMENTS[permission]
+
+
+_REQUIREMENTS: dict[Permission, Any] = {}
+
+
+def _requiring(permission: Permission) -> Any:
+    return Depends(requirement(permission))
 
 
 Searching = Annotated[Caller, _requiring(Permission.SEARCH)]

@@ -55,12 +55,14 @@ class JSONErrorsH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def _httptools_protocol() -> type | None:
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # httptools is optional; h11 serves without it
-        return None
+try:  # httptools is optional; h11 serves without it
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:
+    HttpToolsProtocol = None  # type: ignore[assignment, misc]
 
+
+if HttpToolsProtocol is not None:
+    # Defined at module level: ``kb serve --workers N`` sends it to each worker process.
     class JSONErrorsHttpToolsProtocol(HttpToolsProtocol):
         def send_400_response(self, msg: str) -> None:
             body = error_body(400)
@@ -73,7 +75,9 @@ def _httptools_protocol() -> type | None:
             self.transport.write(b"".join(head))
             self.transport.close()
 
-    return JSONErrorsHttpToolsProtocol
+
+def _httptools_protocol() -> type | None:
+    return JSONErrorsHttpToolsProtocol if HttpToolsProtocol is not None else None
 
 
 def protocol() -> type:

@@ -110,7 +110,8 @@ class Indexing:
         engine: Engine | None = self.app.state.engine
         if engine is None:  # started before anything was published
             self.app.state.engine = Engine(self.settings, self.embedder,
-                                           store=getattr(self.app.state, "store", None))
+                                           store=getattr(self.app.state, "store", None),
+                                           observer=getattr(self.app.state, "metrics", None))
         else:
             engine.reload(version=name)
 

@@ -43,6 +43,7 @@ RULES: dict[tuple[str, str], str | Permission] = {
     ("POST", "/events"): Permission.FEEDBACK,
     ("GET", "/stats/articles"): Permission.ARTICLE_STATS,
     ("GET", "/index/status"): Permission.INDEX_STATUS,
+    ("GET", "/metrics"): Permission.INDEX_STATUS,
     ("POST", "/admin/reload"): Permission.RELOAD,
     ("GET", "/admin/keys"): Permission.MANAGE_KEYS,
     ("POST", "/admin/keys"): Permission.MANAGE_KEYS,

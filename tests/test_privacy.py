@@ -64,6 +64,7 @@ def logged(tmp_path_factory, fixture_index, real_embedder):
                                              "description": f"客户说：{text}。请尽快处理"})
                 assert r.status_code == 200, r.text
                 hits = r.json()["results"]
+                c.post("/events", json={"kind": "reported_missing", "query_id": text[:64]})
                 if hits:  # a not-helpful vote puts the query in the report's second half
                     c.post("/feedback", json={"query_id": r.json()["query_id"],
                                               "article_id": hits[0]["id"], "helpful": False})

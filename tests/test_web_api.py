@@ -159,6 +159,7 @@ def test_a_reported_answer_becomes_a_gap(client):
     search = client.post("/search", json={"query": "VPN error 809"}).json()
     assert search["answered"]
     assert client.get("/gaps").json()["topics"] == []
-    client.post("/events", json={"kind": "reported_missing", "query_id": search["query_id"]})
+    r = client.post("/events", json={"kind": "reported_missing", "query_id": search["query_id"]})
+    assert r.status_code == 200, r.text
     topics = client.get("/gaps").json()["topics"]
     assert [t["representative"] for t in topics] == ["VPN error 809"]

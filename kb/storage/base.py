@@ -75,7 +75,8 @@ class GapEvent:
     """One query for the topic report: a gap query, an answered one, or a not-helpful mark."""
 
     seq: int  # order of arrival in the log (of the query, or of the feedback)
-    kind: str  # "unanswered" | "answered" | "not_helpful"
+    kind: str  # "unanswered" | "answered" | "not_helpful" | "reported" (an answered query an
+    # agent reported as missing afterwards)
     query: LoggedQuery
     article_id: str | None  # the not-helpful article
     ts: str  # when it happened: the query's time, or the feedback's
@@ -163,8 +164,8 @@ class Store(Protocol):
     def topic_statuses(self) -> dict[str, TopicStatus]: ...
 
     # -- what the topic report reads incrementally (kb.topics) ------------------------------
-    def gap_events(self, after: tuple[int, int] = (0, 0), limit: int = 20000
-                   ) -> tuple[list[GapEvent], tuple[int, int]]:
+    def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000
+                   ) -> tuple[list[GapEvent], tuple[int, int, int]]:
         """Queries and not-helpful marks logged after the cursor, and the next cursor."""
         ...
 

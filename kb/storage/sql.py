@@ -437,15 +437,15 @@ class SqlStore:
     def _arrival(self) -> Any:
         return sa.literal_column("queries.rowid" if self._sqlite else "queries.seq")
 
-    def gap_events(self, after: tuple[int, int] = (0, 0), limit: int = 20000
-                   ) -> tuple[list[GapEvent], tuple[int, int]]:
+    def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000
+                   ) -> tuple[list[GapEvent], tuple[int, int, int]]:
         """Queries and not-helpful marks logged after the cursor ``after`` (query order,
         feedback id), oldest first, and the cursor to pass next. Answered queries come too
         (kind "answered"): the report weighs a question's gaps against its answers. A query
         reported as missing is a gap whatever the search decided; one answered only outside
         its filters is not a gap of the knowledge base."""
         self.flush(self.timeout)  # this process's own queries, just served
-        q_after, f_after = after
+        q_after, f_after, e_after = (*after, 0, 0, 0)[:3]
         back = 0 if self._sqlite else self.OVERLAP
         arrival = self._arrival()
         with self._read() as conn:
@@ -469,13 +469,25 @@ class SqlStore:
                 .order_by(feedback.c.id).limit(limit)))
             if len(marks) == limit:
                 last_f = int(marks[-1][0])
+            last_e = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))
+                                      ).scalar_one())
+            # answered queries an agent reported as missing since: gaps after all
+            reports = list(conn.execute(
+                sa.select(events.c.id, events.c.ts, *_COLUMNS)
+                .join_from(events, queries, queries.c.id == events.c.query_id)
+                .where(events.c.id > e_after, events.c.id <= last_e,
+                       events.c.kind == "reported_missing", queries.c.purged_at.is_(None))
+                .order_by(events.c.id).limit(limit)))
+            if len(reports) == limit:
+                last_e = int(reports[-1][0])
         out = []
         for r in rows:
             q = _logged(r[1:])
             kind = "unanswered" if (not q.answered or q.reported) else "answered"
             out.append(GapEvent(int(r[0]), kind, q, None, q.ts))
         out += [GapEvent(int(r[0]), "not_helpful", _logged(r[3:]), r[1], r[2]) for r in marks]
-        return out, (max(last_q, q_after), max(last_f, f_after))
+        out += [GapEvent(int(r[0]), "reported", _logged(r[2:]), None, r[1]) for r in reports]
+        return out, (max(last_q, q_after), max(last_f, f_after), max(last_e, e_after))
 
     def resolution_mark(self) -> tuple[int, str | None]:
         with self._read() as conn:

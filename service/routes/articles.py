@@ -3,19 +3,19 @@ per-article health and the index status."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from kb.csvsafe import csv_text
 from kb.engine import Engine
 from kb.errors import InvalidQuery, UnknownArticle
+from kb.redact import redact
 from kb.render import Titles, render_article
 from service.deps import (
     EngineDep,
@@ -25,6 +25,7 @@ from service.deps import (
     ReadingStats,
     Searching,
 )
+from service.schemas import Strict, Text
 
 router = APIRouter(tags=["articles"])
 
@@ -84,12 +85,10 @@ class Facets(BaseModel):
     index_version: str
 
 
-class Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Event(Strict):
     kind: Literal["opened", "copied", "reported_missing"]
-    article_id: str | None = Field(None, min_length=1, max_length=200)
-    query_id: str | None = Field(None, min_length=1, max_length=64)
+    article_id: Text | None = Field(None, min_length=1, max_length=200)
+    query_id: Text | None = Field(None, min_length=1, max_length=64)
 
 
 class EventRecorded(BaseModel):
@@ -189,7 +188,7 @@ def facets(request: Request, engine: EngineDep, caller: Searching) -> Facets:
     )
 
 
-@router.post("/events", response_model=EventRecorded)
+@router.post("/events", response_model=EventRecorded, responses={404: {}, 503: {}})
 def event(body: Event, request: Request, engine: EngineDep,
           caller: GivingFeedback) -> EventRecorded:
     """An agent opened an article, copied a reply from it, or reported a query as missing from
@@ -203,7 +202,9 @@ def event(body: Event, request: Request, engine: EngineDep,
         record = engine.searcher.index.articles.get(body.article_id)
         if record is None or (reader_is_public(request) and record.get("audience") == "internal"):
             raise UnknownArticle(f"unknown article_id {body.article_id!r}")
-    engine.log.record_event(body.kind, body.article_id, body.query_id)
+    # A query id is the client's text like any other: stored redacted.
+    engine.log.record_event(body.kind, body.article_id,
+                            redact(body.query_id) if body.query_id else None)
     return EventRecorded()
 
 
@@ -212,20 +213,8 @@ HEALTH_CSV = ("id", "title", "type", "audience", "review_by", "shown", "opened",
               "helpful", "not_helpful")
 
 
-def safe_cell(value: object) -> object:
-    """A spreadsheet runs a cell that starts with = + - @ as a formula: quote it."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def rows_csv(fields: tuple[str, ...], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(fields)
-    for row in rows:
-        writer.writerow([safe_cell(row.get(f)) for f in fields])
-    return buffer.getvalue()
+    return csv_text(fields, ([row.get(f) for f in fields] for row in rows))
 
 
 @router.get("/stats/articles", response_model=HealthReport,

@@ -6,12 +6,12 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from kb.errors import InvalidQuery
 from kb.topics import topics_csv
 from service.deps import EngineDep, ReadingGaps, ReadingStats
-from service.schemas import ArticleStats, GapReport, GapTopic, TopicAnswered, TopicDecision
+from service.schemas import ArticleStats, GapReport, TopicAnswered, TopicDecision
 
 router = APIRouter(tags=["writers"])
 
@@ -36,7 +36,9 @@ def gaps(
     topics = engine.gaps(since, min_count, include_resolved, audience=caller.audience)
     if format == "csv":
         return Response(topics_csv(topics), media_type="text/csv; charset=utf-8")
-    return GapReport(topics=[GapTopic(**t.to_dict()) for t in topics])
+    # The topics are the library's, already in the shape of GapReport (a test holds them to
+    # it): validating thousands of them again per request would cost more than the report.
+    return JSONResponse({"topics": [t.to_dict() for t in topics]})
 
 
 @router.post("/gaps/{topic_id}/dismiss", response_model=TopicDecision)
