@@ -8,12 +8,14 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kb.config import Settings, load_settings
@@ -22,6 +24,7 @@ from kb.errors import KBError, error_lines
 if TYPE_CHECKING:
     from kb.embedding import Embedder
     from kb.search import Searcher
+    from kb.storage import Store
     from kb.topics import Topic
 
 T = TypeVar("T")
@@ -124,8 +127,7 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
     audience = "public" if cfg.public_only else "internal"
 
     def searcher_for(query_audience: str) -> Searcher:
-        return Searcher(new_index, make(), public_only=query_audience == "public",
-                        max_query_chars=cfg.max_query_chars)
+        return Searcher(new_index, make(), max_query_chars=cfg.max_query_chars)
 
     try:
         resolved = recheck_gaps(log, searcher_for, audience)
@@ -181,11 +183,19 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
 
     import uvicorn
 
+    from kb.storage import open_store
     from service import logs
+    from service.app import create_app
+    from service.auth import check_startup
     from service.http import uvicorn_options
     from service.metrics import multiprocess_dir
 
     cfg = load_settings(index=index, host=host, port=port, model=model, workers=workers)
+    store = open_store(cfg)
+    try:
+        check_startup(cfg, store)
+    finally:
+        store.close()
     log_config = logs.config(cfg.log_format, cfg.log_level)
     if cfg.workers == 1:
         from service.app import create_app
@@ -208,13 +218,20 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
 @app.command()
 @handled
 def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
-           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+           audience: Annotated[str | None, typer.Option(
+               help="public: as a public key sees it; internal [public when KB_PUBLIC_ONLY]")]
+           = None) -> None:
     """Search the published index from the terminal (logged like any other query)."""
     from kb.engine import Engine
 
-    engine = Engine(load_settings(index=index))
+    cfg = load_settings(index=index)
+    audience = audience or ("public" if cfg.public_only else "internal")
+    if audience not in ("public", "internal"):
+        raise KBError(f"--audience must be public or internal, not {audience!r}")
+    engine = Engine(cfg)
     try:
-        answer = engine.search(query, k, channel="cli")
+        answer = engine.search(query, k, channel="cli", audience=audience)
     finally:
         engine.close()
     out = answer.outcome
@@ -225,7 +242,8 @@ def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
         return
     typer.echo(f"answered: {out.answered} (confidence {out.confidence:.2f})")
     for n, hit in enumerate(out.hits, 1):
-        typer.echo(f"{n}. [{hit.score:.3f}] {hit.id}  {hit.title}  #{hit.anchor}")
+        marker = "  (internal: not for the customer)" if hit.audience != "public" else ""
+        typer.echo(f"{n}. [{hit.score:.3f}] {hit.id}  {hit.title}  #{hit.anchor}{marker}")
 
 
 def _load_searcher(cfg: Settings) -> Searcher:
@@ -414,6 +432,71 @@ def stats(article_id: Annotated[str | None, typer.Argument()] = None,
         table.add_row(r["article_id"], str(r["helpful"]), str(r["not_helpful"]),
                       str(r["last_feedback"]))
     Console().print(table)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
+app.add_typer(keys_app, name="keys")
+
+
+@contextmanager
+def _key_store(index: Path | None) -> Iterator[Store]:
+    from kb.storage import open_store
+
+    store = open_store(load_settings(index=index))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@keys_app.command("create")
+@handled
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the key.")],
+    role: Annotated[str, typer.Option("--role", help="agent, ticket-system, writer or admin")],
+    audience: Annotated[str, typer.Option(
+        "--audience", help="public: never sees internal articles; internal")] = "internal",
+    index: IndexOpt = None,
+) -> None:
+    """Create an API key and print it, once: only its hash is stored."""
+    from kb.keys import create_key
+
+    with _key_store(index) as store:
+        key, secret = create_key(store, name, role, audience)
+    typer.echo(secret)
+    typer.echo(f"created key {key.name} (id {key.id}, role {key.role}, audience "
+               f"{key.audience}); it is shown this once: store it now", err=True)
+
+
+@keys_app.command("list")
+@handled
+def keys_list(include_revoked: Annotated[bool, typer.Option("--all", help="Also revoked keys")]
+              = False, index: IndexOpt = None,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The API keys (never the keys themselves: they are not stored)."""
+    with _key_store(index) as store:
+        keys = [k for k in store.keys() if include_revoked or k.revoked is None]
+    if as_json:
+        typer.echo(json.dumps([k.to_dict() for k in keys], ensure_ascii=False, indent=1))
+        return
+    table = Table(title="API keys")
+    for column in ("id", "name", "role", "audience", "created", "revoked"):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(k.id, escape(k.name), k.role, k.audience, k.created, k.revoked or "")
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+@handled
+def keys_revoke(name_or_id: Annotated[str, typer.Argument(help="The key's name or id")],
+                index: IndexOpt = None) -> None:
+    """Revoke an API key: a running service refuses it within a second."""
+    from kb.keys import revoke
+
+    with _key_store(index) as store:
+        revoke(store, name_or_id)
+    typer.echo(f"revoked {name_or_id}")
 
 
 db_app = typer.Typer(no_args_is_help=True,

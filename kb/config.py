@@ -87,8 +87,15 @@ class Settings(BaseSettings):
     )
     public_only: bool = Field(
         False,
-        description="Serve a public channel: internal articles are never returned. Agent-facing "
-        "deployments leave this off.",
+        description="The audience of callers without a key on a service open to them (local "
+        "trials, KB_AUTH=off): true serves them as a public channel, internal articles never "
+        "shown. A caller with a key gets its key's audience.",
+    )
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="API keys: auto asks for one once any key exists, and serves callers "
+        "without one only on a loopback address until then; on always asks; off serves "
+        "callers without a key on any address (a key sent is still checked).",
     )
     rerank_top: int = Field(20, ge=2, description="How many fused results the reranker rescores.")
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk after publishing.")

@@ -15,9 +15,10 @@ from typing import Protocol
 import numpy as np
 
 from kb import store
+from kb.audience import INTERNAL, PUBLIC, visible, visible_ids
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, encode_one, load_embedder
-from kb.errors import InvalidQuery, UnknownArticle, UnknownTopic
+from kb.errors import Forbidden, InvalidQuery, UnknownArticle, UnknownTopic
 from kb.redact import redact
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
@@ -93,9 +94,8 @@ class Engine:
     def _load(self, index: Index | None = None, previous: Searcher | None = None,
               version: str | None = None) -> Searcher:
         index = index or load_index(self.settings.index, model=self.embedder.name, version=version)
-        return Searcher(index, self.embedder, public_only=self.settings.public_only,
-                        max_query_chars=self.settings.max_query_chars, reranker=self.reranker,
-                        previous=previous)
+        return Searcher(index, self.embedder, max_query_chars=self.settings.max_query_chars,
+                        reranker=self.reranker, previous=previous)
 
     def reload(self, index: Index | None = None, version: str | None = None) -> tuple[str, str]:
         """Serve ``index``, or else ``version`` (default: the published one) read from disk;
@@ -134,33 +134,32 @@ class Engine:
         return "public" if self.settings.public_only else "internal"
 
     def searcher_for(self, audience: str) -> Searcher:
-        """A searcher on the served version for ``audience`` (public: no internal article)."""
-        searcher = self.searcher
-        public = audience == "public"
-        if searcher.public_only == public:
-            return searcher
-        return Searcher(searcher.index, self.embedder, public_only=public,
-                        max_query_chars=self.settings.max_query_chars, reranker=self.reranker,
-                        previous=searcher)
+        """The searcher on the served version; each search names its audience (see
+        kb.audience), so one serves both."""
+        return self.searcher
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
-               channel: str = "search") -> Answer:
-        return self.begin_search(query, k, filters, channel, wait=True).wait()
+               channel: str = "search", audience: str = INTERNAL) -> Answer:
+        return self.begin_search(query, k, filters, channel, wait=True, audience=audience).wait()
 
     def suggest(self, subject: str, description: str, k: int = 5, ticket_id: str | None = None,
-                filters: Filters | None = None) -> Answer:
-        return self.begin_suggest(subject, description, k, ticket_id, filters, wait=True).wait()
+                filters: Filters | None = None, audience: str = INTERNAL) -> Answer:
+        return self.begin_suggest(subject, description, k, ticket_id, filters, wait=True,
+                                  audience=audience).wait()
 
     def begin_search(self, query: str, k: int = 5, filters: Filters | None = None,
-                     channel: str = "search", wait: bool = False) -> Pending:
+                     channel: str = "search", wait: bool = False,
+                     audience: str = INTERNAL) -> Pending:
         """A search under way; ``wait``: the caller will block on it, so the query may be
-        encoded on its thread (see BatchingEmbedder)."""
+        encoded on its thread (see BatchingEmbedder). ``audience``: the caller's, which
+        decides which articles it may see (see kb.audience)."""
         searcher = self.searcher
-        return self._pending(searcher, searcher.begin_search(query, k, filters, wait), channel)
+        return self._pending(searcher, searcher.begin_search(query, k, filters, wait, audience),
+                             channel)
 
     def begin_suggest(self, subject: str, description: str, k: int = 5,
                       ticket_id: str | None = None, filters: Filters | None = None,
-                      wait: bool = False) -> Pending:
+                      wait: bool = False, audience: str = INTERNAL) -> Pending:
         searcher = self.searcher
         if not subject.strip() and not description.strip():
             raise InvalidQuery("ticket has neither subject nor description")
@@ -169,7 +168,8 @@ class Engine:
                                f"is {self.settings.max_ticket_chars}")
         searcher.validate(subject or description[: self.settings.max_query_chars])
         tq = ticket_query(subject, description)
-        started = searcher.begin(tq.display, tq.lexical, tq.dense, filters or Filters(), k, wait)
+        started = searcher.begin(tq.display, tq.lexical, tq.dense, filters or Filters(), k, wait,
+                                 audience)
         return self._pending(searcher, started, "suggest", ticket_id)
 
     def _pending(self, searcher: Searcher, started: Started, channel: str,
@@ -189,10 +189,9 @@ class Engine:
                 filters=started.filters.to_dict(), answered=outcome.answered,
                 confidence=outcome.confidence, neighbours=[h.id for h in outcome.hits[:3]],
                 results=[h.id for h in outcome.hits],
-                audience=self.audience,
                 top_score=outcome.hits[0].score if outcome.hits else None,
                 vector=outcome.vector if logged is None else logged.result(),
-                index_version=searcher.version, ticket_id=ticket_id,
+                index_version=searcher.version, ticket_id=ticket_id, audience=started.audience,
                 outside_filters=outside,
             )
             answer = Answer(query_id, outcome, searcher.version)
@@ -207,25 +206,39 @@ class Engine:
         self.gap_reporter.close()
         self.log.close()
 
-    def feedback(self, query_id: str, article_id: str, helpful: bool) -> None:
-        self.log.feedback(query_id, article_id, helpful, set(self.searcher.index.articles))
+    def feedback(self, query_id: str, article_id: str, helpful: bool,
+                 audience: str = INTERNAL) -> None:
+        """An article the caller's audience may not see is as unknown to it as a missing one
+        (the store accepts any article the query returned: a public caller holding the id of
+        an internal query must still not reach an internal article)."""
+        record = self.searcher.index.articles.get(article_id)
+        if audience == PUBLIC and (record is None or not visible(record, PUBLIC)):
+            raise UnknownArticle(f"unknown article_id {article_id!r}")
+        self.log.feedback(query_id, article_id, helpful,
+                          visible_ids(self.searcher.index.articles, audience))
         if self.observer is not None:
             self.observer.feedback_given(helpful)
 
-    def article_stats(self, article_id: str) -> dict:
-        if article_id not in self.searcher.index.articles:
+    def article_stats(self, article_id: str, audience: str = INTERNAL) -> dict:
+        record = self.searcher.index.articles.get(article_id)
+        if record is None or not visible(record, audience):
             raise UnknownArticle(f"unknown article {article_id!r}")
         stats = self.log.article_stats(article_id)
         return stats[0] if stats else {"article_id": article_id, "helpful": 0, "not_helpful": 0,
                                        "last_feedback": None}
 
     def gaps(self, since: str | None = None, min_count: int = 1,
-             include_resolved: bool = False) -> list[Topic]:
+             include_resolved: bool = False, audience: str = INTERNAL) -> list[Topic]:
+        """The gap report: it groups the queries of every channel, internal ones too, so a
+        public caller may not read it (a topic index per audience is left to do)."""
+        refuse_public(audience)
         return self.gap_reporter.report(self.searcher.index, since, min_count, include_resolved)
 
-    def decide_topic(self, topic_id: str, action: str, article_id: str | None = None) -> dict:
+    def decide_topic(self, topic_id: str, action: str, article_id: str | None = None,
+                     audience: str = INTERNAL) -> dict:
         """A writer's decision on a gap topic: "dismissed", "answered" (by ``article_id``) or
         "reopened"; recorded with the topic's phrasings so it follows them if topics merge."""
+        refuse_public(audience)
         if action == "answered" and article_id not in self.searcher.index.articles:
             raise UnknownArticle(f"unknown article {article_id!r}")
         topics = self.gap_reporter.topics(self.searcher.index)
@@ -240,6 +253,12 @@ class Engine:
     def start_gap_topics(self) -> None:
         """Keep the gap topics current in the background, so a report only reads them."""
         self.gap_reporter.start(lambda: self.searcher.index)
+
+
+def refuse_public(audience: str) -> None:
+    if audience == PUBLIC:
+        raise Forbidden("the gap report groups the queries of internal channels too: a public "
+                        "key may not read it; use an internal writer key")
 
 
 def _both(first: Future[np.ndarray], second: Future[np.ndarray]) -> Future[np.ndarray]:
@@ -283,7 +302,8 @@ def recheck_gaps(log: Store, searcher_for: Callable[[str], Searcher], audience: 
         if query_audience not in searchers:
             searchers[query_audience] = searcher_for(query_audience)
         try:
-            outcome = searchers[query_audience].search(text, k=1)
+            outcome = searchers[query_audience].search(text, k=1,
+                                                        audience=query_audience)
         except InvalidQuery:
             continue
         if outcome.answered and outcome.hits:

@@ -10,6 +10,7 @@ class KBError(Exception):
 
     code = "kb_error"
     status = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -97,6 +98,21 @@ class EvalDataError(KBError):
 
     code = "invalid_eval_data"
     status = 422
+
+
+class Unauthorized(KBError):
+    """No API key, or one that is unknown or revoked."""
+
+    code = "unauthorized"
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(KBError):
+    """A valid key whose role does not allow the route."""
+
+    code = "forbidden"
+    status = 403
 
 
 class CalibrationError(KBError):

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from kb.audience import INTERNAL, PUBLIC, Scrubber
 from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
 from kb.ranking import Candidates, Ranked, answer_features, rank
@@ -16,7 +17,15 @@ from kb.rerank import Reranker
 from kb.signals import Evidence, row_signals
 from kb.snippets import flatten, match_order, window
 from kb.store import Index
-from kb.text import analyze, content_terms, detect_lang, normalize_lines, starts_a_word, tokenize
+from kb.text import (
+    analyze,
+    content_terms,
+    detect_lang,
+    normalize,
+    normalize_lines,
+    starts_a_word,
+    tokenize,
+)
 
 POOL = 100  # candidate chunks taken from each retriever
 FILTER_KEYS = ("type", "tags", "product", "lang")
@@ -86,7 +95,7 @@ class Hit:
     score: float
     path: str
     tags: list[str]
-    audience: str = "public"
+    audience: str = PUBLIC
 
 
 @dataclass
@@ -112,23 +121,27 @@ class Started:
     lexical: tuple[np.ndarray, np.ndarray, float]
     vector: Future[np.ndarray]
     tokens: list[str] = field(default_factory=list)
+    audience: str = INTERNAL
 
 
 class Searcher:
     """Answers queries against one loaded index version."""
 
-    def __init__(self, index: Index, embedder: Embedder, *, public_only: bool = False,
-                 max_query_chars: int = 1000, reranker: Reranker | None = None,
-                 previous: Searcher | None = None) -> None:
+    def __init__(self, index: Index, embedder: Embedder, *, max_query_chars: int = 1000,
+                 reranker: Reranker | None = None, previous: Searcher | None = None) -> None:
         """``previous``, the searcher this one replaces, lends what it computed for articles
         that did not change."""
         self.index = index
         self.reranker = reranker
         self.embedder = embedder
-        self.public_only = public_only
         self.max_query_chars = max_query_chars
+        self.scrubber = Scrubber(index.articles)
         self._chunk_flat, self._chunk_text, self._article_text = self._fold(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
+        # What public callers see of a chunk or line that quotes an internal article; made
+        # when first shown, most chunks quote none.
+        self._public_rows: dict[int, tuple[str, str]] = {}
+        self._public_lines: dict[str, str] = {}
 
     @property
     def version(self) -> str:
@@ -192,11 +205,11 @@ class Searcher:
                 kept[chunk.article_id][2].append(text)
         return kept
 
-    def _compute_mask(self, filters: Filters) -> np.ndarray | None:
+    def _compute_mask(self, filters: Filters, audience: str = INTERNAL) -> np.ndarray | None:
         """Rows a query may see, or None when every row may be seen."""
         arts = self.index.articles
         allowed = np.array([
-            filters.admits(arts[a]) and not (self.public_only and arts[a]["audience"] != "public")
+            filters.admits(arts[a]) and (audience != PUBLIC or arts[a]["audience"] == PUBLIC)
             for a in self.index.article_ids
         ], dtype=bool)
         if allowed.all():
@@ -213,10 +226,11 @@ class Searcher:
             )
         return text
 
-    def lexical(self, tokens: list[str], filters: Filters) -> tuple[np.ndarray, np.ndarray, float]:
-        """BM25 score of every chunk (0 outside the filters), the best rows that matched, and
-        the share of distinct tokens the knowledge base knows."""
-        mask = self._mask(filters)
+    def lexical(self, tokens: list[str], filters: Filters,
+                audience: str = INTERNAL) -> tuple[np.ndarray, np.ndarray, float]:
+        """BM25 score of every chunk (0 outside the filters and the audience), the best rows
+        that matched, and the share of distinct tokens the knowledge base knows."""
+        mask = self._mask(filters, audience)
         scores = self.index.lexical.scores(tokens,
                                            None if mask is None else mask.astype(np.float32))
         rows = best(scores, POOL)
@@ -224,12 +238,13 @@ class Searcher:
         known = len(set(self.index.lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
         return scores, rows[scores[rows] > 0], known
 
-    def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters) -> Candidates:
-        return self._candidates(self.lexical(tokens, filters), qvec, filters)
+    def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
+                   audience: str = INTERNAL) -> Candidates:
+        return self._candidates(self.lexical(tokens, filters, audience), qvec, filters, audience)
 
     def _candidates(self, lexical: tuple[np.ndarray, np.ndarray, float], qvec: np.ndarray,
-                    filters: Filters) -> Candidates:
-        mask = self._mask(filters)
+                    filters: Filters, audience: str = INTERNAL) -> Candidates:
+        mask = self._mask(filters, audience)
         if len(self.index.chunks) == 0 or (mask is not None and not mask.any()):
             empty = np.zeros(0, dtype=np.int64)
             nothing = np.zeros(len(self.index.chunks), dtype=np.float32)
@@ -269,7 +284,7 @@ class Searcher:
         return found / len(terms)
 
     def begin(self, shown: str, lexical_text: str, dense_text: str, filters: Filters,
-              k: int, wait: bool = False) -> Started:
+              k: int, wait: bool = False, audience: str = INTERNAL) -> Started:
         """Do the lexical half, then ask the model for the vector of ``dense_text``: under way
         in the background, or done on return if the caller will ``wait`` for it. ``shown`` is
         the query as results and the log show it.
@@ -284,13 +299,14 @@ class Searcher:
         else:  # a ticket: its subject counts twice lexically (see kb.tickets)
             tokens, terms = tokenize(lexical_text), content_terms(dense_text)
         lang = detect_lang(dense_text)
-        lexical = self.lexical(tokens, filters)
+        lexical = self.lexical(tokens, filters, audience)
         vector = encode_one(self.embedder, dense_text, wait)
-        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, tokens)
+        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, tokens,
+                       audience)
 
     def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
         """Rank with the query vector, decide "answered" and make the results."""
-        cands = self._candidates(started.lexical, qvec, started.filters)
+        cands = self._candidates(started.lexical, qvec, started.filters, started.audience)
         depth = max(started.k, 2, self.reranker.top if self.reranker else 0)
         ranked = rank(cands, self.index.calibration.weights(started.lang), depth)
         coverage = self.coverage(started.terms, ranked[0].article) if ranked else 0.0
@@ -329,28 +345,52 @@ class Searcher:
             r.score = score
         return reordered + tail
 
-    def begin_search(self, query: str, k: int = 5, filters: Filters | None = None,
-                     wait: bool = False) -> Started:
-        text = self.validate(query)
-        return self.begin(text, text, text, filters or Filters(), k, wait)
+    def _public_row(self, row: int) -> tuple[str, str]:
+        """A chunk's flat and folded text as public callers see it: no internal article's id or
+        title quoted (see kb.audience)."""
+        if row not in self._public_rows:
+            chunk = self.index.chunks[row]
+            raw = chunk.text or self.index.articles[chunk.article_id]["title"]
+            if self.scrubber.mentions(raw):
+                flat = flatten(self.scrubber.scrub(raw))
+                self._public_rows[row] = (flat, normalize(flat))
+            else:
+                self._public_rows[row] = (self._chunk_flat[row], self._chunk_text[row])
+        return self._public_rows[row]
 
-    def search(self, query: str, k: int = 5, filters: Filters | None = None) -> Outcome:
-        started = self.begin_search(query, k, filters, wait=True)
+    def _public_line(self, line: str) -> str:
+        if line not in self._public_lines:
+            self._public_lines[line] = self.scrubber.scrub(line) if self.scrubber.mentions(
+                line) else line
+        return self._public_lines[line]
+
+    def begin_search(self, query: str, k: int = 5, filters: Filters | None = None,
+                     wait: bool = False, audience: str = INTERNAL) -> Started:
+        text = self.validate(query)
+        return self.begin(text, text, text, filters or Filters(), k, wait, audience)
+
+    def search(self, query: str, k: int = 5, filters: Filters | None = None,
+               audience: str = INTERNAL) -> Outcome:
+        started = self.begin_search(query, k, filters, wait=True, audience=audience)
         return self.finish(started, started.vector.result())
 
     def _outcome(self, started: Started, ranked: list[Ranked], features: dict[str, float],
                  confidence: float, qvec: np.ndarray) -> Outcome:
         hits = []
         ordered = match_order(started.terms)
+        public = started.audience == PUBLIC and bool(self.scrubber)
         for r in ranked:
             chunk = self.index.chunks[r.row]
             art = self.index.articles[chunk.article_id]
+            flat, text = self._public_row(r.row) if public else (self._chunk_flat[r.row],
+                                                                   self._chunk_text[r.row])
+            title, section = ((self._public_line(art["title"]), self._public_line(chunk.section))
+                              if public else (art["title"], chunk.section))
             hits.append(Hit(
-                id=art["id"], title=art["title"], type=art["type"], section=chunk.section,
-                anchor=chunk.anchor,
-                snippet=window(self._chunk_flat[r.row], self._chunk_text[r.row], ordered),
+                id=art["id"], title=title, type=art["type"], section=section,
+                anchor=chunk.anchor, snippet=window(flat, text, ordered),
                 score=round(r.score, 4), path=art["path"], tags=list(art["tags"]),
-                audience=art.get("audience", "public"),
+                audience=art["audience"],
             ))
         answered = bool(hits) and confidence >= self.index.calibration.answer_threshold
         return Outcome(started.shown, hits, answered, round(confidence, 4), features,

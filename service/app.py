@@ -13,14 +13,16 @@ from kb.config import Settings, load_settings
 from kb.embedding import Embedder, load_embedder
 from kb.engine import Engine
 from kb.errors import IndexNotFound
+from kb.keys import Permission
 from kb.storage import open_store, shown_url
 from kb.storage.retention import Retention
-from service import access_log, errors, logs
+from service import access_log, auth, errors, login, logs
 from service import metrics as metrics_module
+from service.deps import requirement
 from service.indexing import Indexing
 from service.limits import RequestLimits
 from service.metrics import Metrics, RequestMetrics, Sampler, TimedEmbedder
-from service.routes import admin, articles, gaps, pages, search
+from service.routes import admin, articles, gaps, keys, pages, search
 
 log = logging.getLogger("kb.service")
 
@@ -37,6 +39,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         # One store per process, migrated here, shared by every engine the process makes.
         app.state.store = store = open_store(settings)
         log.info("query log: %s", shown_url(store.url))
+        app.state.auth = access = auth.Auth(settings, store)
+        log.info("%s", access.describe())
         try:
             app.state.engine = Engine(settings, model, store=store, observer=metrics)
             app.state.engine.start_gap_topics()
@@ -69,9 +73,12 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.store = None
     app.state.settings = settings
     errors.install(app)
+    auth.install(app)
     app.add_middleware(RequestLimits, settings=settings)
     access_log.install()
     metrics_module.install(app, metrics, settings.metrics)
+    # Metrics count what the service holds: callers with the index-status permission.
+    app.dependency_overrides[metrics_module.metrics_access] = requirement(Permission.INDEX_STATUS)
     # Outermost, around Starlette's own error middleware: a 500 is counted and carries its
     # request id too.
     stack = app.build_middleware_stack
@@ -81,6 +88,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.include_router(gaps.router)
     app.include_router(admin.router)
     app.include_router(articles.router)
+    app.include_router(keys.router)
+    app.include_router(login.router)
     pages.install(app)  # /, /a/{id}, /writers, /docs, /redoc and their static files
 
     return app

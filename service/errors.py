@@ -47,9 +47,10 @@ def error(status: int, code: str, message: str, details: list | None = None,
 def install(app: FastAPI) -> None:
     @app.exception_handler(KBError)
     async def kb_error(_: Request, exc: KBError) -> JSONResponse:
-        headers = ({"Retry-After": str(getattr(exc, "retry_after", RETRY_AFTER))}
-                   if isinstance(exc, StorageBusy) else None)
-        return error(exc.status, exc.code, exc.message, headers=headers)
+        headers = dict(exc.headers or {})
+        if isinstance(exc, StorageBusy):
+            headers["Retry-After"] = str(getattr(exc, "retry_after", RETRY_AFTER))
+        return error(exc.status, exc.code, exc.message, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -68,7 +68,7 @@ class Result(BaseModel):
     path: str
     tags: list[str]
     audience: Literal["public", "internal"] = Field(
-        "public", description="internal: for agents only, never to be sent to the customer.")
+        ..., description="internal: for agents only, never to be sent to the customer.")
 
 
 class SearchResponse(BaseModel):

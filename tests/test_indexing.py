@@ -154,7 +154,8 @@ def test_each_new_version_is_rechecked_in_the_service_through_its_own_engine(
     assert log is engine.log  # the service's own database
     assert audience == "internal"  # the service's configured audience (KB_PUBLIC_ONLY unset)
     assert public.version == internal.version == published
-    assert public.public_only and not internal.public_only
+    # One searcher answers both: each search names its caller's audience (kb.audience).
+    assert public is internal is engine.searcher
     # Through the batching embedder live queries share (one model pass at a time).
     assert public.embedder is internal.embedder is engine.embedder
 
@@ -198,9 +199,10 @@ class _Searcher:
     def __init__(self, audience, seen):
         self.audience, self.seen = audience, seen
 
-    def search(self, text, k=1):
-        self.seen.append((text, self.audience))
-        hits = [SimpleNamespace(id="internal-sop")] if self.audience == "internal" else []
+    def search(self, text, k=1, audience="internal"):
+        assert audience == self.audience  # made for the audience it is asked for
+        self.seen.append((text, audience))
+        hits = [SimpleNamespace(id="internal-sop")] if audience == "internal" else []
         return SimpleNamespace(answered=bool(hits), hits=hits)
 
 

@@ -141,7 +141,7 @@ def test_no_personal_data_in_the_access_log(text, secrets):
 def test_an_internal_error_logs_its_traceback_without_personal_data(settings, real_embedder,
                                                                     caplog, monkeypatch):
     with TestClient(create_app(settings, real_embedder), raise_server_exceptions=False) as c:
-        def broken(article_id):
+        def broken(article_id, audience="internal"):
             raise ValueError(f"cannot read stats of {article_id} for 13812345678 / a.b@c.com")
 
         monkeypatch.setattr(c.app.state.engine, "article_stats", broken)

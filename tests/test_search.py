@@ -72,11 +72,15 @@ def test_unknown_filter_is_refused():
         Filters.from_dict({"colour": "red"})
 
 
-def test_public_channel_never_sees_internal_articles(fixture_index, real_embedder):
-    public = Searcher(load_index(fixture_index), real_embedder, public_only=True)
+def test_public_callers_never_see_internal_articles(fixture_index, real_embedder):
+    searcher = Searcher(load_index(fixture_index), real_embedder)
     for query in ("投诉升级 赔偿权限", "delete personal data request", "privacy"):
-        ids = [h.id for h in public.search(query, k=50).hits]
+        hits = searcher.search(query, k=50, audience="public").hits
+        ids = [h.id for h in hits]
         assert "complaint-escalation-sop" not in ids and "data-deletion-request" not in ids
+        assert {h.audience for h in hits} == {"public"}
+        assert "complaint-escalation-sop" in [h.id for h in searcher.search(query, k=50).hits] \
+            or query != "投诉升级 赔偿权限"
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\n\t"])

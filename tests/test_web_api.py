@@ -167,6 +167,7 @@ def test_a_reported_answer_becomes_a_gap_after_a_report_was_read(client):
     """The gap topics see a report as missing that comes after they read the query."""
     search = client.post("/search", json={"query": "VPN error 809"}).json()
     assert client.get("/gaps").json()["topics"] == []
-    client.post("/events", json={"kind": "reported_missing", "query_id": search["query_id"]})
+    r = client.post("/events", json={"kind": "reported_missing", "query_id": search["query_id"]})
+    assert r.status_code == 200, r.text
     topics = client.get("/gaps").json()["topics"]
     assert [t["representative"] for t in topics] == ["VPN error 809"]

@@ -4,28 +4,44 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from kb.audience import visible
+from kb.engine import Engine
 from kb.errors import NotReady, StorageBusy
 from kb.storage import Store
+from service.deps import AnyCaller, Reloading
 from service.schemas import ErrorResponse, Health, Ready, Reloaded
 
 router = APIRouter(tags=["admin"])
 
 
+def _visible(engine: Engine, audience: str) -> tuple[list[dict], int]:
+    """The articles a caller of ``audience`` may see, and how many chunks they have."""
+    index = engine.searcher.index
+    records = [r for r in index.articles.values() if visible(r, audience)]
+    if len(records) == len(index.articles):
+        return records, len(index.chunks)
+    ids = {r["id"] for r in records}
+    return records, sum(1 for c in index.chunks if c.article_id in ids)
+
+
 @router.get("/healthz", response_model=Health)
-def healthz(request: Request) -> Health:
-    """Alive: the process answers (whether it can serve yet is /readyz)."""
+def healthz(request: Request, caller: AnyCaller) -> Health:
+    """Alive: the process answers (whether it can serve yet is /readyz). Open to every caller,
+    probes need no key; the counts are those of the caller's audience, a caller without a key
+    counted as public."""
     engine = request.app.state.engine
     if engine is None:
         return Health(status="ok", index_version=None, articles=0, chunks=0,
                       model=request.app.state.settings.model)
     index = engine.searcher.index
-    return Health(status="ok", index_version=index.version, articles=len(index.articles),
-                  chunks=len(index.chunks), model=index.manifest["model"])
+    articles, chunks = _visible(engine, caller.audience)
+    return Health(status="ok", index_version=index.version, articles=len(articles),
+                  chunks=chunks, model=index.manifest["model"])
 
 
 @router.get("/readyz", response_model=Ready, responses={503: {"model": ErrorResponse}})
-def readyz(request: Request) -> Ready:
-    """Ready for traffic: an index is loaded and the database answers."""
+def readyz(request: Request, caller: AnyCaller) -> Ready:
+    """Ready for traffic: an index is loaded and the database answers. Open to every caller."""
     engine = request.app.state.engine
     if engine is None:
         raise NotReady("no index is loaded yet: run 'kb index'")
@@ -39,6 +55,6 @@ def readyz(request: Request) -> Ready:
 
 
 @router.post("/admin/reload", response_model=Reloaded, responses={503: {}})
-def reload(request: Request) -> Reloaded:
+def reload(request: Request, caller: Reloading) -> Reloaded:
     previous, current = request.app.state.indexing.reload()
     return Reloaded(previous=previous, index_version=current)

@@ -16,7 +16,14 @@ from kb.csvsafe import csv_text
 from kb.engine import Engine
 from kb.errors import InvalidQuery, UnknownArticle
 from kb.render import Titles, render_article
-from service.deps import EngineDep
+from service.deps import (
+    EngineDep,
+    GivingFeedback,
+    ReadingArticles,
+    ReadingIndexStatus,
+    ReadingStats,
+    Searching,
+)
 from service.schemas import Strict, Text
 
 router = APIRouter(tags=["articles"])
@@ -131,7 +138,8 @@ def _source(engine: Engine, request: Request, record: dict) -> Path:
 
 
 @router.get("/articles/{article_id}", response_model=ArticleView, responses={404: {}})
-def article(article_id: str, request: Request, engine: EngineDep) -> ArticleView:
+def article(article_id: str, request: Request, engine: EngineDep,
+            caller: ReadingArticles) -> ArticleView:
     index = engine.searcher.index
     record = index.articles.get(article_id)
     public = reader_is_public(request)
@@ -167,7 +175,7 @@ def _counted(counter: Counter) -> list[FacetValue]:
 
 
 @router.get("/facets", response_model=Facets)
-def facets(request: Request, engine: EngineDep) -> Facets:
+def facets(request: Request, engine: EngineDep, caller: Searching) -> Facets:
     """The filter values the index holds, with how many articles carry each."""
     records = _visible(engine, request)
     return Facets(
@@ -180,7 +188,8 @@ def facets(request: Request, engine: EngineDep) -> Facets:
 
 
 @router.post("/events", response_model=EventRecorded, responses={404: {}, 503: {}})
-def event(body: Event, request: Request, engine: EngineDep) -> EventRecorded:
+def event(body: Event, request: Request, engine: EngineDep,
+          caller: GivingFeedback) -> EventRecorded:
     """An agent opened an article, copied a reply from it, or reported a query as missing from
     the knowledge base."""
     if body.kind == "reported_missing":
@@ -208,7 +217,7 @@ def rows_csv(fields: tuple[str, ...], rows: list[dict]) -> str:
 @router.get("/stats/articles", response_model=HealthReport,
             responses={200: {"content": {"text/csv": {}}}})
 def article_health(
-    request: Request, engine: EngineDep,
+    request: Request, engine: EngineDep, caller: ReadingStats,
     days: Annotated[int, Query(ge=1, le=3650, description="never_shown: in this many days")] = 30,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
     table: Annotated[Literal["articles", "past_review", "never_shown"], Query(
@@ -243,11 +252,19 @@ def article_health(
 
 
 @router.get("/index/status", response_model=IndexStatus)
-def index_status(engine: EngineDep) -> IndexStatus:
+def index_status(request: Request, engine: EngineDep, caller: ReadingIndexStatus) -> IndexStatus:
     """The served version, when it was built, its counts, and the last build's problems when
     it failed (the served version then stays the one before)."""
     status = engine.index_status()
     last = status.last_build
+    if reader_is_public(request):
+        # A build's outcome names article files, internal ones too; the counts are the
+        # public articles'.
+        records = _visible(engine, request)
+        ids = {r["id"] for r in records}
+        status.articles = len(records)
+        status.chunks = sum(1 for c in engine.searcher.index.chunks if c.article_id in ids)
+        status.problems, last = [], None
     return IndexStatus(index_version=status.version, created=status.built or None,
                        model=status.model, articles=status.articles, chunks=status.chunks,
                        last_build_ok=None if last is None else bool(last.get("ok")),

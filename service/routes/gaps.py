@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kb.errors import InvalidQuery
 from kb.topics import topics_csv
-from service.deps import EngineDep
+from service.deps import EngineDep, ReadingGaps, ReadingStats
 from service.schemas import ArticleStats, GapReport, TopicAnswered, TopicDecision
 
 router = APIRouter(tags=["writers"])
@@ -20,6 +20,7 @@ router = APIRouter(tags=["writers"])
             responses={200: {"content": {"text/csv": {}}}})
 def gaps(
     engine: EngineDep,
+    caller: ReadingGaps,
     since: Annotated[str | None, Query(description="ISO date or time")] = None,
     min_count: Annotated[int, Query(ge=1)] = 1,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
@@ -32,7 +33,7 @@ def gaps(
             since = dt.datetime.fromisoformat(since).isoformat(timespec="seconds")
         except ValueError:
             raise InvalidQuery(f"since must be an ISO date like 2026-11-01, not {since!r}") from None
-    topics = engine.gaps(since, min_count, include_resolved)
+    topics = engine.gaps(since, min_count, include_resolved, audience=caller.audience)
     if format == "csv":
         return Response(topics_csv(topics), media_type="text/csv; charset=utf-8")
     # The topics are the library's, already in the shape of GapReport (a test holds them to
@@ -41,23 +42,25 @@ def gaps(
 
 
 @router.post("/gaps/{topic_id}/dismiss", response_model=TopicDecision)
-def dismiss(topic_id: str, engine: EngineDep) -> TopicDecision:
+def dismiss(topic_id: str, engine: EngineDep, caller: ReadingGaps) -> TopicDecision:
     """Hide a topic from the report: not something to write about."""
-    return TopicDecision(**engine.decide_topic(topic_id, "dismissed"))
+    return TopicDecision(**engine.decide_topic(topic_id, "dismissed", audience=caller.audience))
 
 
 @router.post("/gaps/{topic_id}/answered", response_model=TopicDecision)
-def answered(topic_id: str, body: TopicAnswered, engine: EngineDep) -> TopicDecision:
+def answered(topic_id: str, body: TopicAnswered, engine: EngineDep,
+             caller: ReadingGaps) -> TopicDecision:
     """Mark a topic answered by an article; it reopens if its questions keep coming."""
-    return TopicDecision(**engine.decide_topic(topic_id, "answered", body.article_id))
+    return TopicDecision(**engine.decide_topic(topic_id, "answered", body.article_id,
+                                             audience=caller.audience))
 
 
 @router.post("/gaps/{topic_id}/reopen", response_model=TopicDecision)
-def reopen(topic_id: str, engine: EngineDep) -> TopicDecision:
+def reopen(topic_id: str, engine: EngineDep, caller: ReadingGaps) -> TopicDecision:
     """Undo a dismissal or an answered mark."""
-    return TopicDecision(**engine.decide_topic(topic_id, "reopened"))
+    return TopicDecision(**engine.decide_topic(topic_id, "reopened", audience=caller.audience))
 
 
 @router.get("/articles/{article_id}/stats", response_model=ArticleStats)
-def article_stats(article_id: str, engine: EngineDep) -> ArticleStats:
-    return ArticleStats(**engine.article_stats(article_id))
+def article_stats(article_id: str, engine: EngineDep, caller: ReadingStats) -> ArticleStats:
+    return ArticleStats(**engine.article_stats(article_id, audience=caller.audience))

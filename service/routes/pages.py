@@ -11,6 +11,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from service.deps import ArticlePage, SearchPage, WritersPage
+
 STATIC = Path(__file__).parent.parent / "static"
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"  # Swagger UI and ReDoc dist files
 
@@ -38,18 +40,18 @@ def _page(name: str) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page() -> HTMLResponse:
+def search_page(caller: SearchPage) -> HTMLResponse:
     return _page("index.html")
 
 
 @router.get("/a/{article_id}", response_class=HTMLResponse)
-def article_page(article_id: str) -> HTMLResponse:
+def article_page(article_id: str, caller: ArticlePage) -> HTMLResponse:
     # The page fetches /articles/{id} with the reader's own credentials: it holds no data itself.
     return _page("article.html")
 
 
 @router.get("/writers", response_class=HTMLResponse)
-def writers_page() -> HTMLResponse:
+def writers_page(caller: WritersPage) -> HTMLResponse:
     return _page("writers.html")
 
 

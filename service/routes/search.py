@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -11,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from kb.engine import Answer, Engine, Pending
 from kb.search import Filters
 from service import limits
-from service.deps import EngineDep
+from service.deps import EngineDep, GivingFeedback, Searching, Suggesting
 from service.schemas import (
     FeedbackRequest,
     FeedbackResponse,
@@ -64,35 +65,41 @@ async def answer(pending: Pending) -> Response:
 
 
 @router.post("/search", response_model=SearchResponse)
-async def search(body: SearchRequest, engine: EngineDep, request: Request) -> Response:
+async def search(body: SearchRequest, engine: EngineDep, request: Request,
+                 caller: Searching) -> Response:
     limits.check(body, request.app.state.settings)
-    return await answer(await _begin_search(engine, body.query, body.k, _filters(body.filters)))
+    return await answer(await _begin_search(engine, body.query, body.k, _filters(body.filters),
+                                             caller.audience))
 
 
 @router.get("/search", response_model=SearchResponse)
-async def search_get(engine: EngineDep, q: Annotated[Text, Query(description="The query.")],
+async def search_get(engine: EngineDep, caller: Searching,
+                     q: Annotated[Text, Query(description="The query.")],
                      k: Annotated[int, Query(ge=1, le=50)] = 5) -> Response:
-    return await answer(await _begin_search(engine, q, k))
+    return await answer(await _begin_search(engine, q, k, audience=caller.audience))
 
 
-async def _begin_search(engine: Engine, query: str, k: int,
-                        filters: Filters | None = None) -> Pending:
+async def _begin_search(engine: Engine, query: str, k: int, filters: Filters | None = None,
+                        audience: str = "internal") -> Pending:
     if len(query) > LONG_QUERY:
-        return await run_in_threadpool(engine.begin_search, query, k, filters)
-    return engine.begin_search(query, k, filters)
+        return await run_in_threadpool(partial(engine.begin_search, query, k, filters,
+                                               audience=audience))
+    return engine.begin_search(query, k, filters, audience=audience)
 
 
 @router.post("/suggest", response_model=SearchResponse)
-async def suggest(body: SuggestRequest, engine: EngineDep, request: Request) -> Response:
+async def suggest(body: SuggestRequest, engine: EngineDep, request: Request,
+                  caller: Suggesting) -> Response:
     limits.check(body, request.app.state.settings)
     # A ticket's description runs to pages: reading it is CPU work, off the event loop.
-    return await answer(await run_in_threadpool(
+    return await answer(await run_in_threadpool(partial(
         engine.begin_suggest, body.subject, body.description, body.k, body.ticket_id,
-        _filters(body.filters)))
+        _filters(body.filters), audience=caller.audience)))
 
 
 @router.post("/feedback", response_model=FeedbackResponse, responses={404: {}, 503: {}})
-def feedback(body: FeedbackRequest, engine: EngineDep, request: Request) -> FeedbackResponse:
+def feedback(body: FeedbackRequest, engine: EngineDep, request: Request,
+             caller: GivingFeedback) -> FeedbackResponse:
     limits.check(body, request.app.state.settings)
-    engine.feedback(body.query_id, body.article_id, body.helpful)
+    engine.feedback(body.query_id, body.article_id, body.helpful, audience=caller.audience)
     return FeedbackResponse()
