@@ -24,6 +24,13 @@ class Prepared:
     lang: str
     terms: set[str]
     candidates: Candidates
+    dense_weight: float | np.ndarray = 1.0  # per candidate: 0 where dense evidence is missing
+
+
+def _alpha(p: Prepared, alpha: float) -> float | np.ndarray:
+    """``alpha`` for the candidates whose dense evidence counts, 0 for the others."""
+    w = p.dense_weight
+    return alpha if np.isscalar(w) else np.where(np.asarray(w) > 0, alpha, 0.0)
 
 
 def prepare(searcher: Searcher, labelled: list[LabelledQuery],
@@ -33,13 +40,15 @@ def prepare(searcher: Searcher, labelled: list[LabelledQuery],
     out = []
     for q, vec in progress(list(zip(labelled, vectors, strict=True))):
         tokens, terms = analyze(q.query)
-        cands = searcher.candidates(tokens, vec, Filters())
-        out.append(Prepared(q, q.lang or detect_lang(q.query), terms, cands))
+        expansions = searcher.expansions(q.query, tokens)
+        lang = q.lang or detect_lang(q.query)
+        cands = searcher.candidates(tokens, vec, Filters(), expansions, lang)
+        out.append(Prepared(q, lang, terms, cands, searcher.dense_weight(cands, lang)))
     return out
 
 
 def _ndcg(prepared: list[Prepared], alpha: float, ids: list[str]) -> float:
-    runs = {p.query.qid: [(ids[r.article], r.score) for r in rank(p.candidates, alpha, 10)]
+    runs = {p.query.qid: [(ids[r.article], r.score) for r in rank(p.candidates, _alpha(p, alpha), 10)]
             for p in prepared}
     return mean(retrieval_metrics([p.query for p in prepared], runs), "ndcg_cut_10")
 
@@ -66,7 +75,7 @@ def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.0
 
     rows, labels = [], []
     for p in prepared:
-        ranked = rank(p.candidates, calibration.weight(p.lang), 2)
+        ranked = rank(p.candidates, _alpha(p, calibration.weight(p.lang)), 2)
         cov = searcher.coverage(p.terms, ranked[0].article) if ranked else 0.0
         feats = answer_features(ranked, cov)
         rows.append([feats[f] for f in FEATURES])

@@ -76,11 +76,15 @@ def chunk_article(article: Article, max_chars: int = 600) -> list[Chunk]:
     # The title and each alternative question get vectors of their own: in a support knowledge
     # base they are the problem statements queries paraphrase, and a long answer would dilute
     # them. They point at the first section, where the answer starts.
+    # Tags are English slugs whatever the article's language ("refund-timeline"): on the
+    # title chunk they are evidence in English for a Chinese article, and back.
     first_heading = " > ".join(first.heading_path[1:])
     if any(c.text for c in chunks):
         n = len(chunks)
+        tags = " ".join(t.replace("-", " ") for t in article.tags)
         chunks.append(Chunk(f"{article.id}#{n}", article.id, "title", first_heading,
-                            first.anchor, first.text, article.title, article.title, _hash(article.title)))
+                            first.anchor, first.text, article.title,
+                            f"{article.title} {tags}".strip(), _hash(article.title)))
     for question in article.questions:
         n = len(chunks)
         lexical = " ".join([question] * QUESTION_BOOST + [article.title] * TITLE_BOOST)

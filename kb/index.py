@@ -29,6 +29,8 @@ from kb.articles import Article, Parsed, load_articles
 from kb.chunking import Chunk, chunk_article
 from kb.embedding import Embedder
 from kb.errors import IndexMismatch, IndexNotFound
+from kb.expansion import Lexicon, build_lexicon, read_glossary, read_lexicon, write_lexicon
+from kb.glossary import load_glossary
 from kb.lexical import LexicalIndex, new_vocabulary
 from kb.ranking import Calibration
 from kb.text import TOKENIZER, tokenize
@@ -77,6 +79,7 @@ class Index:
     vectors: VectorIndex
     lexical: LexicalIndex
     calibration: Calibration
+    lexicon: Lexicon = field(default_factory=Lexicon)  # glossary and dictionary bridge
     chunk_article: np.ndarray = field(init=False)  # row -> article ordinal
     article_ids: list[str] = field(init=False)
 
@@ -261,6 +264,7 @@ class Builder:
         Call ``tidy`` afterwards: it does what the published version does not wait for."""
         started = time.perf_counter()
         articles = self.prepare(articles_dir, max_chunk_chars, shown_as)
+        glossary = load_glossary(articles_dir, shown_as)
         chunks = [c for p in articles for c in p.chunks]
         hashes = {p.article.id: p.hash for p in articles}
         with _build_lock(self.root):
@@ -278,7 +282,8 @@ class Builder:
             )
             if calibration is None:
                 calibration = previous.calibration if previous else Calibration()
-            if previous and hashes == old_hashes and previous.calibration == calibration:
+            if (previous and hashes == old_hashes and previous.calibration == calibration
+                    and read_glossary(previous.path) == glossary.to_list()):
                 report.published = False
                 report.reused = len(chunks)
                 report.seconds = time.perf_counter() - started
@@ -315,6 +320,8 @@ class Builder:
                     "tokenizer": TOKENIZER,
                     "article_hashes": hashes,
                 }
+                lexicon = build_lexicon(glossary, bm25.vocabulary())
+                write_lexicon(staging, lexicon)
                 _write_json(staging / "calibration.json", calibration.to_dict())
                 _write_json(staging / "manifest.json", manifest)
                 publish(self.root, staging, version)
@@ -327,7 +334,7 @@ class Builder:
         report.seconds = time.perf_counter() - started
         records = {p.article.id: p.record for p in articles}
         return Built(report, Index(version, path, manifest, records, chunks, vectors, bm25,
-                                   calibration))
+                                   calibration, lexicon))
 
     def tidy(self, keep_versions: int = 3) -> None:
         """Prune all but the newest ``keep_versions`` versions and save the parse cache: nothing
@@ -508,7 +515,8 @@ def load_index(root: Path, model: str | None = None, version: str | None = None)
         vectors.dim != manifest["dim"] and len(chunks)
     ):
         raise IndexMismatch(f"index {path} is inconsistent with its manifest: rebuild it")
-    return Index(name, path, manifest, articles, chunks, vectors, lexical, _read_calibration(path))
+    return Index(name, path, manifest, articles, chunks, vectors, lexical, _read_calibration(path),
+                 read_lexicon(path))
 
 
 def _open_version(root: Path, model: str | None = None,

@@ -79,15 +79,16 @@ def _minmax(x: np.ndarray) -> np.ndarray:
     return (x > 0).astype(np.float64)  # one candidate, or all alike: full marks if any evidence
 
 
-def fuse(c: Candidates, alpha: float) -> np.ndarray:
-    """Per-row fused score in [0, 1]."""
+def fuse(c: Candidates, alpha: float | np.ndarray) -> np.ndarray:
+    """Per-row fused score in [0, 1]. ``alpha``, the dense weight, may differ per row: 0 where
+    the model's cosines mean nothing (an English-only model between languages)."""
     d = _minmax(np.maximum(c.dense, 0.0))
     if not len(c.lexical) or c.lexical.max() <= 0:
         return d  # nothing matched lexically: dense evidence is all there is
     return alpha * d + (1.0 - alpha) * _minmax(c.lexical)
 
 
-def rank(c: Candidates, alpha: float, k: int) -> list[Ranked]:
+def rank(c: Candidates, alpha: float | np.ndarray, k: int) -> list[Ranked]:
     """Best ``k`` articles, each represented by its best-scoring chunk."""
     if len(c.rows) == 0:
         return []
@@ -101,7 +102,8 @@ def rank(c: Candidates, alpha: float, k: int) -> list[Ranked]:
     present = grouped[starts]
     art_dense = np.maximum.reduceat(c.dense[order], starts).astype(np.float64)
     art_lex = np.maximum.reduceat(c.lexical[order], starts).astype(np.float64)
-    art_score = fuse(Candidates(present, art_dense, art_lex, present), alpha)
+    art_alpha = alpha if np.isscalar(alpha) else np.asarray(alpha)[order][starts]
+    art_score = fuse(Candidates(present, art_dense, art_lex, present), art_alpha)
     top = np.argsort(-art_score, kind="stable")[:k]
     # Python numbers, converted a column at a time
     columns = (present[top], c.rows[order[starts[top]]], art_score[top], art_dense[top],

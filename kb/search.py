@@ -10,11 +10,21 @@ import numpy as np
 
 from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
+from kb.expansion import Expansion, expand, expanded_scores
 from kb.index import Index
+from kb.models import profile
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
 from kb.snippets import flatten, match_order, window
-from kb.text import analyze, content_terms, detect_lang, normalize_lines, starts_a_word, tokenize
+from kb.text import (
+    analyze,
+    content_terms,
+    detect_lang,
+    normalize,
+    normalize_lines,
+    starts_a_word,
+    tokenize,
+)
 
 POOL = 100  # candidate chunks taken from each retriever
 FILTER_KEYS = ("type", "tags", "product", "lang")
@@ -108,6 +118,13 @@ class Started:
     k: int
     lexical: tuple[np.ndarray, np.ndarray]
     vector: Future[np.ndarray]
+    expansions: list[Expansion] = field(default_factory=list)
+
+
+def _holds(text: str, term: str) -> bool:
+    if term.isascii() and term.replace(" ", "").isalnum():
+        return starts_a_word(text, term)
+    return term in text
 
 
 class Searcher:
@@ -125,6 +142,10 @@ class Searcher:
         self.max_query_chars = max_query_chars
         self._chunk_flat, self._chunk_text, self._article_text = self._fold(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
+        # An English-only model's cosine between a Chinese and an English text is noise: there
+        # a result's dense evidence counts as missing, not as low.
+        self.multilingual = profile(str(index.manifest.get("model", ""))).multilingual
+        self._article_lang = np.array([index.articles[a]["lang"] for a in index.article_ids])
 
     @property
     def version(self) -> str:
@@ -209,16 +230,37 @@ class Searcher:
             )
         return text
 
-    def lexical(self, tokens: list[str], filters: Filters) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 score of every chunk (0 outside the filters), and the best rows that matched."""
+    def expansions(self, text: str, tokens: list[str]) -> list[Expansion]:
+        """Glossary equivalents and dictionary translations of a query's terms."""
+        return expand(self.index.lexicon, normalize(text), tokens)
+
+    def lexical(self, tokens: list[str], filters: Filters,
+                expansions: list[Expansion] | None = None,
+                lang: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 score of every chunk (0 outside the filters), its query's expansions
+        included, and the best rows that matched."""
         mask = self._mask(filters)
-        scores = self.index.lexical.scores(tokens,
-                                           None if mask is None else mask.astype(np.float32))
+        weights = None if mask is None else mask.astype(np.float32)
+        scores = self.index.lexical.scores(tokens, weights)
+        if expansions:
+            other = (None if lang is None or not len(self.index.chunks)
+                     else self._article_lang[self.index.chunk_article] != lang)
+            scores = expanded_scores(self.index.lexical, scores, expansions, weights, other)
         rows = best(scores, POOL)
         return scores, rows[scores[rows] > 0]
 
-    def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters) -> Candidates:
-        return self._candidates(self.lexical(tokens, filters), qvec, filters)
+    def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
+                   expansions: list[Expansion] | None = None,
+                   lang: str | None = None) -> Candidates:
+        return self._candidates(self.lexical(tokens, filters, expansions, lang), qvec, filters)
+
+    def dense_weight(self, cands: Candidates, lang: str) -> float | np.ndarray:
+        """The dense weight of each candidate: the calibrated one for the query's language,
+        and none for articles in another language unless the model is multilingual."""
+        alpha = self.index.calibration.weight(lang)
+        if self.multilingual or not len(cands.rows):
+            return alpha
+        return np.where(self._article_lang[cands.articles] == lang, alpha, 0.0)
 
     def _candidates(self, lexical: tuple[np.ndarray, np.ndarray], qvec: np.ndarray,
                     filters: Filters) -> Candidates:
@@ -237,16 +279,24 @@ class Searcher:
         rows = np.flatnonzero(chosen)
         return Candidates(rows, cosines[rows], lex_all[rows], self.index.chunk_article[rows])
 
-    def coverage(self, terms: set[str], article: int) -> float:
+    def coverage(self, terms: set[str], article: int,
+                 expansions: list[Expansion] | None = None) -> float:
+        """Share of the query's terms the article holds; a term found only through a glossary
+        equivalent or a translation counts as found."""
         if not terms:
             return 0.0
         text = self._article_text[article]
+        alternatives: dict[str, list[str]] = {}
+        for e in expansions or ():
+            alternatives.setdefault(e.text, []).extend(a.text for a in e.alternatives)
         found = 0
         for term in terms:
-            if term.isascii() and term.isalnum():
-                found += starts_a_word(text, term)
-            else:
-                found += term in text
+            if _holds(text, term):
+                found += 1
+                continue
+            alts = [a for t, group in alternatives.items() if term in t or t in term
+                    for a in group]
+            found += any(_holds(text, a) for a in alts)
         return found / len(terms)
 
     def begin(self, shown: str, lexical_text: str, dense_text: str, filters: Filters,
@@ -265,16 +315,18 @@ class Searcher:
         else:  # a ticket: its subject counts twice lexically (see kb.tickets)
             tokens, terms = tokenize(lexical_text), content_terms(dense_text)
         lang = detect_lang(dense_text)
-        lexical = self.lexical(tokens, filters)
+        expansions = self.expansions(dense_text, tokens)
+        lexical = self.lexical(tokens, filters, expansions, lang)
         vector = encode_one(self.embedder, dense_text, wait)
-        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector)
+        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, expansions)
 
     def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
         """Rank with the query vector, decide "answered" and make the results."""
         cands = self._candidates(started.lexical, qvec, started.filters)
         depth = max(started.k, 2, self.reranker.top if self.reranker else 0)
-        ranked = rank(cands, self.index.calibration.weight(started.lang), depth)
-        coverage = self.coverage(started.terms, ranked[0].article) if ranked else 0.0
+        ranked = rank(cands, self.dense_weight(cands, started.lang), depth)
+        coverage = (self.coverage(started.terms, ranked[0].article, started.expansions)
+                    if ranked else 0.0)
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.
         features = answer_features(ranked, coverage)
         confidence = self.index.calibration.answer_probability(features) if ranked else 0.0
