@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: install serve index test lint bench
+.PHONY: install serve index test test-fast lint bench bench-reindex
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,9 +24,14 @@ serve: index
 
 lint: install
 	$(VENV)/bin/ruff check kb service tests bench
+	$(VENV)/bin/mypy
 
+# Both layers: the unit tests (fake embedder) and the `slow` ones that run the real model.
 test: lint
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
+
+test-fast: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -m 'not slow'
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run

@@ -57,10 +57,11 @@ def main() -> None:
     index = load_index(index_dir)
     embedder = load_embedder(Settings())
     words = rare_words(index.chunks, args.words)
-    calibrated = index.calibration.weight("en")
+    calibrated = index.calibration.weights("en")["dense"]
     print(f"{args.set}: {len(words)} words each in one article only; that article first for")
     for weight in [calibrated, *args.weights]:
-        index.calibration.dense_weight = {**index.calibration.dense_weight, "en": weight}
+        index.calibration.fusion = {**index.calibration.fusion,
+                                   "en": {"dense": weight, "lexical": 1.0 - weight}}
         searcher = Searcher(index, embedder)
         alone = sum(_first(searcher, w) == a for w, a in words)
         asked = sum(_first(searcher, f"what about {w}") == a for w, a in words)

@@ -258,7 +258,7 @@ def bench_set(path: Path, work: Path, embedder: Embedder,
     result: dict = {
         "set": name, "lang": lang, "articles": len(articles), "chunks": report.chunks,
         "queries_calibrate": len(calib), "queries_evaluate": len(held),
-        "calibration": {"dense_weight": calibration.dense_weight,
+        "calibration": {"fusion": calibration.fusion,
                         "answer_threshold": round(calibration.answer_threshold, 4)},
         "ours": ours.__dict__, "answer_auc": answer_auc, "bm25s": bm25.__dict__, "dense": dense.__dict__,
         "ndcg_ratio_to_best_baseline": ours.ndcg10 / max(bm25.ndcg10, dense.ndcg10),

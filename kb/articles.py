@@ -320,8 +320,8 @@ def _reusable(path: str, cached: object) -> Parsed | None:
             digest = hashlib.sha256(handle.read()).hexdigest()
     except OSError:
         return None
-    unchanged = isinstance(cached, Parsed) and digest == cached.digest
-    return Parsed(stat, hashed_at, digest, cached.article if unchanged else None)
+    article = cached.article if isinstance(cached, Parsed) and digest == cached.digest else None
+    return Parsed(stat, hashed_at, digest, article)
 
 
 def _markdown_files(root: Path, shown_as: str) -> list[tuple[str, str]]:

@@ -6,18 +6,25 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from tqdm import tqdm
 
 from kb.config import Settings, load_settings
 from kb.errors import KBError, error_lines
+
+if TYPE_CHECKING:
+    from kb.embedding import Embedder
+    from kb.search import Searcher
+    from kb.topics import Topic
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Knowledge-base search: build the index, serve it, measure it, read gaps.")
@@ -42,7 +49,7 @@ def _setup() -> None:
         logger.setLevel(logging.INFO)
 
 
-def handled(func):  # type: ignore[no-untyped-def]
+def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     """Domain errors become one message (the problems, one ``path:line: message`` each) and
     exit code 2; nothing else of the program's internals reaches the user."""
 
@@ -58,10 +65,10 @@ def handled(func):  # type: ignore[no-untyped-def]
     return wrapper
 
 
-def _embedder_factory(cfg: Settings):  # type: ignore[no-untyped-def]
-    cache: list = []
+def _embedder_factory(cfg: Settings) -> Callable[[], Embedder]:
+    cache: list[Embedder] = []
 
-    def make():  # type: ignore[no-untyped-def]
+    def make() -> Embedder:
         if not cache:
             from kb.embedding import load_embedder
 
@@ -102,17 +109,33 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
             typer.echo(f"  resolved by {article}: {text}")
 
 
-def _progress_bar():  # type: ignore[no-untyped-def]
-    bar: list[tqdm] = []
+def _progress_bar() -> Callable[[int, int], None]:
+    """A bar on stderr for the texts being embedded, started at the first report."""
+    from rich.progress import Progress
+
+    bar: list[tuple[Progress, Any]] = []
 
     def update(done: int, total: int) -> None:
         if not bar:
-            bar.append(tqdm(total=total, desc="embedding", unit="text"))
-        bar[0].update(done - bar[0].n)
+            progress = Progress(*Progress.get_default_columns(), console=err, transient=False)
+            progress.start()
+            bar.append((progress, progress.add_task("embedding", total=total)))
+        progress, task = bar[0]
+        progress.update(task, completed=done, total=total)
         if done >= total:
-            bar[0].close()
+            progress.stop()
 
     return update
+
+
+def _track(items: Iterable[T], description: str) -> Iterator[T]:
+    """``items`` with a progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, description=description, console=err)
 
 
 @app.command()
@@ -152,7 +175,7 @@ def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
         typer.echo(f"{n}. [{hit.score:.3f}] {hit.id}  {hit.title}  #{hit.anchor}")
 
 
-def _load_searcher(cfg: Settings):  # type: ignore[no-untyped-def]
+def _load_searcher(cfg: Settings) -> Searcher:
     from kb.index import load_index
     from kb.search import Searcher
 
@@ -176,14 +199,14 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
     cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
     searcher = _load_searcher(cfg)
-    prepared = prepare(searcher, labelled, lambda xs: tqdm(xs, desc="queries",
-                                                            disable=not sys.stderr.isatty()))
+    prepared = prepare(searcher, labelled, lambda xs: _track(xs, "queries"))
     cal = fit(searcher, prepared, max_false_gap)
     version = publish_calibration(cfg.index, cal, cfg.keep_versions)
     if output:
         output.write_text(json.dumps(cal.to_dict(), ensure_ascii=False, indent=1) + "\n")
-    typer.echo(f"published {version} with calibration: dense weight per language "
-               f"{cal.dense_weight}, answered threshold {cal.answer_threshold:.3f}")
+    dense = {lang: round(w.get("dense", 0.0), 2) for lang, w in cal.fusion.items()}
+    typer.echo(f"published {version} with calibration: dense weight per language {dense}, "
+               f"answered threshold {cal.answer_threshold:.3f}")
     typer.echo(json.dumps(cal.fitted, ensure_ascii=False))
 
 
@@ -192,22 +215,21 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
 def evaluate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """nDCG@10, Recall@1/5/10, MRR@10 and answered/unanswered rates on labelled queries."""
+    from kb.evaluation import LabelledQuery, read_queries
     from kb.evaluation import evaluate as run_eval
-    from kb.evaluation import read_queries
 
     cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
     searcher = _load_searcher(cfg)
     latencies: list[float] = []
 
-    def one(q):  # type: ignore[no-untyped-def]
+    def one(q: LabelledQuery) -> tuple[list[tuple[str, float]], bool]:
         start = time.perf_counter()
         out = searcher.search(q.query, k=10)
         latencies.append(time.perf_counter() - start)
         return [(h.id, h.score) for h in out.hits], out.answered
 
-    report = run_eval(labelled, one, lambda xs: tqdm(xs, desc="queries",
-                                                     disable=not sys.stderr.isatty()))
+    report = run_eval(labelled, one, lambda xs: _track(xs, "queries"))
     if as_json:
         typer.echo(json.dumps({**report.__dict__, "index_version": searcher.version},
                               indent=1))
@@ -227,7 +249,7 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
     from kb.engine import article_tags, gap_report
     from kb.gaps import GapLog
     from kb.index import load_index
-    from kb.topics import Topic, topics_csv
+    from kb.topics import topics_csv
 
     if fmt not in ("table", "csv", "json"):
         raise KBError(f"--format must be table, csv or json, not {fmt!r}")
@@ -259,7 +281,7 @@ def _since(value: str | None) -> str | None:
         raise KBError(f"--since must be an ISO date like 2026-11-01, not {value!r}") from None
 
 
-def _print_topics(topics) -> None:  # type: ignore[no-untyped-def]
+def _print_topics(topics: list[Topic]) -> None:
     console = Console()
     if not topics:
         console.print("No open knowledge gaps.")

@@ -238,7 +238,7 @@ class OnnxEmbedder:
             start = stop
         return out
 
-    def _run(self, encodings: list) -> np.ndarray:  # type: ignore[type-arg]
+    def _run(self, encodings: list) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
         feeds = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in self._inputs}
         feeds["input_ids"][:] = self._pad_id

@@ -5,7 +5,6 @@ Holds the loaded index (swapped atomically on reload), the embedder and the quer
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -15,7 +14,7 @@ import numpy as np
 
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
-from kb.errors import InvalidQuery, KBError, UnknownArticle
+from kb.errors import InvalidQuery, UnknownArticle
 from kb.gaps import GapLog
 from kb.index import Builder, Built, Index, Progress, current_version, load_index
 from kb.ranking import Calibration
@@ -164,10 +163,7 @@ def first_calibration(cfg: Settings) -> Calibration | None:
     source = cfg.calibration or cfg.articles / "calibration.json"
     if current_version(cfg.index) is not None or (cfg.calibration is None and not source.exists()):
         return None
-    try:
-        return Calibration.from_dict(json.loads(source.read_text("utf-8")))
-    except (OSError, ValueError, TypeError) as exc:
-        raise KBError(f"{source}:1: cannot read calibration: {exc}") from exc
+    return Calibration.load(source)
 
 
 def open_gaps(cfg: Settings) -> GapLog | None:

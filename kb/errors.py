@@ -88,3 +88,10 @@ class EvalDataError(KBError):
 
     code = "invalid_eval_data"
     status = 422
+
+
+class CalibrationError(KBError):
+    """A calibration file that cannot be used; the message carries ``path:line``."""
+
+    code = "invalid_calibration"
+    status = 500

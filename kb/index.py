@@ -546,7 +546,7 @@ def _read_chunks(path: Path) -> list[Chunk]:
 
 
 def _read_calibration(path: Path) -> Calibration:
-    return Calibration.from_dict(json.loads((path / "calibration.json").read_text(encoding="utf-8")))
+    return Calibration.load(path / "calibration.json")
 
 
 def publish_calibration(root: Path, calibration: Calibration, keep_versions: int = 3) -> str:

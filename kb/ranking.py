@@ -1,56 +1,36 @@
-"""Fusion of dense and lexical evidence, one result per article, and the "answered?" decision.
+"""Fusion of the named signals, one result per article, and the "answered?" decision.
 
-Fusion is a convex combination of the two signals after min-max normalising each over the
-candidates (cosine floored at 0), the method that Bruch et al. (2023, "An Analysis of Fusion
-Functions for Hybrid Retrieval") found to beat reciprocal-rank fusion once its weight is tuned
+Fusion is a convex combination of the signals of ``kb.signals`` after min-max normalising each
+over the candidates (floored at 0), the method that Bruch et al. (2023, "An Analysis of Fusion
+Functions for Hybrid Retrieval") found to beat reciprocal-rank fusion once its weights are tuned
 on a handful of queries. Min-max rather than division by the best score: candidate cosines sit
 in a narrow band (say 0.3 to 0.7) while BM25 spans from 0, so dividing by the best would leave
-dense differences a fraction of the weight the mix gives them. The weight depends on the query
+dense differences a fraction of the weight the mix gives them. The weights depend on the query
 language because an embedding model may be strong in one language and weak in another;
-``kb calibrate`` fits it per knowledge base.
+``kb calibrate`` fits them per knowledge base.
 
-"Answered" is a logistic model over several signals of the top article, with a threshold fit to a
-target false-gap rate.
+"Answered" is a logistic model over named features of the top articles (``FEATURES``), with a
+threshold fit to a target false-gap rate. Weights and coefficients are stored by name, so a
+calibration file stays valid when signals or features are added: a name it lacks gets its
+registered default.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-# The bundled all-MiniLM-L6-v2 is an English model: on Chinese its cosines are close to noise.
-DEFAULT_DENSE_WEIGHT = {"en": 0.6, "zh": 0.2}
-FEATURES = ("fused", "dense", "coverage", "margin", "lexical")
+from kb.errors import CalibrationError
+from kb.signals import SIGNALS, default_weights
 
-
-@dataclass
-class Calibration:
-    dense_weight: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DENSE_WEIGHT))
-    # Logistic weights over FEATURES (+ bias): a priori, coverage of the query's words and a
-    # clear dense match speak for an answer.
-    answer_coef: list[float] = field(default_factory=lambda: [1.0, 6.0, 5.0, 2.0, 0.0])
-    answer_bias: float = -5.5
-    answer_threshold: float = 0.5
-    fitted: dict = field(default_factory=dict)
-
-    def weight(self, lang: str) -> float:
-        return self.dense_weight.get(lang, DEFAULT_DENSE_WEIGHT.get(lang, 0.5))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Calibration:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def answer_probability(self, features: dict[str, float]) -> float:
-        z = self.answer_bias + sum(
-            c * features[name] for c, name in zip(self.answer_coef, FEATURES, strict=True)
-        )
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+CALIBRATION_FORMAT = 2
+# The order of the coefficient list in calibration files written before features had names.
+LEGACY_FEATURES = ("fused", "dense", "coverage", "margin", "lexical")
 
 
 @dataclass
@@ -58,9 +38,8 @@ class Candidates:
     """Evidence for the candidate chunks of one query (rows into the index's chunk list)."""
 
     rows: np.ndarray
-    dense: np.ndarray  # cosine per row
-    lexical: np.ndarray  # BM25 per row
     articles: np.ndarray  # article ordinal per row
+    signals: dict[str, np.ndarray]  # signal name -> score per row
 
 
 @dataclass
@@ -68,8 +47,181 @@ class Ranked:
     article: int  # ordinal
     row: int  # best chunk
     score: float
-    dense: float
-    lexical: float
+    signals: dict[str, float]  # the article's best score of each signal, over its chunks
+
+    @property
+    def dense(self) -> float:
+        return self.signals.get("dense", 0.0)
+
+    @property
+    def lexical(self) -> float:
+        return self.signals.get("lexical", 0.0)
+
+
+@dataclass
+class Judged:
+    """What the answered model sees of one query's ranking."""
+
+    ranked: list[Ranked]
+    coverage: float  # share of the query's content terms the top article contains
+
+
+FeatureFn = Callable[[Judged], float]
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    fn: FeatureFn
+    default: float  # coefficient when a calibration lacks this name
+
+
+FEATURES: dict[str, Feature] = {}
+DEFAULT_BIAS = -5.5
+DEFAULT_THRESHOLD = 0.5
+
+
+def feature(name: str, default: float = 0.0) -> Callable[[FeatureFn], FeatureFn]:
+    """Register ``fn`` as the answered model's feature ``name`` (``default``: its coefficient
+    until a calibration fits one)."""
+    def register(fn: FeatureFn) -> FeatureFn:
+        FEATURES[name] = Feature(name, fn, default)
+        return fn
+    return register
+
+
+# A priori, coverage of the query's words and a clear dense match speak for an answer.
+@feature("fused", 1.0)
+def _fused(j: Judged) -> float:
+    return j.ranked[0].score if j.ranked else 0.0
+
+
+@feature("dense", 6.0)
+def _dense(j: Judged) -> float:
+    return max(j.ranked[0].dense, 0.0) if j.ranked else 0.0
+
+
+@feature("coverage", 5.0)
+def _coverage(j: Judged) -> float:
+    return j.coverage
+
+
+@feature("margin", 2.0)
+def _margin(j: Judged) -> float:
+    if not j.ranked:
+        return 0.0
+    return j.ranked[0].score - (j.ranked[1].score if len(j.ranked) > 1 else 0.0)
+
+
+@feature("lexical", 0.0)
+def _lexical(j: Judged) -> float:
+    """The top article's BM25 as a share of the best candidate's."""
+    if not j.ranked:
+        return 0.0
+    best = max(r.lexical for r in j.ranked)
+    return j.ranked[0].lexical / best if best > 0 else 0.0
+
+
+def answer_features(ranked: list[Ranked], coverage: float) -> dict[str, float]:
+    judged = Judged(ranked, coverage)
+    return {name: float(f.fn(judged)) for name, f in FEATURES.items()}
+
+
+@dataclass
+class Calibration:
+    """Fitted weights by name; any name missing here takes its registered default."""
+
+    fusion: dict[str, dict[str, float]] = field(default_factory=dict)  # lang -> signal -> w
+    answer_coef: dict[str, float] = field(default_factory=dict)  # feature -> coefficient
+    answer_bias: float = DEFAULT_BIAS
+    answer_threshold: float = DEFAULT_THRESHOLD
+    fitted: dict = field(default_factory=dict)
+
+    def weights(self, lang: str) -> dict[str, float]:
+        """Fusion weight of every registered signal for queries in ``lang``."""
+        return {**default_weights(lang),
+                **{k: v for k, v in self.fusion.get(lang, {}).items() if k in SIGNALS}}
+
+    def coef(self, name: str) -> float:
+        return self.answer_coef.get(name, FEATURES[name].default)
+
+    def answer_probability(self, features: dict[str, float]) -> float:
+        z = self.answer_bias + sum(self.coef(name) * features[name] for name in FEATURES)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def to_dict(self) -> dict:
+        return {"format": CALIBRATION_FORMAT, "fusion": self.fusion,
+                "answer_coef": self.answer_coef, "answer_bias": self.answer_bias,
+                "answer_threshold": self.answer_threshold, "fitted": self.fitted}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Calibration:
+        """Read either format; raises ValueError naming the first problem found. Unknown keys
+        and names are kept out of the way, not refused: a newer file stays readable."""
+        return _parse(data)
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        """Read and check a calibration file; a malformed one raises CalibrationError."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CalibrationError(f"{path}:1: cannot read calibration: {exc}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CalibrationError(f"{path}:{exc.lineno}: calibration is not valid JSON: "
+                                   f"{exc.msg}") from exc
+        try:
+            return _parse(data)
+        except ValueError as exc:
+            raise CalibrationError(f"{path}:1: invalid calibration: {exc}") from exc
+
+
+def _number(value: object, where: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{where} must be between {lo:g} and {hi:g}, not {value!r}")
+    return float(value)
+
+
+def _mapping(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _parse(data: object) -> Calibration:
+    data = _mapping(data, "the calibration")
+    fmt = data.get("format", 1)
+    if fmt not in (1, CALIBRATION_FORMAT):
+        raise ValueError(f"unknown format {fmt!r}; this version reads 1 and {CALIBRATION_FORMAT}")
+    fusion: dict[str, dict[str, float]] = {}
+    if "fusion" in data:
+        for lang, weights in _mapping(data["fusion"], "fusion").items():
+            fusion[lang] = {name: _number(w, f"fusion.{lang}.{name}", 0.0)
+                            for name, w in _mapping(weights, f"fusion.{lang}").items()}
+    elif "dense_weight" in data:  # format 1: the dense share per language, lexical the rest
+        for lang, w in _mapping(data["dense_weight"], "dense_weight").items():
+            dense = _number(w, f"dense_weight.{lang}", 0.0, 1.0)
+            fusion[lang] = {"dense": dense, "lexical": 1.0 - dense}
+    coef: dict[str, float] = {}
+    raw = data.get("answer_coef", {})
+    if isinstance(raw, list):  # format 1: one coefficient per feature, in LEGACY_FEATURES order
+        if len(raw) != len(LEGACY_FEATURES):
+            raise ValueError(f"answer_coef has {len(raw)} coefficients; a list must have "
+                             f"{len(LEGACY_FEATURES)}, one for each of {list(LEGACY_FEATURES)}")
+        raw = dict(zip(LEGACY_FEATURES, raw, strict=True))
+    for name, c in _mapping(raw, "answer_coef").items():
+        coef[name] = _number(c, f"answer_coef.{name}")
+    fitted = _mapping(data.get("fitted", {}), "fitted")
+    return Calibration(
+        fusion=fusion, answer_coef=coef,
+        answer_bias=_number(data.get("answer_bias", DEFAULT_BIAS), "answer_bias"),
+        answer_threshold=_number(data.get("answer_threshold", DEFAULT_THRESHOLD),
+                                 "answer_threshold", 0.0, 1.0),
+        fitted=fitted)
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
@@ -79,49 +231,43 @@ def _minmax(x: np.ndarray) -> np.ndarray:
     return (x > 0).astype(np.float64)  # one candidate, or all alike: full marks if any evidence
 
 
-def fuse(c: Candidates, alpha: float | np.ndarray) -> np.ndarray:
-    """Per-row fused score in [0, 1]. ``alpha``, the dense weight, may differ per row: 0 where
-    the model's cosines mean nothing (an English-only model between languages)."""
-    d = _minmax(np.maximum(c.dense, 0.0))
-    if not len(c.lexical) or c.lexical.max() <= 0:
-        return d  # nothing matched lexically: dense evidence is all there is
-    return alpha * d + (1.0 - alpha) * _minmax(c.lexical)
+def fuse(c: Candidates, weights: dict[str, float]) -> np.ndarray:
+    """Per-row fused score in [0, 1]. A signal with no evidence among the candidates (nothing
+    above 0) gives its weight to the others: with no lexical match, dense evidence is all
+    there is."""
+    used = {n: w for n, w in weights.items() if w > 0 and n in c.signals}
+    present = {n: w for n, w in used.items() if len(c.signals[n]) and c.signals[n].max() > 0}
+    total = sum(present.values())
+    if not present or total <= 0:
+        return np.zeros(len(c.rows))
+    fused: np.ndarray | None = None
+    for name, w in present.items():
+        part = (w / total) * _minmax(np.maximum(c.signals[name], 0.0))
+        fused = part if fused is None else fused + part
+    assert fused is not None
+    return fused
 
 
-def rank(c: Candidates, alpha: float | np.ndarray, k: int) -> list[Ranked]:
+def rank(c: Candidates, weights: dict[str, float], k: int) -> list[Ranked]:
     """Best ``k`` articles, each represented by its best-scoring chunk."""
     if len(c.rows) == 0:
         return []
-    fused = fuse(c, alpha)
+    fused = fuse(c, weights)
     # Grouped by article, each article's chunks in fused order (lexsort is stable: ties keep row
-    # order). Article-level evidence is its best dense and best lexical chunk, possibly in
-    # different sections; the section shown is its best fused chunk, the first of its group.
+    # order). An article's evidence is its best chunk for each signal, possibly in different
+    # sections; the section shown is its best fused chunk, the first of its group.
     order = np.lexsort((-fused, c.articles))
     grouped = c.articles[order]
     starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
     present = grouped[starts]
-    art_dense = np.maximum.reduceat(c.dense[order], starts).astype(np.float64)
-    art_lex = np.maximum.reduceat(c.lexical[order], starts).astype(np.float64)
-    art_alpha = alpha if np.isscalar(alpha) else np.asarray(alpha)[order][starts]
-    art_score = fuse(Candidates(present, art_dense, art_lex, present), art_alpha)
+    per_article = {name: np.maximum.reduceat(s[order], starts).astype(np.float64)
+                   for name, s in c.signals.items()}
+    art_score = fuse(Candidates(present, present, per_article), weights)
     top = np.argsort(-art_score, kind="stable")[:k]
     # Python numbers, converted a column at a time
-    columns = (present[top], c.rows[order[starts[top]]], art_score[top], art_dense[top],
-               art_lex[top])
-    return [Ranked(*values) for values in zip(*(col.tolist() for col in columns), strict=True)]
-
-
-def answer_features(ranked: list[Ranked], coverage: float) -> dict[str, float]:
-    top = ranked[0] if ranked else None
-    second = ranked[1].score if len(ranked) > 1 else 0.0
-    lexical_share = 0.0
-    if top is not None and ranked:
-        best_lex = max(r.lexical for r in ranked)
-        lexical_share = top.lexical / best_lex if best_lex > 0 else 0.0
-    return {
-        "fused": top.score if top else 0.0,
-        "dense": max(top.dense, 0.0) if top else 0.0,
-        "coverage": coverage,
-        "margin": (top.score - second) if top else 0.0,
-        "lexical": lexical_share,
-    }
+    names = list(per_article)
+    columns = [per_article[n][top].tolist() for n in names]
+    rows = c.rows[order[starts[top]]].tolist()
+    return [Ranked(a, r, s, dict(zip(names, values, strict=True)))
+            for a, r, s, *values in zip(present[top].tolist(), rows, art_score[top].tolist(),
+                                        *columns, strict=True)]

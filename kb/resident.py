@@ -104,7 +104,7 @@ def _connect(path: str) -> socket.socket | None:
     return sock
 
 
-def _follow(replies) -> int | None:  # type: ignore[no-untyped-def]
+def _follow(replies) -> int | None:
     """Print what the service says; its last word is the exit status (None: build here)."""
     bar = sys.stderr.isatty()
     for line in replies:

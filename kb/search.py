@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from kb.index import Index
 from kb.models import profile
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
+from kb.signals import Evidence, row_signals
 from kb.snippets import flatten, match_order, window
 from kb.text import (
     analyze,
@@ -51,7 +53,7 @@ class Filters:
         if unknown:
             raise UnknownFilter(f"unknown filter(s) {unknown}; known: {list(FILTER_KEYS)}")
 
-        def many(value: object) -> tuple[str, ...]:
+        def many(value: Any) -> tuple[str, ...]:
             if value is None:
                 return ()
             return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
@@ -119,6 +121,18 @@ class Started:
     lexical: tuple[np.ndarray, np.ndarray]
     vector: Future[np.ndarray]
     expansions: list[Expansion] = field(default_factory=list)
+
+
+COSINE = "cosine"  # the model's own cosine, kept beside the dense signal where it was imputed
+
+
+def real_dense(ranked: list[Ranked]) -> list[Ranked]:
+    """``ranked`` with each article's dense evidence its model cosine again: an imputed value
+    may rank an article but is no evidence that the query is answered."""
+    for r in ranked:
+        if COSINE in r.signals:
+            r.signals["dense"] = r.signals.pop(COSINE)
+    return ranked
 
 
 def _holds(text: str, term: str) -> bool:
@@ -252,22 +266,17 @@ class Searcher:
     def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
                    expansions: list[Expansion] | None = None,
                    lang: str | None = None) -> Candidates:
-        return self._candidates(self.lexical(tokens, filters, expansions, lang), qvec, filters)
-
-    def dense_weight(self, cands: Candidates, lang: str) -> float | np.ndarray:
-        """The dense weight of each candidate: the calibrated one for the query's language,
-        and none for articles in another language unless the model is multilingual."""
-        alpha = self.index.calibration.weight(lang)
-        if self.multilingual or not len(cands.rows):
-            return alpha
-        return np.where(self._article_lang[cands.articles] == lang, alpha, 0.0)
+        return self._candidates(self.lexical(tokens, filters, expansions, lang), qvec, filters,
+                                lang)
 
     def _candidates(self, lexical: tuple[np.ndarray, np.ndarray], qvec: np.ndarray,
-                    filters: Filters) -> Candidates:
+                    filters: Filters, lang: str | None = None) -> Candidates:
         mask = self._mask(filters)
         if len(self.index.chunks) == 0 or (mask is not None and not mask.any()):
             empty = np.zeros(0, dtype=np.int64)
-            return Candidates(empty, empty.astype(np.float32), empty.astype(np.float32), empty)
+            nothing = np.zeros(len(self.index.chunks), dtype=np.float32)
+            evidence = Evidence({"dense": nothing, "lexical": nothing})
+            return Candidates(empty, empty, row_signals(evidence, empty))
         lex_all, lex_rows = lexical
         cosines = self.index.vectors.scores(qvec)
         chosen = np.zeros(len(cosines), dtype=bool)
@@ -277,7 +286,37 @@ class Searcher:
             chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
         chosen[lex_rows] = True  # lexical rows obey the mask already
         rows = np.flatnonzero(chosen)
-        return Candidates(rows, cosines[rows], lex_all[rows], self.index.chunk_article[rows])
+        signals_of = row_signals
+        if lang is not None and not self.multilingual:
+            imputed = self._impute_dense(cosines, lex_all, rows, lang)
+            if imputed is not cosines:
+                real = cosines[rows]
+
+                def signals_of(evidence: Evidence, rows: np.ndarray) -> dict[str, np.ndarray]:
+                    return {**row_signals(evidence, rows), COSINE: real}
+
+                cosines = imputed
+        evidence = Evidence({"dense": cosines, "lexical": lex_all}, lang or "en")
+        return Candidates(rows, self.index.chunk_article[rows], signals_of(evidence, rows))
+
+    def _impute_dense(self, cosines: np.ndarray, lexical: np.ndarray, rows: np.ndarray,
+                      lang: str) -> np.ndarray:
+        """Cosines with those of candidates in another language than the query's replaced:
+        an English-only model's cosine between languages is noise, so there dense evidence is
+        missing, and stands in for the lexical evidence at its place in the same-language
+        band. Fusion then ranks such a candidate by its lexical evidence alone, whatever the
+        weights."""
+        other = self._article_lang[self.index.chunk_article[rows]] != lang
+        if not other.any():
+            return cosines
+        same = np.maximum(cosines[rows[~other]], 0.0)
+        lo, hi = (float(same.min()), float(same.max())) if len(same) else (0.0, 1.0)
+        lex = lexical[rows]
+        span = float(lex.max() - lex.min())
+        share = (lex - lex.min()) / span if span > 0 else (lex > 0).astype(np.float64)
+        out = cosines.copy()
+        out[rows[other]] = lo + share[other] * (hi - lo)
+        return out
 
     def coverage(self, terms: set[str], article: int,
                  expansions: list[Expansion] | None = None) -> float:
@@ -322,9 +361,9 @@ class Searcher:
 
     def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
         """Rank with the query vector, decide "answered" and make the results."""
-        cands = self._candidates(started.lexical, qvec, started.filters)
+        cands = self._candidates(started.lexical, qvec, started.filters, started.lang)
         depth = max(started.k, 2, self.reranker.top if self.reranker else 0)
-        ranked = rank(cands, self.dense_weight(cands, started.lang), depth)
+        ranked = real_dense(rank(cands, self.index.calibration.weights(started.lang), depth))
         coverage = (self.coverage(started.terms, ranked[0].article, started.expansions)
                     if ranked else 0.0)
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.

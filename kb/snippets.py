@@ -101,7 +101,7 @@ def window(flat: str, folded: str, ordered: list[tuple[str, bool]], width: int =
             cut = max(flat.rfind(ch, 0, spans[best][0]) for ch in " 。，,.;；")
             start = cut + 1 if cut >= start - width // 3 and cut >= 0 else start
     end = min(len(flat), start + width)
-    out = []
+    out: list[str] = []
     pos = start
     for s, e in spans:
         if s < start or e > end:

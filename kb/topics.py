@@ -66,7 +66,7 @@ def similarity(texts: list[LoggedQuery], tags: dict[str, set[str]]) -> np.ndarra
     dims = {v.shape[0] for v in vectors if v is not None}
     dense = None
     if len(dims) == 1 and all(v is not None for v in vectors):
-        matrix = np.stack(vectors)
+        matrix = np.stack([v for v in vectors if v is not None])
         dense = matrix @ matrix.T
     for i in range(n):
         for j in range(i + 1, n):

@@ -44,6 +44,17 @@ class FakeEmbedder:
         return out / np.where(norms == 0, 1, norms)
 
 
+REAL_MODEL_FIXTURES = {"real_embedder"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the real model, directly or through another fixture, is ``slow``:
+    ``pytest -m 'not slow'`` is the unit layer, which runs on the fake embedder alone."""
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _no_kb_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests set the KB_* variables they mean; a developer's shell does not leak into them."""
@@ -54,6 +65,15 @@ def _no_kb_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture
+def fake_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
+    """The fixture knowledge base indexed with the fake embedder: a writable index folder for
+    tests of the build, the store and the service that need no real model."""
+    root = tmp_path / "fake-index"
+    build_index(FIXTURE_KB, root, lambda: fake_embedder, fake_embedder.name)
+    return root
 
 
 @pytest.fixture(scope="session")

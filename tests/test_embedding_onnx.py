@@ -16,6 +16,7 @@ TEXTS = ["退款多久到賬", "印表機無法列印", "How do I reset my VPN p
          "SOP: 投诉升级流程\n\n客户第二次来电仍未解决时，升级给值班主管。" * 20]
 
 
+@pytest.mark.slow
 def test_a_fresh_export_gives_the_vectors_of_sentence_transformers(tmp_path: Path, caplog):
     caplog.set_level(logging.INFO, logger="kb")
     # An export from an older format (no source recorded), which nothing loads any more.

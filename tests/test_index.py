@@ -110,7 +110,7 @@ def test_calibration_is_published_as_a_new_version_and_carried_forward(
 ):
     root = tmp_path / "index"
     first = build(kb_copy, root, fake_embedder)
-    cal = Calibration(dense_weight={"en": 0.7, "zh": 0.3}, answer_threshold=0.42)
+    cal = Calibration(fusion={"en": {"dense": 0.7, "lexical": 0.3}}, answer_threshold=0.42)
     version = publish_calibration(root, cal)
     assert version != first.version
     assert load_index(root).calibration == cal
