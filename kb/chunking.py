@@ -68,6 +68,8 @@ def chunk_article(article: Article, max_chars: int = 600) -> list[Chunk]:
     chunks: list[Chunk] = []
     first = article.sections[0]
     for section in article.sections:
+        if section.links is not None:
+            continue  # a list of other articles: links, not content (see Article.related)
         heading = " > ".join(section.heading_path[1:])
         for text, embed, lexical in _section_chunks(article, section, max_chars):
             n = len(chunks)

@@ -166,9 +166,13 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
             weight = (alt.weight if other is None
                       else np.where(other, alt.cross_weight, alt.weight).astype(np.float32))
             np.maximum(best, weight * s, out=best)
-        own = sum(scores(t) for t in e.source) / len(e.source) if e.source else None
-        if own is not None and float(np.max(own)) > 0:
-            np.minimum(best, float(np.max(own)), out=best)
+        # The term itself, where a chunk holds all of its tokens: the cap on its alternatives.
+        if e.source:
+            parts = [scores(t) for t in dict.fromkeys(e.source)]
+            whole = np.minimum.reduce(parts) > 0
+            if whole.any():
+                own = float(np.max(sum(parts)[whole]))
+                np.minimum(best, own, out=best)
         total += best
     if mask is not None:
         total *= mask

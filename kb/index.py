@@ -42,7 +42,7 @@ FORMAT = 1
 PARSE_CACHE = "parsed-articles.pickle"
 TOKENS_FILE = "tokens.txt"  # BM25 tokens of each chunk, one line per chunk
 ARTICLE_FIELDS = ("id", "title", "type", "path", "lang", "audience", "tags", "product",
-                  "updated", "review_by", "questions")
+                  "updated", "review_by", "questions", "related")
 
 
 @dataclass

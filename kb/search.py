@@ -160,6 +160,11 @@ class Searcher:
         # a result's dense evidence counts as missing, not as low.
         self.multilingual = profile(str(index.manifest.get("model", ""))).multilingual
         self._article_lang = np.array([index.articles[a]["lang"] for a in index.article_ids])
+        self._section_rows: list[list[int]] = [[] for _ in index.article_ids]
+        for row, chunk in enumerate(index.chunks):
+            if chunk.kind == "section":
+                self._section_rows[int(index.chunk_article[row])].append(row)
+        self._heading_text: dict[int, str] = {}
 
     @property
     def version(self) -> str:
@@ -299,6 +304,40 @@ class Searcher:
         evidence = Evidence({"dense": cosines, "lexical": lex_all}, lang or "en")
         return Candidates(rows, self.index.chunk_article[rows], signals_of(evidence, rows))
 
+    def shown_row(self, article: int, row: int, terms: set[str],
+                  expansions: list[Expansion] | None = None) -> int:
+        """The chunk a result is shown by: the best-ranked one, unless another section of the
+        article holds more of the query's specific terms in its own heading and text (every
+        chunk repeats the title, so the title cannot tell sections apart). An identifier
+        (an error code, an order number) weighs three words; an equivalent of a term half."""
+        sections = self._section_rows[article]
+        if len(sections) < 2 or not terms:
+            return row
+        alternatives = {e.text: [a.text for a in e.alternatives] for e in expansions or ()}
+
+        def held(r: int) -> float:
+            text = self._section_text(r)
+            total = 0.0
+            for term in terms:
+                weight = 3.0 if any(ch.isdigit() for ch in term) else 1.0
+                if _holds(text, term):
+                    total += weight
+                elif any(_holds(text, a) for a in alternatives.get(term, ())):
+                    total += weight / 2
+            return total
+
+        current = held(row) if self.index.chunks[row].kind == "section" else -1.0
+        best = max(sections, key=held)  # the first of equals: the article's order
+        return best if held(best) > current else row
+
+    def _section_text(self, row: int) -> str:
+        """A section chunk's heading and text, folded as queries are."""
+        text = self._heading_text.get(row)
+        if text is None:
+            text = self._heading_text[row] = (normalize(self.index.chunks[row].section) + "\n"
+                                              + self._chunk_text[row])
+        return text
+
     def _impute_dense(self, cosines: np.ndarray, lexical: np.ndarray, rows: np.ndarray,
                       lang: str) -> np.ndarray:
         """Cosines with those of candidates in another language than the query's replaced:
@@ -399,12 +438,13 @@ class Searcher:
         hits = []
         ordered = match_order(started.terms)
         for r in ranked:
-            chunk = self.index.chunks[r.row]
+            row = self.shown_row(r.article, r.row, started.terms, started.expansions)
+            chunk = self.index.chunks[row]
             art = self.index.articles[chunk.article_id]
             hits.append(Hit(
                 id=art["id"], title=art["title"], type=art["type"], section=chunk.section,
                 anchor=chunk.anchor,
-                snippet=window(self._chunk_flat[r.row], self._chunk_text[r.row], ordered),
+                snippet=window(self._chunk_flat[row], self._chunk_text[row], ordered),
                 score=round(r.score, 4), path=art["path"], tags=list(art["tags"]),
             ))
         answered = bool(hits) and confidence >= self.index.calibration.answer_threshold
