@@ -162,16 +162,16 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
         for alt in e.alternatives:
             if not alt.tokens:
                 continue
-            s = sum(scores(t) for t in alt.tokens) / len(alt.tokens)
+            s = np.mean([scores(t) for t in alt.tokens], axis=0)
             weight = (alt.weight if other is None
                       else np.where(other, alt.cross_weight, alt.weight).astype(np.float32))
             np.maximum(best, weight * s, out=best)
         # The term itself, where a chunk holds all of its tokens: the cap on its alternatives.
         if e.source:
-            parts = [scores(t) for t in dict.fromkeys(e.source)]
-            whole = np.minimum.reduce(parts) > 0
+            parts = np.stack([scores(t) for t in dict.fromkeys(e.source)])
+            whole = parts.min(axis=0) > 0
             if whole.any():
-                own = float(np.max(sum(parts)[whole]))
+                own = float(parts.sum(axis=0)[whole].max())
                 np.minimum(best, own, out=best)
         total += best
     if mask is not None:
