@@ -35,3 +35,7 @@ test-fast: install
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run
+
+# Only the re-index target: how soon a running service serves a one-article edit.
+bench-reindex: install
+	HF_HUB_OFFLINE=1 $(PY) -m bench.run --only atec-faq-zh --reindex-only

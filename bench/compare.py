@@ -34,7 +34,10 @@ import json, sys, time
 from pathlib import Path
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, load_embedder
-from kb.index import load_index
+try:
+    from kb.store import load_index
+except ImportError:  # revisions before the index store had its own module
+    from kb.index import load_index
 from kb.search import Searcher
 model = load_embedder(Settings())
 searcher = Searcher(load_index(Path(sys.argv[1])), BatchingEmbedder(model), max_query_chars=10**6)

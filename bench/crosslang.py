@@ -18,11 +18,12 @@ import tempfile
 from pathlib import Path
 
 from kb.articles import is_related_heading
+from kb.build import build_index
 from kb.config import Settings
 from kb.embedding import Embedder, load_embedder
 from kb.evaluation import LabelledQuery, read_queries, report_from_runs
-from kb.index import build_index, load_index
 from kb.search import Searcher
+from kb.store import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"

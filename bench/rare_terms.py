@@ -23,8 +23,8 @@ from bench.run import ROOT
 from kb.chunking import Chunk
 from kb.config import Settings
 from kb.embedding import load_embedder
-from kb.index import load_index
 from kb.search import Searcher
+from kb.store import load_index
 
 SEED = 3
 

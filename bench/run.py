@@ -1,15 +1,18 @@
 """Benchmark every set in ../shared/bench: quality against the baselines, latency, build times.
 
-    python -m bench.run [--sets DIR] [--only NAME] [--out bench/results]
+    python -m bench.run [--sets DIR] [--only NAME] [--out bench/results] [--reindex-only]
 
 For each set: build the index (timed against bare embedding of the same chunks, best of two
 for each, alternating), re-index after editing one article (best of two edits, in process and
-as a `kb index --local` command), calibrate on half of the dev queries and evaluate on the
-other half, run both baselines on that same half, repeat with the queries converted to
+as a `kb index` command with no service), calibrate on half of the dev queries and evaluate on
+the other half, run both baselines on that same half, repeat with the queries converted to
 Traditional Chinese, time queries in process and over HTTP next to the model's own encoding
 time, measure HTTP throughput at 8 concurrent clients, and, with that service still running,
-time `kb index` after a one-article edit, which the service builds. Everything is measured
+time how long after `kb index` starts a one-article edit is served. Everything is measured
 side by side in this one run; each set in a process of its own.
+
+``--reindex-only`` measures just that last figure (with ``--only``), on the benchmark's index
+of the set, built or brought up to date first.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ import hashlib
 import http.client
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import opencc
@@ -33,15 +40,17 @@ from sklearn.metrics import roc_auc_score
 
 from bench.baselines import BM25Baseline, DenseBaseline
 from kb.articles import load_articles
+from kb.build import build_index
 from kb.calibrate import fit, prepare
 from kb.chunking import chunk_article
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder, load_embedder
 from kb.evaluation import LabelledQuery, Report, evaluate, read_queries
-from kb.index import build_index, load_index, publish_calibration
 from kb.search import Searcher
+from kb.store import load_index, publish_calibration
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 LATENCY_BLOCK = 25  # queries per block when model and search timings alternate
 BUILD_REPEATS = 2  # full builds (each beside a bare embedding) and one-article re-indexes
 SALT = "kb-bench-split"  # fixed: the split is reproducible, and not chosen by looking at scores
@@ -80,7 +89,7 @@ def run_baseline(baseline: BM25Baseline | DenseBaseline, queries: list[LabelledQ
     return evaluate(queries, lambda q: (baseline.search(q.query), True))
 
 
-def timed(fn):  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
@@ -92,16 +101,16 @@ def latency(searcher: Searcher, embedder: Embedder, torch_embedder: SentenceTran
     then the same queries on PyTorch for reference, apart, as its idle threads would slow what
     follows.
 
-    Blocks, not query by query: ONNX Runtime called from one thread and then another is about
-    a millisecond slower per call than called from the same thread again (measured here), and a
-    searcher that finds the model busy hands its query to the batching thread.
+    Blocks, not query by query: ONNX Runtime called from one thread and then another is slower
+    per call than called from the same thread again (bench/NOTES.md), and a searcher that finds
+    the model busy hands its query to the batching thread.
     """
     model, search = [], []
     for start in range(0, len(queries), LATENCY_BLOCK):
         block = queries[start:start + LATENCY_BLOCK]
-        model += [timed(lambda q=q: embedder.embed([q]))[1] for q in block]
-        search += [timed(lambda q=q: searcher.search(q, k=10))[1] for q in block]
-    torch_model = [timed(lambda q=q: torch_embedder.embed([q]))[1] for q in queries]
+        model += [timed(partial(embedder.embed, [q]))[1] for q in block]
+        search += [timed(partial(searcher.search, q, k=10))[1] for q in block]
+    torch_model = [timed(partial(torch_embedder.embed, [q]))[1] for q in queries]
     return {"model_p50_ms": percentile(model, 50) * 1e3, "model_p95_ms": percentile(model, 95) * 1e3,
             "torch_model_p50_ms": percentile(torch_model, 50) * 1e3,
             "search_p50_ms": percentile(search, 50) * 1e3,
@@ -112,20 +121,21 @@ class Client:
     """One keep-alive connection, as a ticket system or the agents' web page holds.
 
     The standard library's client, not httpx: client and server share this machine's two
-    cores, and httpx's own Python work (about 1.8 ms a request here) would be counted as the
-    service's latency and take CPU from it under load.
+    cores, and httpx's own Python work would be counted as the service's latency and take CPU
+    from it under load (bench/NOTES.md).
     """
 
     def __init__(self, port: int, timeout: float = 60) -> None:
         self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
     def request(self, method: str, path: str, payload: dict | None = None) -> int:
-        body = json.dumps(payload) if payload is not None else None
+        return self.fetch(method, path, json.dumps(payload) if payload is not None else None)[0]
+
+    def fetch(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         self._conn.request(method, path, body, headers)
         response = self._conn.getresponse()
-        response.read()
-        return response.status
+        return response.status, response.read().decode("utf-8")
 
     def close(self) -> None:
         self._conn.close()
@@ -145,7 +155,7 @@ def _wait_ready(port: int, tries: int = 240) -> None:
     raise RuntimeError("server did not start")
 
 
-def after_edits(edited: Path, run):  # type: ignore[no-untyped-def]
+def after_edits(edited: Path, run: Callable[[], T]) -> tuple[T | None, float]:
     """``run`` after each of BUILD_REPEATS one-article edits: its last result, and its best
     time."""
     best, result = float("inf"), None
@@ -165,33 +175,85 @@ def index_command(env: dict[str, str], edited: Path, flags: list[str]) -> float:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))[1]
 
 
-def service_figures(env: dict[str, str], queries: list[str], embedder: Embedder,
-                    edited: Path, port: int = 8765) -> tuple[dict[str, float], float]:
-    """HTTP latency and throughput; then, with the service still up, `kb index` after a
-    one-article edit, which the service builds."""
-    env = {**env, "KB_PORT": str(port)}
-    server = subprocess.Popen([sys.executable, "-m", "kb", "serve"], env=env,
+def edit_served(env: dict[str, str], edited: Path, port: int) -> dict[str, float]:
+    """Seconds from starting `kb index` after a one-article edit to the first search of the
+    running service on ``port`` that returns the edited text, and to the command's exit (best
+    of BUILD_REPEATS edits, each adding a word no article holds), with the command's CPU time
+    (user + system), which does not depend on what else the machine runs."""
+    served, command, cpu = [], [], []
+    client = Client(port)
+    try:
+        for n in range(BUILD_REPEATS):
+            word = f"benchedit{os.getpid()}x{n}"
+            edited.write_text(edited.read_text(encoding="utf-8") + f"\n\n{word}\n",
+                              encoding="utf-8")
+            body = json.dumps({"query": word, "k": 3})
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            process = subprocess.Popen([sys.executable, "-m", "kb", "index"], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            exited = None
+            while True:
+                if exited is None and process.poll() is not None:
+                    exited = time.perf_counter() - start
+                    if process.returncode != 0:
+                        raise RuntimeError(f"kb index exited with {process.returncode}")
+                status, text = client.fetch("POST", "/search", body)
+                if status == 200 and word in text:
+                    served.append(time.perf_counter() - start)
+                    break
+                if time.perf_counter() - start > 120:
+                    raise RuntimeError("the edit was not served within 120 s")
+                time.sleep(0.01)
+            if exited is None:
+                process.wait()
+                exited = time.perf_counter() - start
+            command.append(exited)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    finally:
+        client.close()
+    return {"edit_served_seconds": min(served), "edit_served_worst_seconds": max(served),
+            "edit_command_seconds": min(command), "edit_command_cpu_seconds": min(cpu),
+            "edit_repeats": len(served), "load_average": os.getloadavg()[0]}
+
+
+def start_service(env: dict[str, str], port: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "kb", "serve"],
+                              env={**env, "KB_PORT": str(port)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_ready(port)
+    except BaseException:
+        server.terminate()
+        raise
+    return server
+
+
+def service_figures(env: dict[str, str], queries: list[str], embedder: Embedder,
+                    edited: Path, port: int = 8765) -> tuple[dict[str, float], dict[str, float]]:
+    """HTTP latency and throughput; then, with the service still up, how soon a one-article
+    edit is served after `kb index` starts."""
+    server = start_service(env, port)
+    try:
         client = Client(port)
         for q in queries[:20]:  # warm-up
             client.request("POST", "/search", {"query": q})
         model, http = [], []
         for q in queries:
-            model.append(timed(lambda q=q: embedder.embed([q]))[1])
-            http.append(timed(lambda q=q: client.request("POST", "/search",
-                                                         {"query": q, "k": 10}))[1])
+            model.append(timed(partial(embedder.embed, [q]))[1])
+            http.append(timed(partial(client.request, "POST", "/search",
+                                      {"query": q, "k": 10}))[1])
         client.close()
         qps, total, ok = throughput(port, queries)
-        command = index_command(env, edited, [])
+        served = edit_served(env, edited, port)
     finally:
         server.terminate()
         server.wait(30)
     return {"http_model_p50_ms": percentile(model, 50) * 1e3,
             "http_p50_ms": percentile(http, 50) * 1e3, "http_p95_ms": percentile(http, 95) * 1e3,
             "throughput_qps": qps, "throughput_requests": total,
-            "throughput_errors": total - ok}, command
+            "throughput_errors": total - ok}, served
 
 
 def throughput(port: int, queries: list[str], clients: int = 8) -> tuple[float, int, int]:
@@ -227,21 +289,22 @@ def bench_set(path: Path, work: Path, embedder: Embedder,
     chunks = [c for a in articles for c in chunk_article(a)]
     texts = sorted({c.hash: c.embed_text for c in chunks}.values())
     # Each timing is the best of BUILD_REPEATS, and bare embedding and build alternate: one
-    # timing of each swung the ratio by a third on this machine, from noise alone.
+    # timing of each is too noisy on a shared machine (bench/NOTES.md).
     bares, fulls = [], []
     for _ in range(BUILD_REPEATS):
         bares.append(timed(lambda: embedder.embed(texts))[1])
         shutil.rmtree(index, ignore_errors=True)
         report, seconds = timed(lambda: build_index(articles_dir, index, lambda: embedder,
-                                                    embedder.name))
+                                                    embedder.name).report)
         fulls.append(seconds)
     bare, full = min(bares), min(fulls)
     edited = articles_dir / sorted(os.listdir(articles_dir))[len(articles) // 2]
     incremental_report, incremental = after_edits(edited, lambda: build_index(
-        articles_dir, index, lambda: embedder, embedder.name))
+        articles_dir, index, lambda: embedder, embedder.name).report)
+    assert incremental_report is not None
     env = {**os.environ, "KB_ARTICLES": str(articles_dir), "KB_INDEX": str(index),
            "KB_GAP_DB": str(work / "gaps.sqlite3"), "HF_HUB_OFFLINE": "1"}
-    incremental_alone = index_command(env, edited, ["--local"])
+    incremental_alone = index_command(env, edited, [])
     print(f"   build {full:.1f}s (bare embedding {bare:.1f}s), incremental {incremental:.2f}s "
           f"in process, {incremental_alone:.2f}s as a command alone", flush=True)
 
@@ -281,11 +344,31 @@ def bench_set(path: Path, work: Path, embedder: Embedder,
     serving = Searcher(load_index(index), BatchingEmbedder(embedder), max_query_chars=10**6)
     result["latency"] = latency(serving, embedder, torch_embedder, sample)
     if with_http:
-        result["http"], command = service_figures(env, sample, embedder, edited)
-        result["incremental_command_seconds"] = command
-        result["incremental_command_ratio"] = command / full
+        result["http"], result["reindex"] = service_figures(env, sample, embedder, edited)
     print(json.dumps(result, ensure_ascii=False, indent=1), flush=True)
     return result
+
+
+def reindex_only(path: Path, work: Path, port: int = 8765) -> dict:
+    """How soon a running service serves a one-article edit after `kb index` starts, on the
+    benchmark's copy of the set (copied and indexed first if need be)."""
+    articles_dir, index = work / "articles", work / "index"
+    if not articles_dir.is_dir():
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(path / "articles", articles_dir)
+    env = {**os.environ, "KB_ARTICLES": str(articles_dir), "KB_INDEX": str(index),
+           "KB_GAP_DB": str(work / "gaps.sqlite3"), "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "kb", "index"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    names = sorted(os.listdir(articles_dir))
+    edited = articles_dir / names[len(names) // 2]
+    server = start_service(env, port)
+    try:
+        figures = edit_served(env, edited, port)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {"set": path.name, "articles": len(names), **figures}
 
 
 def table(results: list[dict]) -> str:
@@ -305,15 +388,17 @@ def table(results: list[dict]) -> str:
             f"{_figure(r.get('answer_auc'), 'no unanswerable queries')} |")
     lines += ["", "| set | model p50 (PyTorch) | search p50 / model p50 | search p95 / model p50 | "
               "HTTP p50 / model p50 | HTTP q/s at 8 clients | build / bare embedding | "
-              "`kb index` after a one-article edit / full build | the same build in process |",
+              "one-article edit served, from `kb index` start (the command's exit) | "
+              "the same build in process |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lat, http = r["latency"], r.get("http", {})
         http_ratio = (f"{http['http_p50_ms'] / http['http_model_p50_ms']:.2f} "
                       f"({http['http_p50_ms']:.1f} ms)" if http else "-")
         qps = f"{http['throughput_qps']:.0f}" if http else "-"
-        command = (f"{r['incremental_command_ratio']:.3f} ({r['incremental_command_seconds']:.2f} "
-                   "s, the service running)" if http else "-")
+        reindex = r.get("reindex")
+        command = (f"{reindex['edit_served_seconds']:.2f} s ({reindex['edit_command_seconds']:.2f}"
+                   " s)" if reindex else "-")
         lines.append(
             f"| {r['set']} | {lat['model_p50_ms']:.1f} ms ({lat['torch_model_p50_ms']:.1f} ms) "
             f"| {lat['search_p50_ms'] / lat['model_p50_ms']:.2f} "
@@ -329,9 +414,8 @@ def _figure(value: float | None, missing: str) -> str:
 
 
 def in_own_process(path: Path, sets: Path, no_http: bool) -> list[dict]:
-    """The figures of one set, benchmarked by a process of its own. Run after atec in one
-    process, covidqa's search took 1.35-1.78 × the model over six runs, and 1.34 × in a run of
-    its own: whatever the first set leaves behind weighs on the second."""
+    """The figures of one set, benchmarked by a process of its own: whatever a first set leaves
+    behind in a process weighs on the second (bench/NOTES.md)."""
     with tempfile.TemporaryDirectory() as out:
         subprocess.run([sys.executable, "-m", "bench.run", "--sets", str(sets), "--only",
                         path.name, "--out", out, *(["--no-http"] if no_http else [])],
@@ -345,11 +429,18 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="run only this set (repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP figures")
+    parser.add_argument("--reindex-only", action="store_true",
+                        help="only time how soon a one-article edit is served (one set)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sets = sorted(p for p in args.sets.iterdir() if (p / "queries.dev.jsonl").exists())
     if args.only:
         sets = [p for p in sets if p.name in args.only]
+    if args.reindex_only:
+        if len(sets) != 1:
+            parser.error("--reindex-only takes one set: --only NAME")
+        print(json.dumps(reindex_only(sets[0], ROOT / "bench" / "work" / sets[0].name), indent=1))
+        return
     if len(sets) == 1:
         settings = Settings()
         results = [bench_set(sets[0], ROOT / "bench" / "work" / sets[0].name,
@@ -360,6 +451,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
     text = table(results)
+    if not args.only:  # the sample knowledge base: across languages, the section shown
+        from bench import crosslang
+
+        with tempfile.TemporaryDirectory() as tmp:
+            sample = crosslang.run(load_embedder(Settings()), Path(tmp) / "index")
+        (args.out / "crosslang.json").write_text(json.dumps(sample, ensure_ascii=False, indent=1))
+        text += "\n" + crosslang.table(sample)
     (args.out / "results.md").write_text(
         f"Produced by `python -m bench.run` on {time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} cores.\n\n{text}")

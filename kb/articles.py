@@ -22,6 +22,9 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 TYPES = ("faq", "sop", "case")
 LANGS = ("zh", "en")
 AUDIENCES = ("public", "internal")
+# Bump when a change to parsing changes what is parsed from the same file: builds then parse
+# every file again and reuse nothing of an index built by the old parser.
+PARSER_VERSION = 2
 KEYS = {"id", "title", "type", "tags", "product", "lang", "audience", "updated", "review_by",
         "questions"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
@@ -304,11 +307,6 @@ class Parsed:
     hashed_at: int  # ns since the epoch, taken after the stat and before the hash
     digest: str  # of the file's bytes
     article: Article | None = None
-    format: int = 0  # PARSED_FORMAT of the code that parsed it
-
-
-# Bump when Article or Section change: a cache entry pickled by older code is parsed again.
-PARSED_FORMAT = 2
 
 
 # A file changed within this long before it was hashed may change again with the same stat
@@ -412,8 +410,6 @@ def _reusable(path: str, cached: object) -> Parsed | None:
     try:
         st = os.stat(path)
         stat = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        if not (isinstance(cached, Parsed) and getattr(cached, "format", 0) == PARSED_FORMAT):
-            cached = None
         if (isinstance(cached, Parsed) and stat == cached.stat
                 and stat[1] + RACY_NS < cached.hashed_at):
             return cached
@@ -423,7 +419,7 @@ def _reusable(path: str, cached: object) -> Parsed | None:
     except OSError:
         return None
     article = cached.article if isinstance(cached, Parsed) and digest == cached.digest else None
-    return Parsed(stat, hashed_at, digest, article, PARSED_FORMAT)
+    return Parsed(stat, hashed_at, digest, article)
 
 
 def _markdown_files(root: Path, shown_as: str) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from kb.embedding import embed_queries
 from kb.evaluation import LabelledQuery, mean, retrieval_metrics
 from kb.expansion import Expansion
 from kb.ranking import FEATURES, Calibration, Candidates, answer_features, rank
@@ -31,7 +32,7 @@ class Prepared:
 def prepare(searcher: Searcher, labelled: list[LabelledQuery],
             progress: Callable[[Iterable], Iterable] = lambda x: x) -> list[Prepared]:
     """Embed all queries in batches and gather their candidates once, for any number of fits."""
-    vectors = searcher.embedder.embed([q.query for q in labelled])
+    vectors = embed_queries(searcher.embedder, [q.query for q in labelled])
     out = []
     for q, vec in progress(list(zip(labelled, vectors, strict=True))):
         tokens, terms = analyze(q.query)

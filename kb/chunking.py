@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 from kb.articles import Article, Section
 
+# Bump when a change here changes the chunks cut from the same article: builds then reuse nothing
+# of an index cut by the old code.
+CHUNKING_VERSION = 2
+
 # Field boosts for BM25, applied by repeating a field's text (a BM25F approximation).
 TITLE_BOOST = 3
 QUESTION_BOOST = 3

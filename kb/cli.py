@@ -84,29 +84,46 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None, model: ModelOpt 
           calibration: Annotated[Path | None, typer.Option(
               help="Calibration JSON for a first build [KB_CALIBRATION].")] = None,
           local: Annotated[bool, typer.Option(
-              "--local", help="Build in this process even when a service serving the index "
-              "could build it.")] = False) -> None:
+              "--local", hidden=True, help="Accepted for old scripts: every build runs in "
+              "this process.")] = False) -> None:
     """Parse, chunk and embed the articles; publish a new index version atomically.
 
-    When 'kb serve' runs on the same index folder, the service does the build (unless
-    --local): it serves the new version as soon as it is published.
+    A service serving the same index folder notices the new version and serves it, and
+    re-checks the open gap queries of its log; with no service, this command re-checks them.
     """
-    from kb.engine import index_articles, open_gaps, recheck_gaps
-    from kb.index import Builder
-    from kb.search import Searcher
+    from kb import store
+    from kb.build import index_articles
 
     cfg = load_settings(articles=articles, index=index, model=model, calibration=calibration)
     make = _embedder_factory(cfg)
-    builder = Builder(cfg.index, cfg.model)
-    built = index_articles(cfg, builder, make, _progress_bar() if sys.stderr.isatty() else None)
-    builder.tidy(cfg.keep_versions)
+    built = index_articles(cfg, make, _progress_bar() if sys.stderr.isatty() else None)
     typer.echo(built.report.summary())
-    if built.index is not None and (log := open_gaps(cfg)) is not None:
-        searcher = Searcher(built.index, make(), max_query_chars=cfg.max_query_chars)
-        resolved = recheck_gaps(log, searcher)
-        typer.echo(f"gap log: {len(resolved)} open gap queries now answered")
-        for text, article in resolved[:20]:
-            typer.echo(f"  resolved by {article}: {text}")
+    if built.index is None:
+        return
+    if store.is_served(cfg.index):
+        typer.echo("gap log: the service serving this index re-checks the open gap queries "
+                   "against the new version ('kb gaps --all' shows those it resolves)")
+        return
+    # Imported only now: the query store's libraries are not needed while a service serves.
+    from kb.engine import open_gaps, recheck_gaps
+    from kb.search import Searcher
+
+    if (log := open_gaps(cfg)) is None:
+        return
+    new_index = built.index
+    audience = "public" if cfg.public_only else "internal"
+
+    def searcher_for(query_audience: str) -> Searcher:
+        return Searcher(new_index, make(), public_only=query_audience == "public",
+                        max_query_chars=cfg.max_query_chars)
+
+    try:
+        resolved = recheck_gaps(log, searcher_for, audience)
+    finally:
+        log.close()
+    typer.echo(f"gap log: {len(resolved)} open gap queries now answered")
+    for text, article in resolved[:20]:
+        typer.echo(f"  resolved by {article}: {text}")
 
 
 def _progress_bar() -> Callable[[int, int], None]:
@@ -142,14 +159,30 @@ def _track(items: Iterable[T], description: str) -> Iterator[T]:
 @handled
 def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help="[KB_HOST]")] = None,
           port: Annotated[int | None, typer.Option(help="[KB_PORT]")] = None,
-          model: ModelOpt = None) -> None:
-    """Serve the published index over HTTP (OpenAPI at /docs)."""
+          model: ModelOpt = None,
+          workers: Annotated[int | None, typer.Option(
+              min=1, help="Worker processes on one port [KB_WORKERS].")] = None) -> None:
+    """Serve the published index over HTTP (OpenAPI at /docs).
+
+    SIGTERM (or Ctrl-C) stops accepting connections, answers the requests in flight and
+    stores the queries still queued for the log before the process exits.
+    """
+    import os
+
     import uvicorn
 
     from service.app import create_app
 
-    cfg = load_settings(index=index, host=host, port=port, model=model)
-    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+    cfg = load_settings(index=index, host=host, port=port, model=model, workers=workers)
+    if cfg.workers == 1:
+        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+        return
+    # Each worker process makes its own app from the environment: the flags go there too.
+    for name, value in (("KB_INDEX", index), ("KB_MODEL", model)):
+        if value is not None:
+            os.environ[name] = str(value)
+    uvicorn.run("service.app:create_app", factory=True, workers=cfg.workers, host=cfg.host,
+                port=cfg.port, log_level="info")
 
 
 @app.command()
@@ -176,8 +209,8 @@ def search(query: str, k: Annotated[int, typer.Option(min=1, max=50)] = 5,
 
 
 def _load_searcher(cfg: Settings) -> Searcher:
-    from kb.index import load_index
     from kb.search import Searcher
+    from kb.store import load_index
 
     index = load_index(cfg.index, model=cfg.model)
     return Searcher(index, _embedder_factory(cfg)(), max_query_chars=10**6)
@@ -194,7 +227,7 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
     """Fit fusion weights and the answered threshold to labelled queries; publish them."""
     from kb.calibrate import fit, prepare
     from kb.evaluation import read_queries
-    from kb.index import publish_calibration
+    from kb.store import publish_calibration
 
     cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
@@ -247,8 +280,8 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
          index: IndexOpt = None) -> None:
     """The knowledge-gap report: unanswered and not-helpful queries grouped into topics."""
     from kb.engine import article_tags, gap_report
-    from kb.gaps import GapLog
-    from kb.index import load_index
+    from kb.storage import open_store
+    from kb.store import load_index
     from kb.topics import topics_csv
 
     if fmt not in ("table", "csv", "json"):
@@ -260,7 +293,7 @@ def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 
         tags = article_tags(load_index(cfg.index).articles)
     except KBError:
         pass  # without an index, topics are grouped by text and meaning only
-    topics: list[Topic] = gap_report(GapLog(cfg.gap_path), tags, since, min_count,
+    topics: list[Topic] = gap_report(open_store(cfg), tags, since, min_count,
                                      include_resolved)
     if fmt == "json":
         typer.echo(json.dumps([t.to_dict() for t in topics], ensure_ascii=False, indent=1))
@@ -310,10 +343,10 @@ def _print_topics(topics: list[Topic]) -> None:
 def stats(article_id: Annotated[str | None, typer.Argument()] = None,
           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Helpful / not helpful feedback counts per article."""
-    from kb.gaps import GapLog
+    from kb.storage import open_store
 
     cfg = load_settings(index=index)
-    rows = GapLog(cfg.gap_path).article_stats(article_id)
+    rows = open_store(cfg).article_stats(article_id)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
@@ -324,3 +357,49 @@ def stats(article_id: Annotated[str | None, typer.Argument()] = None,
         table.add_row(r["article_id"], str(r["helpful"]), str(r["not_helpful"]),
                       str(r["last_feedback"]))
     Console().print(table)
+
+
+db_app = typer.Typer(no_args_is_help=True,
+                     help="The database of queries, feedback, gap topics and keys.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@handled
+def db_upgrade(index: IndexOpt = None) -> None:
+    """Apply the schema migrations the database has not seen (the service also does on start)."""
+    from kb.storage import database_url, open_store, shown_url
+
+    cfg = load_settings(index=index)
+    store = open_store(cfg, upgrade=False)
+    try:
+        before = store.revision()
+        after = store.upgrade()
+    finally:
+        store.close()
+    where = shown_url(database_url(cfg))
+    if before == after:
+        typer.echo(f"{where}: at revision {after}, nothing to do")
+    else:
+        typer.echo(f"{where}: upgraded from {before or 'no revision'} to {after}")
+
+
+@db_app.command("status")
+@handled
+def db_status(index: IndexOpt = None) -> None:
+    """Which database kb uses, its schema revision and what it holds."""
+    from kb.storage import database_url, open_store, shown_url
+    from kb.storage.migrate import head
+
+    cfg = load_settings(index=index)
+    store = open_store(cfg, upgrade=False)
+    try:
+        revision = store.revision()
+        typer.echo(f"database: {shown_url(database_url(cfg))}")
+        typer.echo(f"revision: {revision or 'none (empty)'}; latest {head()}")
+        if revision == head():
+            typer.echo(f"queries: {store.count()}, keys: {len(store.keys())}")
+        else:
+            typer.echo("run 'kb db upgrade' (or start 'kb serve') to bring it up to date")
+    finally:
+        store.close()

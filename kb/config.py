@@ -34,13 +34,34 @@ class Settings(BaseSettings):
         None, description="Folder of ONNX exports of embedding models (default: "
         "$XDG_CACHE_HOME/kb/onnx, or ~/.cache/kb/onnx)."
     )
+    query_prompt: str | None = Field(
+        None, description="Text put before every query the model embeds (e5: 'query: '); "
+        "default: the model's known prompt, none for a model kb does not know (kb.models)."
+    )
+    passage_prompt: str | None = Field(
+        None, description="Text put before every passage the model embeds (e5: 'passage: '); "
+        "default as for KB_QUERY_PROMPT. Rebuild the index (remove the folder) after changing it."
+    )
     batch_size: int = Field(64, ge=1, description="Embedding batch size.")
     max_chunk_chars: int = Field(
         600, ge=100, description="Sections longer than this are split at paragraph breaks."
     )
     gap_db: Path | None = Field(
         None, description="SQLite file of the query and gap log (default: gaps.sqlite3 in the "
-        "index folder)."
+        "index folder); KB_DATABASE_URL, when set, replaces it."
+    )
+    database_url: str | None = Field(
+        None, description="Database of queries, feedback, gap topics and keys: "
+        "postgresql://user:password@host/db (shared by replicas) or sqlite:///PATH (default: "
+        "the SQLite file KB_GAP_DB)."
+    )
+    db_timeout: float = Field(
+        2.0, gt=0, le=60, description="Seconds a request waits for a locked or unreachable "
+        "database before it is answered 503 with Retry-After."
+    )
+    query_retention_days: int = Field(
+        90, ge=0, description="Stored query text and vectors older than this many days are "
+        "removed (counts, feedback and events stay); 0 keeps them."
     )
     calibration: Path | None = Field(
         None,
@@ -60,29 +81,19 @@ class Settings(BaseSettings):
     )
     rerank_top: int = Field(20, ge=2, description="How many fused results the reranker rescores.")
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk after publishing.")
-    accept_builds: bool = Field(
-        True, description="Let 'kb index' run on this machine hand its build to the service "
-        "(over a Unix socket in the index folder, answered for the service's own user only): "
-        "the service builds with what it holds in memory and serves the new version at once."
-    )
     reload_interval: float = Field(
-        1.0, ge=0, description="Seconds between the service's looks at the index folder for a "
-        "version published by another process (kb index --local, kb calibrate); 0: only POST "
+        0.25, ge=0, description="Seconds between the service's looks at the index folder's "
+        "CURRENT file for a version published by kb index or kb calibrate; 0: only POST "
         "/admin/reload loads one."
     )
     host: str = Field("127.0.0.1", description="Address the service listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the service listens on.")
+    workers: int = Field(1, ge=1, description="Processes 'kb serve' runs on one port, each "
+                         "with its own model; they share the database and the index folder.")
 
     @property
     def gap_path(self) -> Path:
         return self.gap_db or self.index / "gaps.sqlite3"
-
-    def relative_to(self, folder: Path) -> Settings:
-        """These settings with relative paths taken from ``folder`` instead of this process's
-        working folder."""
-        return self.model_copy(update={
-            name: folder / value for name, value in self if isinstance(value, Path)
-            and not value.is_absolute()})
 
 
 PREFIX = "KB_"

@@ -1,11 +1,10 @@
-"""The embedding model run by ONNX Runtime: the same vectors as sentence-transformers, a third of
-the time per query.
+"""The embedding model run by ONNX Runtime: the same vectors as sentence-transformers, faster.
 
 For one short query, PyTorch spends most of its time in per-operator overhead rather than
-arithmetic; ONNX Runtime runs the same graph in about a third of the time, with attention, layer
-norms and GELU fused into single kernels, and it starts without importing torch (a re-index
-command or a server starts seconds sooner). The model is exported once per model version into a
-cache folder, with its tokenizer, and checked against sentence-transformers before it is used.
+arithmetic; ONNX Runtime runs the same graph with attention, layer norms and GELU fused into
+single kernels, and it starts without importing torch, so a re-index command or a server starts
+sooner (figures: bench/NOTES.md). The model is exported once per model version into a cache
+folder, with its tokenizer, and checked against sentence-transformers before it is used.
 """
 
 from __future__ import annotations
@@ -149,8 +148,8 @@ def prune_stale(root: Path, keep: Path) -> list[Path]:
 
 
 def _fuse(path: Path, config: object) -> Path | None:
-    """Fuse attention, layer norms and GELU of a BERT-like encoder in place (about a quarter
-    faster on long sections); returns the plain graph, kept aside, or None if nothing changed."""
+    """Fuse attention, layer norms and GELU of a BERT-like encoder in place (faster on long
+    sections); returns the plain graph, kept aside, or None if nothing changed."""
     heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
     if getattr(config, "model_type", "") not in FUSABLE or not heads or not hidden:
         return None
@@ -169,7 +168,9 @@ def _fuse(path: Path, config: object) -> Path | None:
 
 
 class OnnxEmbedder:
-    def __init__(self, spec: str, cache: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(self, spec: str, cache: Path | None = None, batch_size: int = 64, *,
+                 query_prompt: str = "", passage_prompt: str = "") -> None:
+        self.query_prompt, self.passage_prompt = query_prompt, passage_prompt
         location = resolve_model(spec)
         if Path(location).is_dir():  # one export per folder, whichever directory names it
             location = str(Path(location).resolve())
@@ -215,17 +216,25 @@ class OnnxEmbedder:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         # Idle pool threads would otherwise spin for a while after each query, burning the core
-        # that the server needs for the next request (about 10% more queries/s without).
+        # that the server needs for the next request.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
                                                      providers=["CPUExecutionProvider"])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, getattr(self, "passage_prompt", ""))
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, getattr(self, "query_prompt", ""))
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        prepared = [normalize(t).lower() if self._lowercase else normalize(t) for t in texts]
+        prepared = [prompt + normalize(t) for t in texts]
+        if self._lowercase:
+            prepared = [t.lower() for t in prepared]
         encodings = self._tokenizer.encode_batch(prepared)
         # Similar lengths share a batch, so little of each batch is padding; long texts go in
-        # smaller batches, which stay in the CPU's caches (a third faster for full sections).
+        # smaller batches, which stay in the CPU's caches.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         start = 0
         while start < len(order):

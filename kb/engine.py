@@ -8,18 +8,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from kb import store
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle
-from kb.gaps import GapLog
-from kb.index import Builder, Built, Index, Progress, current_version, load_index
-from kb.ranking import Calibration
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
+from kb.storage import Store, exists, open_store
+from kb.store import Index, load_index
 from kb.tickets import ticket_query
 from kb.topics import Topic, build_topics
 
@@ -44,11 +44,28 @@ class Pending:
         return self.complete(self.vector.result())
 
 
+@dataclass
+class IndexStatus:
+    """What an operator or a writer wants to know about the index being served."""
+
+    version: str
+    built: str  # when the served version was published (ISO 8601, UTC)
+    model: str
+    articles: int
+    chunks: int
+    last_build: dict | None  # the last build's outcome, see kb.build: ok, time, problems, ...
+    problems: list[str] = field(default_factory=list)  # of the last build, if it failed
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
 class Engine:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 store: Store | None = None) -> None:
         self.settings = settings
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
-        self.log = GapLog(settings.gap_path)
+        self.log: Store = store or open_store(settings)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
                          if settings.reranker else None)
         self._lock = threading.Lock()
@@ -58,19 +75,45 @@ class Engine:
         started = self.searcher.begin_search("warm-up 预热", k=1)
         self.searcher.finish(started, started.vector.result())
 
-    def _load(self, index: Index | None = None, previous: Searcher | None = None) -> Searcher:
-        index = index or load_index(self.settings.index, model=self.embedder.name)
+    def _load(self, index: Index | None = None, previous: Searcher | None = None,
+              version: str | None = None) -> Searcher:
+        index = index or load_index(self.settings.index, model=self.embedder.name, version=version)
         return Searcher(index, self.embedder, public_only=self.settings.public_only,
                         max_query_chars=self.settings.max_query_chars, reranker=self.reranker,
                         previous=previous)
 
-    def reload(self, index: Index | None = None) -> tuple[str, str]:
-        """Serve ``index``, or else the published one, read from disk; requests already
-        running finish on the old one."""
+    def reload(self, index: Index | None = None, version: str | None = None) -> tuple[str, str]:
+        """Serve ``index``, or else ``version`` (default: the published one) read from disk;
+        requests already running finish on the old one."""
         with self._lock:
             old = self.searcher.version
-            self.searcher = self._load(index, self.searcher)
+            self.searcher = self._load(index, self.searcher, version)
             return old, self.searcher.version
+
+    def index_status(self) -> IndexStatus:
+        """The served version, and the outcome of the last build of this index folder."""
+        index = self.searcher.index
+        last = store.read_status(self.settings.index)
+        return IndexStatus(
+            version=index.version, built=index.manifest.get("created", ""),
+            model=index.manifest["model"], articles=len(index.articles),
+            chunks=len(index.chunks), last_build=last,
+            problems=list(last.get("problems", [])) if last and not last.get("ok") else [])
+
+    @property
+    def audience(self) -> str:
+        """The audience this service's searches are for, unless a channel says otherwise."""
+        return "public" if self.settings.public_only else "internal"
+
+    def searcher_for(self, audience: str) -> Searcher:
+        """A searcher on the served version for ``audience`` (public: no internal article)."""
+        searcher = self.searcher
+        public = audience == "public"
+        if searcher.public_only == public:
+            return searcher
+        return Searcher(searcher.index, self.embedder, public_only=public,
+                        max_query_chars=self.settings.max_query_chars, reranker=self.reranker,
+                        previous=searcher)
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
                channel: str = "search") -> Answer:
@@ -109,6 +152,8 @@ class Engine:
                 channel=channel, query=outcome.query, lang=outcome.lang,
                 filters=started.filters.to_dict(), answered=outcome.answered,
                 confidence=outcome.confidence, neighbours=[h.id for h in outcome.hits[:3]],
+                results=[h.id for h in outcome.hits],
+                audience=self.audience,
                 top_score=outcome.hits[0].score if outcome.hits else None,
                 vector=None if outcome.answered else outcome.vector,
                 index_version=searcher.version, ticket_id=ticket_id,
@@ -141,7 +186,7 @@ def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:
     return {a: set(r["tags"]) for a, r in articles.items()}
 
 
-def gap_report(log: GapLog, tags: dict[str, set[str]], since: str | None = None,
+def gap_report(log: Store, tags: dict[str, set[str]], since: str | None = None,
                min_count: int = 1, include_resolved: bool = False) -> list[Topic]:
     topics = build_topics([(q, None) for q in log.unanswered(since)], "unanswered", tags)
     topics += build_topics([(q, a) for q, a in log.not_helpful(since)], "not_helpful", tags)
@@ -149,44 +194,36 @@ def gap_report(log: GapLog, tags: dict[str, set[str]], since: str | None = None,
             and (include_resolved or t.status == "open")]
 
 
-def index_articles(cfg: Settings, builder: Builder, embedder_factory: Callable[[], Embedder],
-                   progress: Progress | None = None, shown_as: str | None = None) -> Built:
-    """What ``kb index`` does, in whichever process runs it (see kb.resident)."""
-    return builder.build(cfg.articles, embedder_factory, max_chunk_chars=cfg.max_chunk_chars,
-                         calibration=first_calibration(cfg), progress=progress,
-                         shown_as=shown_as)
-
-
-def first_calibration(cfg: Settings) -> Calibration | None:
-    """A knowledge base may carry its own fit (articles/calibration.json); a first build uses
-    it. Later builds carry the published version's forward."""
-    source = cfg.calibration or cfg.articles / "calibration.json"
-    if current_version(cfg.index) is not None or (cfg.calibration is None and not source.exists()):
-        return None
-    return Calibration.load(source)
-
-
-def open_gaps(cfg: Settings) -> GapLog | None:
+def open_gaps(cfg: Settings) -> Store | None:
     """The gap log, if it has open gap queries a new version could answer."""
-    if not cfg.gap_path.exists():
+    if not exists(cfg):
         return None
-    log = GapLog(cfg.gap_path)
+    log = open_store(cfg)
     return log if log.open_gap_texts() else None
 
 
-def recheck_gaps(log: GapLog, searcher: Searcher,
+def open_gap_queries(log: Store, audience: str) -> list[tuple[str, str]]:
+    """The open gap queries, each with the audience of the channel that logged it (queries
+    logged without one count as ``audience``: the service's own)."""
+    return [(text, query_audience or audience) for text, query_audience in log.open_gaps()]
+
+
+def recheck_gaps(log: Store, searcher_for: Callable[[str], Searcher], audience: str,
                  stop: Callable[[], bool] = lambda: False) -> list[tuple[str, str]]:
-    """Search every open gap query again (until ``stop`` says so); mark those the knowledge
-    base now answers."""
+    """Search every open gap query again, as its channel's audience would (until ``stop``
+    says so); mark those the knowledge base now answers."""
     resolved = []
-    for text in log.open_gap_texts():
+    searchers: dict[str, Searcher] = {}
+    for text, query_audience in open_gap_queries(log, audience):
         if stop():
             break
+        if query_audience not in searchers:
+            searchers[query_audience] = searcher_for(query_audience)
         try:
-            outcome = searcher.search(text, k=1)
+            outcome = searchers[query_audience].search(text, k=1)
         except InvalidQuery:
             continue
         if outcome.answered and outcome.hits:
-            log.resolve(text, outcome.hits[0].id)
+            log.resolve(text, outcome.hits[0].id, query_audience)
             resolved.append((text, outcome.hits[0].id))
     return resolved

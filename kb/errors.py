@@ -95,3 +95,30 @@ class CalibrationError(KBError):
 
     code = "invalid_calibration"
     status = 500
+
+
+class NotAResult(KBError):
+    """Feedback names an article the query did not return."""
+
+    code = "not_a_result"
+    status = 422
+
+
+class KeyExists(KBError):
+    code = "key_exists"
+    status = 409
+
+
+class StorageBusy(KBError):
+    """The database is locked or unreachable: the request may be retried in a moment."""
+
+    code = "storage_busy"
+    status = 503
+    retry_after = 2  # seconds, for the Retry-After header
+
+
+class NotReady(KBError):
+    """What /readyz answers while the service cannot serve: no index, or no database."""
+
+    code = "not_ready"
+    status = 503

@@ -6,8 +6,6 @@ retriever, at the price of one model pass per candidate: the bench reports that 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from kb.errors import ModelError
@@ -15,11 +13,11 @@ from kb.errors import ModelError
 
 class Reranker:
     def __init__(self, spec: str, top: int = 20) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import CrossEncoder
 
         try:
-            self._model = CrossEncoder(spec, device="cpu")
+            # Nothing is fetched from a model hub at run time: a name must already be cached.
+            self._model = CrossEncoder(spec, device="cpu", local_files_only=True)
         except Exception as exc:  # the library raises many types for a missing or broken model
             raise ModelError(f"cannot load reranker {spec!r}: {exc}") from exc
         self.name = spec

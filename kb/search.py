@@ -12,12 +12,12 @@ import numpy as np
 from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
 from kb.expansion import Expansion, expand, expanded_scores
-from kb.index import Index
 from kb.models import profile
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
 from kb.signals import Evidence, row_signals
 from kb.snippets import flatten, match_order, window
+from kb.store import Index
 from kb.text import (
     analyze,
     content_terms,
@@ -96,6 +96,7 @@ class Hit:
     score: float
     path: str
     tags: list[str]
+    audience: str = "public"
 
 
 @dataclass
@@ -446,6 +447,7 @@ class Searcher:
                 anchor=chunk.anchor,
                 snippet=window(self._chunk_flat[row], self._chunk_text[row], ordered),
                 score=round(r.score, 4), path=art["path"], tags=list(art["tags"]),
+                audience=art.get("audience", "public"),
             ))
         answered = bool(hits) and confidence >= self.index.calibration.answer_threshold
         return Outcome(started.shown, hits, answered, round(confidence, 4), features,

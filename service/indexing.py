@@ -1,36 +1,29 @@
 """How the service keeps serving the current index version.
 
-``kb index`` hands its build to the service (kb.resident). The service builds with its own
-model and with what its Builder kept from the last build, serves the new version the moment it
-is published, and answers the command. Open gap queries are re-checked against the new version
-afterwards, in the background: their number grows with the query log, and the writer who ran
-``kb index`` need not wait for them.
+``kb index`` (or ``kb calibrate``, or another machine sharing the folder) publishes a version by
+replacing ``index/CURRENT``. A follower thread looks at that file every ``reload_interval``
+seconds and serves each new version. Whatever goes wrong while a version loads is logged and
+the service keeps serving the version it has; the next version published is tried afresh.
 
-A version published by anyone else (``kb index --local``, ``kb calibrate``, another service on
-the same folder) is noticed through CURRENT and served within ``reload_interval`` seconds.
+After it serves a new version, the service re-checks the open gap queries of its own query log
+against it, in the background, through the engine's batching embedder (the model lock live
+queries take turns on), each query as the audience of the channel that logged it. A newer
+version stops that re-check and starts its own. Of several worker processes sharing one
+database, one re-checks each version. While the service runs it holds the index folder's
+serving lock, so ``kb index`` leaves the re-check to it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from kb.config import Settings, load_settings
+from kb.config import Settings
 from kb.embedding import Embedder
-from kb.engine import Engine, index_articles, open_gaps, recheck_gaps
-from kb.errors import KBError, error_lines
-from kb.gaps import GapLog
-from kb.index import Builder, Index, current_version
-from kb.resident import FLAGS, Listener
-from kb.search import Searcher
-
-if TYPE_CHECKING:
-    from kb.resident import Send
+from kb.engine import Engine, recheck_gaps
+from kb.store import RecheckTurn, ServingLock, current_version
 
 log = logging.getLogger("kb.service")
 
@@ -40,146 +33,129 @@ class Indexing:
         self.app = app
         self.settings = settings
         self.embedder = embedder
-        self.builder = Builder(settings.index, embedder.name)
-        self.listener = Listener(settings.index, self.handle)
+        self.serving = ServingLock(settings.index)
         self._recheck: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._stop_recheck_flag = threading.Event()
         self._closing = threading.Event()
-        self._building = threading.Lock()  # one build or reload at a time
+        self._loading = threading.Lock()  # one load at a time: the follower's or a reload's
+        self._follower: threading.Thread | None = None
+        self.refused: str | None = None  # the last version that could not be loaded
 
     def start(self) -> None:
+        try:
+            self.serving.acquire()
+        except OSError as exc:  # a read-only folder: kb index then re-checks gaps itself
+            log.warning("cannot hold the serving lock of %s: %s", self.settings.index, exc)
         if self.settings.reload_interval > 0:
-            threading.Thread(target=self._follow, name="kb-index-follow", daemon=True).start()
-        if not self.settings.accept_builds:
-            return
-        reason = self.listener.start()
-        if reason is not None:
-            log.warning("%s; 'kb index' will build in its own process", reason)
-            return
-        threading.Thread(target=self._warm, name="kb-index-warm", daemon=True).start()
-
-    def _follow(self) -> None:
-        """Serve what CURRENT names, looked at every ``reload_interval`` seconds."""
-        refused = None
-        while not self._closing.wait(self.settings.reload_interval):
-            name = current_version(self.settings.index)
-            if name is None or name == refused or name == self._served():
-                continue
-            with self._building:  # a build serves its own version; then there is nothing to do
-                if name == self._served():
-                    continue
-                try:
-                    self._serve()
-                except KBError as exc:  # once per version: the log is not flooded every second
-                    log.warning("not serving %s: %s", name, exc.message)
-                    refused = name
-                    continue
-            log.info("serving %s, published by another process", name)
-
-    def reload(self) -> tuple[str | None, str]:
-        """Serve the published version, read from disk: the one served before, and it."""
-        with self._building:
-            previous = self._served()
-            self._serve()
-            return previous, self.app.state.engine.searcher.version
-
-    def _served(self) -> str | None:
-        engine: Engine | None = self.app.state.engine
-        return engine.searcher.version if engine is not None else None
-
-    def _warm(self) -> None:
-        """So that the first 'kb index' after a start is as quick as the next ones."""
-        with self._building:
-            try:
-                self.builder.warm(self.settings.articles, self.settings.max_chunk_chars)
-            except (KBError, OSError) as exc:  # the command will say what is wrong, if it is
-                log.info("not warmed up for 'kb index': %s", exc)
+            self._follower = threading.Thread(target=self._follow, name="kb-index-follow",
+                                              daemon=True)
+            self._follower.start()
 
     def close(self) -> None:
         self._closing.set()
-        self.listener.close()
+        if self._follower is not None:
+            self._follower.join(5)
         self._stop_recheck()
+        self.serving.release()
 
-    def handle(self, request: dict[str, Any], send: Send) -> None:
-        try:
-            flags = request["flags"]
-            asked = load_settings(request["env"], **{k: flags.get(k) for k in FLAGS})
-            cfg = asked.relative_to(Path(request["cwd"]))
-        except KBError as exc:
-            return self._fail(send, error_lines(exc))
-        except (KeyError, TypeError, AttributeError):
-            return self._fail(send, ["error: malformed request from 'kb index'"])
-        if os.path.realpath(cfg.index) != os.path.realpath(self.settings.index):
-            return send({"declined": f"the service serves {self.settings.index}, not {cfg.index}"})
-        if cfg.model != self.builder.model:
-            return send({"declined": f"the service runs model {self.builder.model!r}, "
-                                     f"not {cfg.model!r}"})
-        self._stop_recheck()
-        with self._building:
-            self._build(cfg, asked, send)
+    def _follow(self) -> None:
+        """Serve what CURRENT names, looked at every ``reload_interval`` seconds. Survives any
+        error: this thread is how the service learns of every later version."""
+        while not self._closing.wait(self.settings.reload_interval):
+            try:
+                name = current_version(self.settings.index)
+                if name is None or name in (self.refused, self.served()):
+                    continue
+                self.load(name)
+            except Exception:  # noqa: BLE001 - logged; the next look tries again
+                log.exception("the index follower hit an error; it goes on")
 
-    def _build(self, cfg: Settings, asked: Settings, send: Send) -> None:
-        try:
-            built = index_articles(cfg, self.builder, lambda: self.embedder,
-                                   lambda done, total: send({"progress": [done, total]}),
-                                   shown_as=str(asked.articles))
-            if built.index is not None:
-                self._serve(built.index)
-        except KBError as exc:
-            return self._fail(send, error_lines(exc))
-        except Exception as exc:  # reported to the command, and the service keeps serving
-            log.exception("'kb index' failed in the service")
-            return self._fail(send, [f"error: the service could not build the index: {exc}"], 1)
-        summary = built.report.summary()
-        log.info("kb index: %s", summary)
-        send({"out": summary})
-        if self.app.state.engine is not None:
-            self.app.state.engine.log.flush()  # the gap queries of the last moments are open too
-        gaps = open_gaps(cfg) if built.index is not None else None
-        if gaps is not None:
-            send({"out": "gap log: the service re-checks open gap queries against the new "
-                         "version; 'kb gaps --all' shows those it resolves"})
-        send({"exit": 0})
-        try:
-            self.builder.tidy(cfg.keep_versions)
-        except OSError as exc:  # a cache and old versions: the next build tries again
-            log.warning("could not tidy %s after 'kb index': %s", self.settings.index, exc)
-        if gaps is not None and built.index is not None:
-            self._recheck_later(gaps, built.index, cfg)
+    def load(self, name: str) -> bool:
+        """Serve version ``name`` from disk; on any failure, log it, keep what is served, and
+        do not try ``name`` again (a later version is tried)."""
+        with self._loading:
+            served = self.served()
+            if name == served:
+                return True
+            try:
+                self._serve(name)
+            except Exception as exc:  # noqa: BLE001 - a bad version must not stop the service
+                self.refused = name
+                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                log.error("not serving index version %s (%s); still serving %s", name, message,
+                          served or "nothing", exc_info=not hasattr(exc, "message"))
+                return False
+            self.refused = None
+            log.info("serving index version %s", name)
+            self._recheck_later()
+        return True
 
-    @staticmethod
-    def _fail(send: Send, lines: list[str], status: int = 2) -> None:
-        for line in lines:
-            send({"err": line})
-        send({"exit": status})
+    def reload(self) -> tuple[str | None, str]:
+        """Serve the published version now (POST /admin/reload): the version served before,
+        and the one served now. Errors reach the caller."""
+        with self._loading:
+            previous = self.served()
+            self._serve(None)
+            current = self.app.state.engine.searcher.version
+            self.refused = None
+            if current != previous:
+                self._recheck_later()
+        return previous, current
 
-    def _serve(self, index: Index | None = None) -> None:
-        """Serve ``index``, or else the published version, read from disk."""
+    def served(self) -> str | None:
+        engine: Engine | None = self.app.state.engine
+        return engine.searcher.version if engine is not None else None
+
+    def _serve(self, name: str | None) -> None:
         engine: Engine | None = self.app.state.engine
         if engine is None:  # started before anything was published
-            self.app.state.engine = Engine(self.settings, self.embedder)
+            self.app.state.engine = Engine(self.settings, self.embedder,
+                                           store=getattr(self.app.state, "store", None))
         else:
-            engine.reload(index)
+            engine.reload(version=name)
 
-    def _recheck_later(self, gaps: GapLog, index: Index, cfg: Settings) -> None:
-        serving = self.app.state.engine.searcher  # on the same version: it lends its folded text
+    def _recheck_later(self) -> None:
+        """Re-check the open gap queries against the version now served, in the background.
+        Called with the loading lock held."""
+        self._stop_recheck()
+        engine: Engine | None = self.app.state.engine
+        if engine is None or self._closing.is_set():
+            return
+        stop = self._stop_recheck_flag
 
         def run() -> None:
-            searcher = Searcher(index, self.embedder, max_query_chars=cfg.max_query_chars,
-                                previous=serving)
-            resolved = recheck_gaps(gaps, searcher, stop=self._stop.is_set)
-            log.info("gap log: %d open gap queries now answered by %s", len(resolved),
-                     index.version)
+            version = engine.searcher.version
+            turn = RecheckTurn(self.settings.index, engine.log.url)
+            try:
+                if not turn.take(version, stop.is_set):
+                    return  # another worker of this service re-checks it, or a newer version
+                engine.log.flush()  # the gap queries of the last moments are open too
+                resolved = recheck_gaps(engine.log, engine.searcher_for, engine.audience,
+                                        stop=stop.is_set)
+                if not stop.is_set():
+                    turn.done(version)
+            except Exception:  # noqa: BLE001 - a re-check is retried with the next version
+                log.exception("gap re-check failed")
+                return
+            finally:
+                turn.release()
+            log.info("gap log: %d open gap queries now answered by %s", len(resolved), version)
             for text, article in resolved:
                 log.info("  resolved by %s: %s", article, text)
 
-        self._stop.clear()
+        stop.clear()
         self._recheck = threading.Thread(target=run, name="kb-gap-recheck", daemon=True)
         self._recheck.start()
 
     def _stop_recheck(self) -> None:
-        """A new build supersedes the re-check under way: the next re-check covers its gaps."""
+        """A newer version supersedes the re-check under way: the next re-check covers its
+        gaps."""
         if self._recheck is not None:
-            self._stop.set()
+            self._stop_recheck_flag.set()
             self._recheck.join()
             self._recheck = None
+
+    def wait_for_recheck(self, timeout: float | None = None) -> None:
+        """For tests and shutdown: wait until the re-check under way, if any, is done."""
+        if self._recheck is not None:
+            self._recheck.join(timeout)

@@ -48,6 +48,8 @@ class Result(BaseModel):
     score: float
     path: str
     tags: list[str]
+    audience: Literal["public", "internal"] = Field(
+        "public", description="internal: for agents only, never to be sent to the customer.")
 
 
 class SearchResponse(BaseModel):
@@ -94,10 +96,16 @@ class GapReport(BaseModel):
 
 class Health(BaseModel):
     status: str
-    index_version: str
+    index_version: str | None = Field(..., description="None until an index is published.")
     articles: int
     chunks: int
     model: str
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    index_version: str
+    database: str = Field(..., description="sqlite or postgresql")
 
 
 class Reloaded(BaseModel):

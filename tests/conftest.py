@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kb.build import build_index
 from kb.config import Settings
 from kb.embedding import Embedder, load_embedder
-from kb.index import build_index
 from kb.text import tokenize
+
+pytest_plugins = ["tests.postgres"]  # the PostgreSQL server and the two-backend fixture
 
 FIXTURE_KB = Path(__file__).parent / "fixtures" / "kb"
 GOLDEN = Path(__file__).parent / "golden"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from kb.gaps import GapLog
+from kb.storage import open_store
 from service.app import create_app
 
 
@@ -24,7 +24,8 @@ def assert_error(response, status, code):
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
 
 
-RESULT_FIELDS = {"id", "title", "type", "section", "anchor", "snippet", "score", "path", "tags"}
+RESULT_FIELDS = {"id", "title", "type", "section", "anchor", "snippet", "score", "path", "tags",
+                 "audience"}
 
 
 def test_post_search(client):
@@ -74,24 +75,25 @@ def test_a_cross_encoder_runs_off_the_event_loop(client):
 
 def test_a_stopping_service_stores_the_queries_it_still_holds(settings, real_embedder,
                                                               monkeypatch):
-    import kb.gaps
+    import kb.storage.sql
 
-    slow = kb.gaps._row
-    monkeypatch.setattr(kb.gaps, "_row", lambda item: time.sleep(0.05) or slow(item))
+    slow = kb.storage.sql._row
+    monkeypatch.setattr(kb.storage.sql, "_row", lambda item: time.sleep(0.05) or slow(item))
     with TestClient(create_app(settings, real_embedder)) as c:
         for query in ("vpn", "打印机", "password", "outlook", "wifi"):
             assert c.post("/search", json={"query": query}).status_code == 200
-    assert GapLog(settings.gap_path).count() == 5
+    assert open_store(settings).count() == 5
 
 
 def test_feedback_and_article_stats(client):
     qid = client.post("/search", json={"query": "forgot password"}).json()["query_id"]
     assert client.post("/feedback", json={"query_id": qid, "article_id": "password-reset-en",
                                           "helpful": True}).status_code == 200
+    # One vote per query and article: a second one replaces the first.
     assert client.post("/feedback", json={"query_id": qid, "article_id": "password-reset-en",
                                           "helpful": False}).status_code == 200
     stats = client.get("/articles/password-reset-en/stats").json()
-    assert stats == {"article_id": "password-reset-en", "helpful": 1, "not_helpful": 1,
+    assert stats == {"article_id": "password-reset-en", "helpful": 0, "not_helpful": 1,
                      "last_feedback": stats["last_feedback"]}
     assert_error(client.get("/articles/nope/stats"), 404, "unknown_article")
 
@@ -160,24 +162,28 @@ def test_health_openapi_and_page(client):
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["articles"] == 8
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/search", "/suggest", "/feedback", "/gaps", "/admin/reload", "/healthz",
+    for path in ("/search", "/suggest", "/feedback", "/gaps", "/admin/reload", "/healthz", "/readyz",
                  "/articles/{article_id}/stats"):
         assert path in paths
     assert client.get("/docs").status_code == 200
     assert "<form" in client.get("/").text
 
 
-def test_without_an_index_health_is_503_until_reload(tmp_path, real_embedder, fixture_index):
+def test_without_an_index_it_is_alive_not_ready_until_reload(tmp_path, real_embedder,
+                                                              fixture_index):
     import shutil
 
     from kb.config import Settings
 
     settings = Settings(index=tmp_path / "index", gap_db=tmp_path / "g.sqlite3")
     with TestClient(create_app(settings, real_embedder)) as c:
-        assert_error(c.get("/healthz"), 503, "index_not_found")
+        assert c.get("/healthz").json()["index_version"] is None  # alive
+        assert_error(c.get("/readyz"), 503, "not_ready")
         assert_error(c.post("/search", json={"query": "vpn"}), 503, "index_not_found")
-        # The service made the folder to listen for 'kb index' in; an index built elsewhere
-        # lands beside its socket.
+        # The service made the folder to hold its serving lock in; an index built elsewhere
+        # lands beside it.
         shutil.copytree(fixture_index, tmp_path / "index", dirs_exist_ok=True)
         assert c.post("/admin/reload").status_code == 200
         assert c.get("/healthz").status_code == 200
+        ready = c.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["database"] == "sqlite"

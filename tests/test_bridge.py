@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from kb.bridge import Dictionary, cedict, parse
+from kb.build import build_index
 from kb.expansion import Lexicon, build_lexicon, expand, expanded_scores
 from kb.glossary import Glossary
-from kb.index import build_index, load_index
 from kb.search import Filters, Searcher
+from kb.store import load_index
 from kb.text import analyze, normalize
 
 LINES = [

@@ -94,10 +94,77 @@ def test_an_invalid_setting_is_a_clear_error(monkeypatch, env):
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
-def test_the_kb_command_reaches_the_full_command_line_when_no_service_builds():
+def test_the_kb_command_starts():
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, "-m", "kb", "index", "--help"], capture_output=True,
                           text=True, timeout=120)
-    assert done.returncode == 0 and "--local" in done.stdout
+    assert done.returncode == 0 and "--articles" in done.stdout
+
+
+@pytest.fixture
+def fake_cli(monkeypatch, tmp_path, kb_copy, fake_embedder):
+    """``kb index`` on the fixture articles with the fake embedder, and an open gap query."""
+    import kb.cli
+    from kb.config import load_settings
+    from kb.storage import open_store
+
+    monkeypatch.setattr(kb.cli, "_embedder_factory", lambda cfg: lambda: fake_embedder)
+    monkeypatch.setenv("KB_ARTICLES", str(kb_copy))
+    monkeypatch.setenv("KB_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("KB_GAP_DB", str(tmp_path / "gaps.sqlite3"))
+    assert runner.invoke(cli, ["index"]).exit_code == 0
+    log = open_store(load_settings())
+    log.record(channel="search", query="zebracorn stripes", lang="en", filters={},
+               answered=False, confidence=0.0, neighbours=[], top_score=None, vector=None,
+               index_version="v")
+    log.close()
+    (kb_copy / "zebracorn.md").write_text("---\nid: zebracorn\ntitle: Zebracorn stripes\n"
+                                          "type: faq\n---\nZebracorn stripes.\n")
+    return tmp_path
+
+
+def test_kb_index_rechecks_the_gap_log_when_no_service_serves_the_index(fake_cli, monkeypatch):
+    import kb.engine
+
+    asked = []
+    monkeypatch.setattr(kb.engine, "recheck_gaps",
+                        lambda log, searcher_for, audience: asked.append(
+                            (searcher_for(audience).index.version, audience)) or [])
+    result = runner.invoke(cli, ["index"])
+    assert result.exit_code == 0, result.output
+    from kb.store import current_version
+
+    assert asked == [(current_version(fake_cli / "index"), "internal")]
+    assert "gap log: 0 open gap queries now answered" in result.output
+
+
+def test_kb_index_leaves_the_recheck_to_the_service_serving_the_index(fake_cli, monkeypatch):
+    import kb.engine
+    from kb.store import ServingLock
+
+    monkeypatch.setattr(kb.engine, "recheck_gaps", lambda *a: pytest.fail("re-checked"))
+    lock = ServingLock(fake_cli / "index")
+    lock.acquire()
+    try:
+        result = runner.invoke(cli, ["index"])
+    finally:
+        lock.release()
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output and "the service serving this index re-checks" in result.output
+
+
+def test_the_embedding_progress_bar_follows_the_build(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import kb.cli
+
+    out = io.StringIO()
+    monkeypatch.setattr(kb.cli, "err", Console(file=out, force_terminal=True, width=80))
+    update = kb.cli._progress_bar()
+    for done in (0, 5, 10):
+        update(done, 10)
+    assert "embedding" in out.getvalue() and "100%" in out.getvalue()

@@ -26,11 +26,3 @@ def test_invalid_values_name_the_variable(monkeypatch):
         load_settings()
     with pytest.raises(KBError, match=r"KB_BACKEND='tpu'"):
         load_settings({"KB_BACKEND": "tpu"})
-
-
-def test_relative_paths_are_taken_from_a_given_folder():
-    cfg = load_settings({"KB_GAP_DB": "g.sqlite3", "KB_CALIBRATION": "/abs/cal.json"})
-    moved = cfg.relative_to(Path("/work/kb"))
-    assert moved.articles == Path("/work/kb/articles") and moved.index == Path("/work/kb/index")
-    assert moved.gap_db == Path("/work/kb/g.sqlite3")
-    assert moved.calibration == Path("/abs/cal.json") and moved.model_cache is None

@@ -1,5 +1,6 @@
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from kb.embedding import BatchingEmbedder, resolve_model
 from tests.conftest import FakeEmbedder
 
 
-def wait_for(condition, seconds: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -25,7 +26,7 @@ class SlowEmbedder(FakeEmbedder):
         self.release = threading.Event()
         self.sizes: list[int] = []
 
-    def embed(self, texts):  # type: ignore[no-untyped-def]
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.sizes.append(len(texts))
         if len(self.sizes) == 1:
             self.release.wait(5)
@@ -64,7 +65,7 @@ def test_a_query_given_up_while_queued_is_skipped_and_the_worker_goes_on():
 
 def test_bulk_calls_bypass_the_queue_and_errors_reach_the_caller():
     class Broken(FakeEmbedder):
-        def embed(self, texts):  # type: ignore[no-untyped-def]
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
             if len(texts) == 1:
                 raise RuntimeError("model failed")
             return super().embed(texts)
@@ -86,7 +87,7 @@ def test_a_waiting_caller_encodes_on_its_own_thread_only_while_the_model_is_idle
             super().__init__()
             self.threads: list[str] = []
 
-        def embed(self, texts):  # type: ignore[no-untyped-def]
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
             self.threads.append(threading.current_thread().name)
             return super().embed(texts)
 

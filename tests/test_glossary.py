@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from kb.build import build_index
 from kb.cli import app
 from kb.errors import ArticleError
 from kb.expansion import GLOSSARY_WEIGHT, Lexicon, expand
 from kb.glossary import load_glossary
-from kb.index import build_index, load_index
 from kb.search import Searcher
+from kb.store import load_index
 from kb.text import analyze, normalize
 from tests.conftest import ROOT
 
@@ -75,10 +76,10 @@ def test_the_glossary_is_published_with_the_index_and_a_change_publishes(kb_copy
     assert load_index(root).lexicon.glossary.groups == ()
     write(kb_copy, "- [食堂, canteen]\n")
     fake_embedder.texts = 0
-    report = build_index(kb_copy, root, lambda: fake_embedder, "fake")
+    report = build_index(kb_copy, root, lambda: fake_embedder, "fake").report
     assert report.published and fake_embedder.texts == 0  # nothing to embed again
     assert load_index(root).lexicon.glossary.to_list() == [["食堂", "canteen"]]
-    again = build_index(kb_copy, root, lambda: fake_embedder, "fake")
+    again = build_index(kb_copy, root, lambda: fake_embedder, "fake").report
     assert not again.published
 
 

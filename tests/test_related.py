@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from kb.articles import is_related_heading, load_articles
+from kb.build import build_index
 from kb.chunking import chunk_article
 from kb.evaluation import read_queries
-from kb.index import build_index, load_index
 from kb.search import Searcher
+from kb.store import load_index
 from tests.conftest import GOLDEN, ROOT
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from kb.errors import ModelError
-from kb.index import load_index
 from kb.rerank import Reranker
 from kb.search import Searcher
+from kb.store import load_index
 
 
 class Reverse:

@@ -6,9 +6,9 @@ import pytest
 
 from kb.embedding import BatchingEmbedder
 from kb.errors import InvalidQuery, UnknownFilter
-from kb.index import load_index
 from kb.search import Filters, Searcher
 from kb.snippets import flatten
+from kb.store import load_index
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +130,17 @@ def test_a_blocking_search_encodes_on_its_own_thread_and_a_pending_one_in_the_ba
 def test_a_searcher_reuses_what_its_predecessor_folded_for_unchanged_articles(
         kb_copy, tmp_path, fake_embedder, monkeypatch):
     import kb.search
-    from kb.index import Builder
+    from kb.build import build_index
 
-    builder = Builder(tmp_path / "index", fake_embedder.name)
-    first = Searcher(builder.build(kb_copy, lambda: fake_embedder).index, fake_embedder)
+    def build():
+        return build_index(kb_copy, tmp_path / "index", lambda: fake_embedder,
+                           fake_embedder.name).index
+
+    first = Searcher(build(), fake_embedder)
     path = kb_copy / "wifi-8021x.md"
     path.write_text(path.read_text(encoding="utf-8") + "\nZebracorn certificate.\n",
                     encoding="utf-8")
-    index = builder.build(kb_copy, lambda: fake_embedder).index
+    index = build()
     folded = []
     real = kb.search.normalize_lines
     monkeypatch.setattr(kb.search, "normalize_lines",

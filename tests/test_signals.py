@@ -8,12 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from kb import ranking, signals
+from kb.build import build_index
 from kb.cli import app
 from kb.errors import CalibrationError
 from kb.evaluation import read_queries
-from kb.index import build_index, load_index
 from kb.ranking import Calibration, Candidates, answer_features, rank
 from kb.search import Filters, Searcher, real_dense
+from kb.store import load_index
 from kb.text import analyze
 from tests.conftest import GOLDEN, ROOT
 

@@ -1,0 +1,507 @@
+"""The store on SQLAlchemy Core: SQLite (embedded, the default) or PostgreSQL (psycopg 3).
+
+SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
+``BEGIN IMMEDIATE``: a transaction that reads and then writes cannot fail half-way because
+another process wrote in between. PostgreSQL gets a lock timeout and a connect timeout of the
+same length. Either way a locked or unreachable database is a ``StorageBusy`` within
+``timeout`` seconds, never a request that hangs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from kb.errors import (
+    InvalidQuery,
+    KBError,
+    KeyExists,
+    NotAResult,
+    StorageBusy,
+    UnknownArticle,
+    UnknownQuery,
+)
+from kb.keys import ApiKey
+from kb.redact import redact
+from kb.storage import migrate
+from kb.storage.base import (
+    EVENT_KINDS,
+    TOPIC_STATUSES,
+    ArticleHealth,
+    LoggedQuery,
+    TopicStatus,
+    now,
+)
+from kb.storage.schema import api_keys, events, feedback, gap_topics, queries
+from kb.storage.writer import QueryWriter
+from kb.text import normalize
+
+log = logging.getLogger(__name__)
+
+# Feedback may name a query another replica served a moment ago and has not stored yet: a
+# query id this young that is not found yet is looked for again, for up to SETTLE seconds.
+SETTLE = 3.0
+QUERY_ID = re.compile(r"[0-9a-f]{8}[0-9a-f]{12}")
+
+
+def new_query_id() -> str:
+    """The creation second (hex) and 48 random bits: unique across replicas, and telling how
+    young a query is without a lookup."""
+    return f"{int(time.time()):08x}{secrets.token_hex(6)}"
+
+
+def _age(query_id: str) -> float | None:
+    if not QUERY_ID.fullmatch(query_id):
+        return None
+    return time.time() - int(query_id[:8], 16)
+
+
+def normalized(text: str) -> str:
+    """Grouping key: normalized, punctuation and spacing dropped."""
+    return "".join(ch for ch in normalize(text) if ch.isalnum())
+
+
+def engine_url(url: str) -> sa.URL:
+    """``postgresql://`` means psycopg 3 here, not SQLAlchemy's default driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def shown_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _create_sqlite_file(url: sa.URL) -> None:
+    """Made readable by this user only: it holds what customers asked."""
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        return
+    path = Path(url.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def make_engine(url: str, timeout: float, *, immediate: bool = False) -> Engine:
+    parsed = engine_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _create_sqlite_file(parsed)
+        engine = sa.create_engine(parsed, pool_timeout=timeout,
+                                  connect_args={"timeout": timeout, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi: Any, _: Any) -> None:
+            dbapi.isolation_level = None  # transactions are begun below, not by the driver
+            cur = dbapi.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.execute("PRAGMA secure_delete = ON")  # purged text does not linger in free space
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise KBError(f"KB_DATABASE_URL: unsupported database {parsed.get_backend_name()!r}; "
+                      "use sqlite:///PATH or postgresql://…")
+    ms = int(timeout * 1000)
+    return sa.create_engine(
+        parsed, pool_pre_ping=True, pool_timeout=timeout,
+        connect_args={"connect_timeout": max(2, math.ceil(timeout)),
+                      "options": f"-c lock_timeout={ms}"})
+
+
+class SqlStore:
+    def __init__(self, url: str, *, timeout: float = 2.0, upgrade: bool = True) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._reads = make_engine(url, timeout)
+        self._sqlite = self._reads.dialect.name == "sqlite"
+        self._writes = make_engine(url, timeout, immediate=True) if self._sqlite else self._reads
+        if upgrade:
+            self.upgrade()
+        self._writer = QueryWriter(self._store_queries, where=shown_url(url))
+
+    # -- plumbing -------------------------------------------------------------------------
+    def upgrade(self, revision: str = "head") -> str | None:
+        """Apply the migrations this database has not seen (waiting for another process
+        that migrates it at the same moment)."""
+        engine = make_engine(self.url, 60.0, immediate=True) if self._sqlite else self._writes
+        try:
+            with self._guard():
+                return migrate.upgrade(engine, revision)
+        finally:
+            if engine is not self._writes:
+                engine.dispose()
+
+    def revision(self) -> str | None:
+        with self._guard():
+            return migrate.current(self._reads)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (sa.exc.OperationalError, sa.exc.TimeoutError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StorageBusy(f"the database is locked or unreachable ({reason}); try again "
+                              "in a moment") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._guard(), self._reads.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._guard(), self._writes.begin() as conn:
+            yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return self._writer.flush(timeout)
+
+    @property
+    def queued(self) -> int:
+        """Queries recorded and not stored yet."""
+        return self._writer.pending
+
+    def close(self) -> None:
+        """Store what is queued, then let go of the connections (again: nothing to do)."""
+        self._writer.close()
+        self._reads.dispose()
+        self._writes.dispose()
+
+    # -- queries --------------------------------------------------------------------------
+    def record(self, *, channel: str, query: str, lang: str, filters: dict, answered: bool,
+               confidence: float, neighbours: list[str], top_score: float | None,
+               vector: np.ndarray | None, index_version: str, ticket_id: str | None = None,
+               audience: str = "internal", results: list[str] | None = None) -> str:
+        query_id = new_query_id()
+        blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
+        self._writer.put({
+            "id": query_id, "ts": now(), "channel": channel, "audience": audience,
+            "query": query, "lang": lang, "filters": filters, "ticket_id": ticket_id,
+            "answered": bool(answered), "confidence": float(confidence),
+            "top_score": top_score, "neighbours": list(neighbours[:3]),
+            "results": list(results if results is not None else neighbours),
+            "vector": blob, "index_version": index_version,
+        })
+        return query_id
+
+    def _store_queries(self, items: list[dict]) -> None:
+        """The writer's transaction: the queries, redacted, and the articles each showed."""
+        rows = [_row(item) for item in items]
+        shown = [{"kind": "shown", "article_id": a, "query_id": r["id"], "ts": r["ts"]}
+                 for r, item in zip(rows, items, strict=True) for a in item["results"][:3]]
+        with self._write() as conn:
+            conn.execute(queries.insert(), rows)
+            if shown:
+                conn.execute(events.insert(), shown)
+
+    def count(self) -> int:
+        self.flush(self.timeout)
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(queries)).scalar_one())
+
+    def query(self, query_id: str) -> LoggedQuery | None:
+        self.flush(self.timeout)
+        with self._read() as conn:
+            row = conn.execute(sa.select(*_COLUMNS).where(queries.c.id == query_id)).first()
+        return _logged(row) if row is not None else None
+
+    def _known_query(self, conn: Connection, query_id: str) -> sa.Row:
+        """The query, waiting a moment for one another replica has just served."""
+        columns = (queries.c.id, queries.c.results)
+        row = conn.execute(sa.select(*columns).where(queries.c.id == query_id)).first()
+        age = _age(query_id)
+        deadline = time.monotonic() + SETTLE
+        while row is None and age is not None and -60 < age < SETTLE + 30 \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+            conn.rollback()  # a fresh snapshot
+            row = conn.execute(sa.select(*columns).where(queries.c.id == query_id)).first()
+        if row is None:
+            raise UnknownQuery(f"unknown query_id {query_id!r}")
+        return row
+
+    def purge(self, days: int) -> int:
+        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat(
+            timespec="seconds")
+        with self._write() as conn:
+            done = conn.execute(
+                queries.update()
+                .where(queries.c.ts < cutoff, queries.c.purged_at.is_(None))
+                .values(query="", norm="", filters="{}", ticket_id=None, vector=None,
+                        purged_at=now()))
+        if done.rowcount:
+            self._scrub()
+        return done.rowcount
+
+    def _scrub(self) -> None:
+        """Old versions of purged rows, still in the journal (SQLite) or in dead tuples
+        (PostgreSQL), are overwritten now rather than some day."""
+        try:
+            with self._guard():
+                if self._sqlite:  # outside any transaction: the driver is in autocommit mode
+                    raw = self._writes.raw_connection()
+                    try:
+                        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    finally:
+                        raw.close()
+                else:
+                    with self._reads.connect() as conn:
+                        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                            "VACUUM queries")
+        except StorageBusy as exc:  # the next purge tries again
+            log.warning("query log: could not scrub purged rows: %s", exc.message)
+
+    # -- feedback and events ----------------------------------------------------------------
+    def feedback(self, query_id: str, article_id: str, helpful: bool,
+                 known_articles: set[str] | None = None) -> None:
+        self.flush(self.timeout)  # this process's own queries, just served
+        with self._read() as conn:
+            row = self._known_query(conn, query_id)
+        if article_id not in json.loads(row.results):
+            # A returned article counts even if this replica's version has not got it yet.
+            if known_articles is not None and article_id not in known_articles:
+                raise UnknownArticle(f"unknown article_id {article_id!r}")
+            raise NotAResult(f"article {article_id!r} is not among the results of query "
+                             f"{query_id!r}: feedback is for what a search returned")
+        vote = {"query_id": query_id, "article_id": article_id, "helpful": bool(helpful),
+                "ts": now()}
+        stmt = self._insert(feedback).values(vote)
+        stmt = stmt.on_conflict_do_update(index_elements=["query_id", "article_id"],
+                                          set_={"helpful": stmt.excluded.helpful,
+                                                "ts": stmt.excluded.ts})
+        with self._write() as conn:
+            conn.execute(stmt)
+
+    def record_event(self, kind: str, article_id: str | None,
+                     query_id: str | None = None) -> None:
+        if kind not in EVENT_KINDS:
+            raise InvalidQuery(f"unknown event {kind!r}; one of {', '.join(EVENT_KINDS)}")
+        if article_id is None and kind != "reported_missing":
+            raise InvalidQuery(f"a {kind!r} event names an article")
+        if kind == "reported_missing" and query_id is None:
+            raise InvalidQuery("a 'reported_missing' event names the query reported")
+        if query_id is not None:
+            self.flush(self.timeout)
+            with self._read() as conn:
+                self._known_query(conn, query_id)
+        with self._write() as conn:
+            conn.execute(events.insert().values(kind=kind, article_id=article_id,
+                                                query_id=query_id, ts=now()))
+            if kind == "reported_missing":
+                conn.execute(queries.update().where(queries.c.id == query_id)
+                             .values(reported=True))
+
+    def _votes(self, article_id: str | None) -> list[sa.Row]:
+        helpful = sa.func.sum(sa.case((feedback.c.helpful, 1), else_=0))
+        unhelpful = sa.func.sum(sa.case((feedback.c.helpful, 0), else_=1))
+        stmt = sa.select(feedback.c.article_id, helpful, unhelpful, sa.func.max(feedback.c.ts))
+        if article_id is not None:
+            stmt = stmt.where(feedback.c.article_id == article_id)
+        stmt = stmt.group_by(feedback.c.article_id).order_by(unhelpful.desc(),
+                                                             feedback.c.article_id)
+        with self._read() as conn:
+            return list(conn.execute(stmt))
+
+    def article_stats(self, article_id: str | None = None) -> list[dict]:
+        return [{"article_id": a, "helpful": int(h), "not_helpful": int(n), "last_feedback": t}
+                for a, h, n, t in self._votes(article_id)]
+
+    def article_health(self, article_id: str | None = None) -> list[ArticleHealth]:
+        self.flush(self.timeout)
+        stmt = (sa.select(events.c.article_id, events.c.kind, sa.func.count(),
+                          sa.func.max(events.c.ts))
+                .where(events.c.article_id.is_not(None))
+                .group_by(events.c.article_id, events.c.kind))
+        if article_id is not None:
+            stmt = stmt.where(events.c.article_id == article_id)
+        health: dict[str, dict[str, Any]] = {}
+        with self._read() as conn:
+            for article, kind, n, last in conn.execute(stmt):
+                entry = health.setdefault(article, {"article_id": article})
+                entry[kind] = int(n)
+                if kind == "shown":
+                    entry["last_shown"] = last
+        for article, helpful, unhelpful, last in self._votes(article_id):
+            entry = health.setdefault(article, {"article_id": article})
+            entry.update(helpful=int(helpful), not_helpful=int(unhelpful), last_feedback=last)
+        return [ArticleHealth(**health[a]) for a in sorted(health)]
+
+    # -- gaps -----------------------------------------------------------------------------
+    def _queries(self, where: Sequence[Any], since: str | None) -> list[LoggedQuery]:
+        self.flush(self.timeout)
+        stmt = sa.select(*_COLUMNS).where(*where, queries.c.purged_at.is_(None))
+        if since:
+            stmt = stmt.where(queries.c.ts >= since)
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(queries.c.ts, queries.c.id))
+            return [_logged(r) for r in rows]
+
+    def unanswered(self, since: str | None = None) -> list[LoggedQuery]:
+        return self._queries([sa.or_(sa.not_(queries.c.answered), queries.c.reported)], since)
+
+    def not_helpful(self, since: str | None = None) -> list[tuple[LoggedQuery, str]]:
+        self.flush(self.timeout)
+        stmt = (sa.select(*_COLUMNS, feedback.c.article_id)
+                .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
+                .where(sa.not_(feedback.c.helpful), queries.c.purged_at.is_(None)))
+        if since:
+            stmt = stmt.where(feedback.c.ts >= since)
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(feedback.c.ts, feedback.c.id))
+            return [(_logged(r[:-1]), r[-1]) for r in rows]
+
+    def _open(self) -> Any:
+        return sa.and_(sa.not_(queries.c.answered), queries.c.resolved_at.is_(None),
+                       queries.c.purged_at.is_(None))
+
+    def open_gap_texts(self) -> list[str]:
+        return sorted({text for text, _ in self.open_gaps()})
+
+    def open_gaps(self) -> list[tuple[str, str]]:
+        self.flush(self.timeout)
+        stmt = (sa.select(queries.c.query, queries.c.audience).distinct()
+                .where(self._open()).order_by(queries.c.query, queries.c.audience))
+        with self._read() as conn:
+            return [(q, a) for q, a in conn.execute(stmt)]
+
+    def resolve(self, query: str, article_id: str, audience: str | None = None) -> int:
+        stmt = queries.update().where(self._open(), queries.c.query == query)
+        if audience is not None:
+            stmt = stmt.where(queries.c.audience == audience)
+        with self._write() as conn:
+            return conn.execute(stmt.values(resolved_by=article_id, resolved_at=now())).rowcount
+
+    def set_topic_status(self, topic_id: str, status: str,
+                         article_id: str | None = None) -> TopicStatus:
+        if status not in TOPIC_STATUSES:
+            raise InvalidQuery(f"unknown topic status {status!r}; one of "
+                               f"{', '.join(TOPIC_STATUSES)}")
+        if (status == "answered") != (article_id is not None):
+            raise InvalidQuery("a topic is marked answered by an article, and only then names "
+                               "one")
+        updated = now()
+        values = {"id": topic_id, "status": status, "article_id": article_id, "updated": updated}
+        stmt = self._insert(gap_topics).values(values)
+        stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={
+            k: getattr(stmt.excluded, k) for k in ("status", "article_id", "updated")})
+        with self._write() as conn:
+            conn.execute(stmt)
+        return TopicStatus(topic_id, status, article_id, updated)
+
+    def topic_statuses(self) -> dict[str, TopicStatus]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(gap_topics.c.id, gap_topics.c.status,
+                                          gap_topics.c.article_id, gap_topics.c.updated))
+            return {r[0]: TopicStatus(*r) for r in rows}
+
+    # -- keys -----------------------------------------------------------------------------
+    _KEY = (api_keys.c.id, api_keys.c.name, api_keys.c.role, api_keys.c.audience,
+            api_keys.c.created, api_keys.c.revoked)
+
+    def add_key(self, key: ApiKey, secret_hash: str) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(api_keys.insert().values(
+                    id=key.id, name=key.name, role=key.role, audience=key.audience,
+                    created=key.created, revoked=key.revoked, secret_hash=secret_hash))
+        except sa.exc.IntegrityError:
+            raise KeyExists(f"a key named {key.name!r} (or with id {key.id!r}) exists; revoke "
+                            "it first or choose another name") from None
+
+    def keys(self) -> list[ApiKey]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(*self._KEY).order_by(api_keys.c.created,
+                                                               api_keys.c.name))
+            return [ApiKey(*r) for r in rows]
+
+    def revoke_key(self, name_or_id: str) -> bool:
+        stmt = (api_keys.update()
+                .where(sa.or_(api_keys.c.id == name_or_id, api_keys.c.name == name_or_id),
+                       api_keys.c.revoked.is_(None))
+                .values(revoked=now()))
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount > 0
+
+    def key_by_hash(self, secret_hash: str) -> ApiKey | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(*self._KEY)
+                               .where(api_keys.c.secret_hash == secret_hash)).first()
+        return ApiKey(*row) if row is not None else None
+
+
+_COLUMNS = (queries.c.id, queries.c.ts, queries.c.channel, queries.c.query, queries.c.norm,
+            queries.c.lang, queries.c.filters, queries.c.ticket_id, queries.c.top_article,
+            queries.c.top_score, queries.c.neighbours, queries.c.vector, queries.c.resolved_by,
+            queries.c.resolved_at, queries.c.audience, queries.c.results, queries.c.answered,
+            queries.c.reported)
+
+
+def _logged(row: Sequence[Any]) -> LoggedQuery:
+    (qid, ts, channel, query, norm, lang, filters, ticket, top, score, neigh, blob,
+     resolved_by, resolved_at, audience, results, answered, reported) = row
+    vector = np.frombuffer(blob, dtype=np.float32) if blob else None
+    return LoggedQuery(qid, ts, channel, query, norm, lang, json.loads(filters), ticket, top,
+                       score, json.loads(neigh), vector, resolved_by, resolved_at, audience,
+                       json.loads(results), bool(answered), bool(reported))
+
+
+def _redacted(value: Any) -> Any:
+    """Filter values are free text too (a product, a tag): redacted like the query."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _row(item: dict) -> dict:
+    """The stored row of one recorded query: redacted, and normalised for grouping."""
+    clean = redact(item["query"])
+    ticket = item["ticket_id"]
+    return {
+        "id": item["id"], "ts": item["ts"], "channel": item["channel"],
+        "audience": item["audience"], "query": clean, "norm": normalized(clean),
+        "lang": item["lang"],
+        "filters": json.dumps(_redacted(item["filters"]), ensure_ascii=False),
+        "ticket_id": redact(ticket) if ticket else None, "answered": item["answered"],
+        "confidence": item["confidence"],
+        "top_article": item["neighbours"][0] if item["neighbours"] else None,
+        "top_score": item["top_score"], "neighbours": json.dumps(item["neighbours"]),
+        "results": json.dumps(item["results"]), "vector": item["vector"],
+        "index_version": item["index_version"], "resolved_by": None, "resolved_at": None,
+        "reported": False, "purged_at": None,
+    }
