@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from kb.config import Settings
 from kb.embedding import Embedder
 from kb.errors import ArticleError, KBError
 from kb.expansion import build_lexicon, read_glossary, write_lexicon
-from kb.glossary import load_glossary
+from kb.glossary import Glossary, load_glossary
 from kb.lexical import LexicalIndex, new_vocabulary
 from kb.ranking import Calibration
 from kb.store import Index
@@ -104,7 +105,9 @@ def build_index(articles_dir: Path, root: Path, embedder_factory: Callable[[], E
                 shown_as: str | None = None) -> Built:
     """Parse, chunk, embed what changed, and publish a new version (or nothing when
     unchanged); prune old versions. Raises ArticleError, listing every problem, before
-    anything is published. The embedder is made only if something needs embedding."""
+    anything is published. The embedder is made when an article file changed (on a thread, while
+    the rest is read), else only if something needs embedding; a failure to make it counts only
+    if something does."""
     started = time.perf_counter()
     with store.build_lock(root):
         removed = store.clean_staging(root)
@@ -165,11 +168,55 @@ def _build(articles_dir: Path, root: Path, embedder_factory: Callable[[], Embedd
            shown_as: str | None, started: float) -> Built:
     cache = store.read_parse_cache(root)
     cached = _cache_state(cache)
-    articles = [_prepare(a, max_chunk_chars)
-                for a in load_articles(articles_dir, cache, shown_as=shown_as)]
-    if _cache_state(cache) != cached:
-        store.write_parse_cache(root, cache)
+    parsed = load_articles(articles_dir, cache, shown_as=shown_as)
     glossary = load_glossary(articles_dir, shown_as)
+    files_changed = _cache_state(cache) != cached
+    # A file changed: the model will most likely be needed, so it loads meanwhile.
+    loader = _ModelLoader(embedder_factory) if files_changed else None
+    try:
+        built = _build_parsed(root, parsed, loader.get if loader else embedder_factory, model,
+                              max_chunk_chars, calibration, progress, started, glossary)
+    finally:
+        if loader is not None:
+            loader.wait()
+    if files_changed:
+        store.write_parse_cache(root, cache)
+    return built
+
+
+class _ModelLoader:
+    """Makes the embedder on a thread of its own (the model's runtime loads outside the GIL)."""
+
+    def __init__(self, factory: Callable[[], Embedder]) -> None:
+        self._embedder: Embedder | None = None
+        self._error: BaseException | None = None
+
+        def load() -> None:
+            try:
+                self._embedder = factory()
+            except BaseException as exc:  # raised where the embedder is asked for, if it is
+                self._error = exc
+
+        self._thread = threading.Thread(target=load, name="kb-model-load", daemon=True)
+        self._thread.start()
+
+    def get(self) -> Embedder:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._embedder is not None
+        return self._embedder
+
+    def wait(self) -> None:
+        self._thread.join()
+
+
+def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[[], Embedder],
+                  model: str, max_chunk_chars: int, calibration: Calibration | None,
+                  progress: Progress | None, started: float,
+                  glossary: Glossary | None = None) -> Built:
+    glossary = glossary or Glossary()
+    articles = [_prepare(a, max_chunk_chars) for a in parsed]
     chunks = [c for p in articles for c in p.chunks]
     hashes = {p.article.id: p.hash for p in articles}
     fingerprint = store.fingerprint(model, max_chunk_chars)

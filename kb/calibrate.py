@@ -1,4 +1,13 @@
-"""Fit fusion weights and the "answered" model to a knowledge base's own labelled queries."""
+"""Fit fusion weights and the "answered" model to a knowledge base's own labelled queries.
+
+Every figure this reports is held out: fusion weights and the answered model are chosen on
+some folds of the queries and scored on the others (cross-validation), then refit on all.
+
+The answered model learns what a near miss looks like from the knowledge base itself: each
+answerable query is also replayed with the articles that answer it taken out, which is what a
+question about a missing article looks like here (it still finds related articles). Those
+replays, with the queries labelled unanswerable, are the negatives.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
 from kb.embedding import embed_queries
-from kb.evaluation import LabelledQuery, mean, retrieval_metrics
+from kb.evaluation import LabelledQuery, retrieval_metrics
 from kb.expansion import Expansion
 from kb.ranking import FEATURES, Calibration, Candidates, answer_features, rank
 from kb.search import Filters, Searcher, real_dense
@@ -18,6 +28,9 @@ from kb.text import analyze, detect_lang
 
 ALPHAS = [round(a, 2) for a in np.linspace(0.0, 1.0, 21)]
 MIN_QUERIES_PER_LANG = 10  # fewer than this and the default weight is kept
+FOLDS = 5
+MIN_NEGATIVES = 5  # fewer negatives than this and the answered model keeps its coefficients
+REGULARIZATION = 0.3  # inverse strength (C) on standardized features: few labels, many features
 
 
 @dataclass
@@ -51,54 +64,147 @@ def _mix(base: dict[str, float], dense: float) -> dict[str, float]:
     return {**base, "dense": dense * share, "lexical": (1.0 - dense) * share}
 
 
-def _ndcg(prepared: list[Prepared], weights: dict[str, float], ids: list[str]) -> float:
-    runs = {p.query.qid: [(ids[r.article], r.score) for r in rank(p.candidates, weights, 10)]
-            for p in prepared}
-    return mean(retrieval_metrics([p.query for p in prepared], runs), "ndcg_cut_10")
+def _folds(n: int, labels: np.ndarray | None = None) -> list[np.ndarray]:
+    """Test indices of each fold, fixed by a seed so a refit on the same queries agrees."""
+    k = min(FOLDS, n)
+    if labels is not None and min(np.bincount(labels, minlength=2)) >= k:
+        splitter = StratifiedKFold(k, shuffle=True, random_state=0)
+        return [test for _, test in splitter.split(np.zeros(n), labels)]
+    order = np.random.default_rng(0).permutation(n)
+    return [order[i::k] for i in range(k)]
 
 
-def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.08) -> Calibration:
-    ids = searcher.index.article_ids
-    base = searcher.index.calibration
+def _pick(scores: dict[float, float]) -> float:
+    # Among near-ties prefer the weight closest to an even mix: it generalises better.
+    best = max(scores.values())
+    return float(min((a for a, s in scores.items() if s >= best - 0.002),
+                     key=lambda a: abs(a - 0.5)))
+
+
+def fit_fusion(prepared: list[Prepared], base: Calibration, ids: list[str],
+               fitted: dict) -> dict[str, dict[str, float]]:
+    """Dense/lexical mix per language; ``fitted["ndcg10"]`` gets its held-out nDCG@10."""
     fusion = {lang: dict(w) for lang, w in base.fusion.items()}
-    fitted: dict = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "queries": len(prepared), "max_false_gap": max_false_gap, "ndcg10": {}}
     for lang in sorted({p.lang for p in prepared}):
         group = [p for p in prepared if p.lang == lang and p.query.relevant]
         if len(group) < MIN_QUERIES_PER_LANG:
             continue
         start = base.weights(lang)
-        scores = {a: _ndcg(group, _mix(start, a), ids) for a in ALPHAS}
-        # Among near-ties prefer the weight closest to an even mix: it generalises better.
-        best = max(scores.values())
-        alpha = float(min((a for a, s in scores.items() if s >= best - 0.002),
-                          key=lambda a: abs(a - 0.5)))
-        fusion[lang] = _mix(start, alpha)
-        fitted["ndcg10"][lang] = round(scores[alpha], 4)
-    calibration = Calibration(fusion=fusion, answer_coef=dict(base.answer_coef),
-                              answer_bias=base.answer_bias,
-                              answer_threshold=base.answer_threshold, fitted=fitted)
+        # nDCG@10 of every query at every weight, once; folds only pick among the columns.
+        per_query = np.zeros((len(group), len(ALPHAS)))
+        for j, alpha in enumerate(ALPHAS):
+            weights = _mix(start, alpha)
+            runs = {p.query.qid: [(ids[r.article], r.score) for r in rank(p.candidates, weights, 10)]
+                    for p in group}
+            got = retrieval_metrics([p.query for p in group], runs)
+            per_query[:, j] = [got.get(p.query.qid, {}).get("ndcg_cut_10", 0.0) for p in group]
+        held_out = []
+        for test in _folds(len(group)):
+            train = np.setdiff1d(np.arange(len(group)), test)
+            alpha = _pick(dict(zip(ALPHAS, per_query[train].mean(axis=0), strict=True)))
+            held_out.extend(per_query[test, ALPHAS.index(alpha)])
+        fusion[lang] = _mix(start, _pick(dict(zip(ALPHAS, per_query.mean(axis=0), strict=True))))
+        fitted["ndcg10"][lang] = round(float(np.mean(held_out)), 4)
+    return fusion
 
-    rows, labels = [], []
+
+def _features(searcher: Searcher, p: Prepared, calibration: Calibration,
+              candidates: Candidates) -> dict[str, float]:
+    ranked = real_dense(rank(candidates, calibration.weights(p.lang), 2))
+    cov = searcher.coverage(p.terms, ranked[0].article, p.expansions) if ranked else 0.0
+    return answer_features(ranked, cov, candidates.query)
+
+
+def answer_examples(searcher: Searcher, prepared: list[Prepared], calibration: Calibration
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, labels (1 answered), and kinds (0 answerable, 1 labelled unanswerable,
+    2 answerable replayed without its articles)."""
+    ordinal = {a: i for i, a in enumerate(searcher.index.article_ids)}
+    rows, labels, kinds = [], [], []
     for p in prepared:
-        ranked = real_dense(rank(p.candidates, calibration.weights(p.lang), 2))
-        cov = searcher.coverage(p.terms, ranked[0].article, p.expansions) if ranked else 0.0
-        feats = answer_features(ranked, cov)
+        feats = _features(searcher, p, calibration, p.candidates)
         rows.append([feats[f] for f in FEATURES])
         labels.append(1 if p.query.relevant else 0)
-    x, y = np.array(rows), np.array(labels)
-    if 0 < y.sum() < len(y) and (len(y) - y.sum()) >= 5:
-        model = LogisticRegression(class_weight="balanced", C=1.0, max_iter=1000).fit(x, y)
-        calibration.answer_coef = dict(zip(FEATURES, map(float, model.coef_[0]), strict=True))
-        calibration.answer_bias = float(model.intercept_[0])
-    fitted["unanswerable"] = int(len(y) - y.sum())
-    probs = np.array([calibration.answer_probability(dict(zip(FEATURES, r, strict=True)))
-                      for r in rows])
-    if y.sum():
-        # The threshold keeps at most max_false_gap of answerable queries below it.
-        calibration.answer_threshold = float(np.quantile(probs[y == 1], max_false_gap))
-    fitted["flagged_answerable"] = round(float((probs[y == 1] < calibration.answer_threshold)
-                                               .mean()) if y.sum() else 0.0, 4)
-    fitted["flagged_unanswerable"] = round(float((probs[y == 0] < calibration.answer_threshold)
-                                                 .mean()) if (y == 0).any() else 0.0, 4)
+        kinds.append(0 if p.query.relevant else 1)
+        answers = {ordinal[a] for a in p.query.relevant if a in ordinal}
+        if answers:
+            feats = _features(searcher, p, calibration, p.candidates.without(answers))
+            rows.append([feats[f] for f in FEATURES])
+            labels.append(0)
+            kinds.append(2)
+    return np.array(rows, dtype=np.float64), np.array(labels), np.array(kinds)
+
+
+def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Coefficients and bias on the raw features (standardization folded in)."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    model = LogisticRegression(class_weight="balanced", C=REGULARIZATION, max_iter=2000)
+    model.fit((x - mean) / std, y)
+    coef = model.coef_[0] / std
+    return coef, float(model.intercept_[0] - (coef * mean).sum())
+
+
+def _probabilities(x: np.ndarray, coef: np.ndarray, bias: float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x @ coef + bias, -50.0, 50.0)))
+
+
+def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.08) -> Calibration:
+    ids = searcher.index.article_ids
+    base = searcher.index.calibration
+    fitted: dict = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "queries": len(prepared), "max_false_gap": max_false_gap,
+                    "folds": FOLDS, "held_out": True, "ndcg10": {}}
+    calibration = Calibration(fusion=fit_fusion(prepared, base, ids, fitted),
+                              answer_coef=dict(base.answer_coef), answer_bias=base.answer_bias,
+                              answer_threshold=base.answer_threshold, fitted=fitted)
+    x, y, kinds = answer_examples(searcher, prepared, calibration)
+    fitted["answerable"] = int((kinds == 0).sum())
+    fitted["unanswerable"] = int((kinds == 1).sum())
+    fitted["replayed_without_answer"] = int((kinds == 2).sum())
+    if len(y) == 0 or not y.any():
+        return calibration
+    if (y == 0).sum() >= MIN_NEGATIVES:
+        # Held-out probability of every example: the model of the folds that did not see it.
+        held = np.zeros(len(y))
+        for test in _folds(len(y), y):
+            train = np.setdiff1d(np.arange(len(y)), test)
+            if len(set(y[train])) < 2:
+                continue
+            coef, bias = _logistic(x[train], y[train])
+            held[test] = _probabilities(x[test], coef, bias)
+        coef, bias = _logistic(x, y)
+        calibration.answer_coef = dict(zip(FEATURES, map(float, coef), strict=True))
+        calibration.answer_bias = bias
+    else:  # too few negatives to fit: the coefficients stay, nothing was fit to these queries
+        held = _probabilities(x, np.array([calibration.coef(f) for f in FEATURES]),
+                              calibration.answer_bias)
+    # The threshold keeps at most max_false_gap of answerable queries below it, judged on
+    # probabilities from models that did not see them.
+    calibration.answer_threshold = float(np.quantile(held[kinds == 0], max_false_gap))
+    for name, kind in (("flagged_answerable", 0), ("flagged_unanswerable", 1),
+                       ("flagged_without_answer", 2)):
+        chosen = kinds == kind
+        fitted[name] = (round(float((held[chosen] < calibration.answer_threshold).mean()), 4)
+                        if chosen.any() else None)
     return calibration
+
+
+def calibration_summary(fitted: dict) -> str:
+    """What ``kb calibrate`` prints: the held-out figures of a fit, one line each."""
+    def rate(name: str) -> str:
+        value = fitted.get(name)
+        return "-" if value is None else f"{value:.1%}"
+
+    ndcg = ", ".join(f"{lang} {v:.3f}" for lang, v in sorted(fitted.get("ndcg10", {}).items()))
+    return "\n".join([
+        f"held-out figures ({fitted.get('folds', FOLDS)}-fold cross-validation, "
+        f"{fitted.get('queries', 0)} queries):",
+        f"  nDCG@10 per language: {ndcg or '-'}",
+        f"  answerable flagged as gaps: {rate('flagged_answerable')} "
+        f"of {fitted.get('answerable', 0)} (target {fitted.get('max_false_gap', 0):.0%})",
+        f"  unanswerable flagged as gaps: {rate('flagged_unanswerable')} "
+        f"of {fitted.get('unanswerable', 0)}",
+        f"  answerable with their articles removed, flagged: {rate('flagged_without_answer')} "
+        f"of {fitted.get('replayed_without_answer', 0)}",
+    ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from kb.config import Settings, load_settings
@@ -172,17 +172,19 @@ def serve(index: IndexOpt = None, host: Annotated[str | None, typer.Option(help=
     import uvicorn
 
     from service.app import create_app
+    from service.http import uvicorn_options
 
     cfg = load_settings(index=index, host=host, port=port, model=model, workers=workers)
     if cfg.workers == 1:
-        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info",
+                    **uvicorn_options(cfg.max_url_chars))
         return
     # Each worker process makes its own app from the environment: the flags go there too.
     for name, value in (("KB_INDEX", index), ("KB_MODEL", model)):
         if value is not None:
             os.environ[name] = str(value)
     uvicorn.run("service.app:create_app", factory=True, workers=cfg.workers, host=cfg.host,
-                port=cfg.port, log_level="info")
+                port=cfg.port, log_level="info", **uvicorn_options(cfg.max_url_chars))
 
 
 @app.command()
@@ -225,7 +227,7 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
               output: Annotated[Path | None, typer.Option(
                   help="Also write the calibration JSON here.")] = None) -> None:
     """Fit fusion weights and the answered threshold to labelled queries; publish them."""
-    from kb.calibrate import fit, prepare
+    from kb.calibrate import calibration_summary, fit, prepare
     from kb.evaluation import read_queries
     from kb.store import publish_calibration
 
@@ -240,6 +242,7 @@ def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
     dense = {lang: round(w.get("dense", 0.0), 2) for lang, w in cal.fusion.items()}
     typer.echo(f"published {version} with calibration: dense weight per language {dense}, "
                f"answered threshold {cal.answer_threshold:.3f}")
+    typer.echo(calibration_summary(cal.fitted))
     typer.echo(json.dumps(cal.fitted, ensure_ascii=False))
 
 
@@ -271,36 +274,96 @@ def evaluate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
         typer.echo(f"{name:32} {value}")
 
 
-@app.command()
-@handled
-def gaps(since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 2026-11-01")] = None,
-         min_count: Annotated[int, typer.Option(min=1)] = 1,
-         fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-         include_resolved: Annotated[bool, typer.Option("--all", help="Also resolved topics")] = False,
-         index: IndexOpt = None) -> None:
-    """The knowledge-gap report: unanswered and not-helpful queries grouped into topics."""
-    from kb.engine import article_tags, gap_report
+gaps_app = typer.Typer(help="The knowledge-gap report, and writers' decisions on its topics.")
+app.add_typer(gaps_app, name="gaps")
+
+
+def _gap_reporter(cfg: Settings):
+    """The report over the configured query log, and the index when there is one."""
     from kb.storage import open_store
     from kb.store import load_index
+    from kb.topics import GapReporter
+
+    index = None
+    try:
+        index = load_index(cfg.index)
+    except KBError:
+        pass  # without an index, topics are grouped by their text and meaning only
+    return GapReporter(open_store(cfg)), index
+
+
+@gaps_app.callback(invoke_without_command=True)
+@handled
+def gaps(ctx: typer.Context,
+         since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 2026-11-01")] = None,
+         min_count: Annotated[int, typer.Option(min=1)] = 1,
+         fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+         include_resolved: Annotated[bool, typer.Option(
+             "--all", help="Also topics resolved, answered or dismissed")] = False,
+         width: Annotated[int | None, typer.Option(
+             help="Columns of the table (default: the terminal's, 80 when piped)")] = None,
+         index: IndexOpt = None) -> None:
+    """The knowledge-gap report: one topic per question, most asked first, with what to write.
+
+    `kb gaps dismiss TOPIC`, `kb gaps answered TOPIC ARTICLE` and `kb gaps reopen TOPIC` record
+    a writer's decision."""
     from kb.topics import topics_csv
 
+    if ctx.invoked_subcommand is not None:
+        return
     if fmt not in ("table", "csv", "json"):
         raise KBError(f"--format must be table, csv or json, not {fmt!r}")
     cfg = load_settings(index=index)
-    since = _since(since)
-    tags: dict[str, set[str]] = {}
-    try:
-        tags = article_tags(load_index(cfg.index).articles)
-    except KBError:
-        pass  # without an index, topics are grouped by text and meaning only
-    topics: list[Topic] = gap_report(open_store(cfg), tags, since, min_count,
-                                     include_resolved)
+    reporter, loaded = _gap_reporter(cfg)
+    topics: list[Topic] = reporter.report(loaded, _since(since), min_count, include_resolved)
     if fmt == "json":
         typer.echo(json.dumps([t.to_dict() for t in topics], ensure_ascii=False, indent=1))
     elif fmt == "csv":
         typer.echo(topics_csv(topics), nl=False)
     else:
-        _print_topics(topics)
+        from kb.gapview import render
+
+        columns = width or (shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty()
+                            else 80)
+        typer.echo(render(topics, max(40, columns)), nl=False)
+
+
+def _decide(topic_id: str, action: str, article_id: str | None, index: Path | None) -> None:
+    from kb.errors import UnknownArticle, UnknownTopic
+
+    cfg = load_settings(index=index)
+    reporter, loaded = _gap_reporter(cfg)
+    if article_id is not None and loaded is not None and article_id not in loaded.articles:
+        raise UnknownArticle(f"unknown article {article_id!r}")
+    topics = reporter.topics(loaded)
+    topics.refresh(reporter.log)
+    norms = topics.norms_of(topic_id)
+    if norms is None:
+        raise UnknownTopic(f"unknown gap topic {topic_id!r}; `kb gaps --all` lists them")
+    decision = reporter.log.decide(topic_id, action, norms, article_id)
+    by = f" by {article_id}" if article_id else ""
+    typer.echo(f"topic {topic_id}: {decision.action}{by} at {decision.ts}")
+
+
+@gaps_app.command("dismiss")
+@handled
+def gaps_dismiss(topic_id: str, index: IndexOpt = None) -> None:
+    """Hide a topic from the report: nothing to write about."""
+    _decide(topic_id, "dismissed", None, index)
+
+
+@gaps_app.command("answered")
+@handled
+def gaps_answered(topic_id: str, article_id: str, index: IndexOpt = None) -> None:
+    """Mark a topic answered by an article; it reopens if its questions keep coming."""
+    _decide(topic_id, "answered", article_id, index)
+
+
+@gaps_app.command("reopen")
+@handled
+def gaps_reopen(topic_id: str, index: IndexOpt = None) -> None:
+    """Undo a dismissal or an answered mark."""
+    _decide(topic_id, "reopened", None, index)
 
 
 def _since(value: str | None) -> str | None:
@@ -312,30 +375,6 @@ def _since(value: str | None) -> str | None:
         return dt.datetime.fromisoformat(value).isoformat(timespec="seconds")
     except ValueError:
         raise KBError(f"--since must be an ISO date like 2026-11-01, not {value!r}") from None
-
-
-def _print_topics(topics: list[Topic]) -> None:
-    console = Console()
-    if not topics:
-        console.print("No open knowledge gaps.")
-        return
-    table = Table(title="Knowledge gaps (most frequent first)", show_lines=True, expand=True)
-    table.add_column("#", justify="right", no_wrap=True)
-    # The topic and what people typed is what a writer reads; the rest is kept narrow.
-    table.add_column("topic (examples)", ratio=1, overflow="fold")
-    for column in ("kind", "count", "trend", "channels", "last seen"):
-        table.add_column(column, overflow="fold")
-    for n, t in enumerate(topics, 1):
-        kind = t.kind if t.kind == "unanswered" else f"not helpful: {t.article_id}"
-        if t.status == "resolved":
-            kind += f"\n(resolved by {t.resolved_by})"
-        examples = "".join(f"\n[dim]· {escape(e)}[/dim]" for e in t.examples[:3]
-                           if e != t.representative)
-        table.add_row(str(n), escape(t.representative) + examples, kind,
-                      f"{t.count}\n{t.last_7_days} in 7d", t.trend,
-                      "\n".join(f"{k} {v}" for k, v in sorted(t.channels.items())),
-                      t.last_seen[:10])
-    console.print(table)
 
 
 @app.command()

@@ -70,6 +70,20 @@ class Settings(BaseSettings):
     )
     max_query_chars: int = Field(1000, ge=10, description="Longest accepted query, in characters.")
     max_ticket_chars: int = Field(20000, ge=100, description="Longest accepted ticket description.")
+    max_body_bytes: int = Field(
+        262144, ge=1024, description="Largest accepted request body, in bytes (413 above it)."
+    )
+    max_url_chars: int = Field(
+        8192, ge=256, description="Longest accepted request target, path and query string (414 "
+        "above it)."
+    )
+    max_list_items: int = Field(
+        50, ge=1, description="Most values accepted in one list of a request (filter tags, types)."
+    )
+    max_field_chars: int = Field(
+        200, ge=10, description="Longest accepted identifier or filter value in a request "
+        "(ticket id, article id, tag, product)."
+    )
     reranker: str | None = Field(
         None, description="Cross-encoder model (name or directory) to rerank the top results; off "
         "when unset."

@@ -5,6 +5,7 @@ Holds the loaded index (swapped atomically on reload), the embedder and the quer
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -14,14 +15,17 @@ import numpy as np
 
 from kb import store
 from kb.config import Settings
-from kb.embedding import BatchingEmbedder, Embedder, load_embedder
-from kb.errors import InvalidQuery, UnknownArticle
+from kb.embedding import BatchingEmbedder, Embedder, encode_one, load_embedder
+from kb.errors import InvalidQuery, UnknownArticle, UnknownTopic
+from kb.redact import redact
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
 from kb.storage import Store, exists, open_store
 from kb.store import Index, load_index
 from kb.tickets import ticket_query
-from kb.topics import Topic, build_topics
+from kb.topics import GapReporter, Topic
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Engine:
         self.settings = settings
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
         self.log: Store = store or open_store(settings)
+        self.gap_reporter = GapReporter(self.log)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
                          if settings.reranker else None)
         self._lock = threading.Lock()
@@ -86,9 +91,22 @@ class Engine:
         """Serve ``index``, or else ``version`` (default: the published one) read from disk;
         requests already running finish on the old one."""
         with self._lock:
-            old = self.searcher.version
+            previous = self.searcher
             self.searcher = self._load(index, self.searcher, version)
-            return old, self.searcher.version
+            self._record_edits(previous.index, self.searcher.index)
+            return previous.version, self.searcher.version
+
+    def _record_edits(self, old: Index, new: Index) -> None:
+        """Articles the new version changed, for the gap report's "not helpful" resolution."""
+        if old.version == new.version:
+            return
+        before = old.manifest.get("article_hashes", {})
+        changed = [a for a, h in new.manifest.get("article_hashes", {}).items()
+                   if a in before and before[a] != h]
+        try:
+            self.log.record_edits(changed, new.version)
+        except Exception as exc:  # the new version is served all the same
+            log.warning("could not record article edits of %s: %s", new.version, exc)
 
     def index_status(self) -> IndexStatus:
         """The served version, and the outcome of the last build of this index folder."""
@@ -146,8 +164,16 @@ class Engine:
 
     def _pending(self, searcher: Searcher, started: Started, channel: str,
                  ticket_id: str | None = None) -> Pending:
+        # The log keeps the vector of the redacted text, never of the personal data: when
+        # redaction changes the text, the model encodes that too, in the same batch.
+        clean = redact(started.dense_text)
+        logged = None if clean == started.dense_text else encode_one(self.embedder, clean)
+        vector = started.vector if logged is None else _both(started.vector, logged)
+
         def complete(qvec: np.ndarray) -> Answer:
             outcome = searcher.finish(started, qvec)
+            # Unanswered only because the filters narrowed the list: not a knowledge gap.
+            outside = None if outcome.answered else searcher.outside_filters(started, qvec)
             query_id = self.log.record(
                 channel=channel, query=outcome.query, lang=outcome.lang,
                 filters=started.filters.to_dict(), answered=outcome.answered,
@@ -155,15 +181,17 @@ class Engine:
                 results=[h.id for h in outcome.hits],
                 audience=self.audience,
                 top_score=outcome.hits[0].score if outcome.hits else None,
-                vector=None if outcome.answered else outcome.vector,
+                vector=outcome.vector if logged is None else logged.result(),
                 index_version=searcher.version, ticket_id=ticket_id,
+                outside_filters=outside,
             )
             return Answer(query_id, outcome, searcher.version)
 
-        return Pending(started.vector, complete, blocking=searcher.reranker is not None)
+        return Pending(vector, complete, blocking=searcher.reranker is not None)
 
     def close(self) -> None:
         """Store what the query log still holds in memory."""
+        self.gap_reporter.close()
         self.log.close()
 
     def feedback(self, query_id: str, article_id: str, helpful: bool) -> None:
@@ -178,20 +206,40 @@ class Engine:
 
     def gaps(self, since: str | None = None, min_count: int = 1,
              include_resolved: bool = False) -> list[Topic]:
-        return gap_report(self.log, article_tags(self.searcher.index.articles), since, min_count,
-                          include_resolved)
+        return self.gap_reporter.report(self.searcher.index, since, min_count, include_resolved)
+
+    def decide_topic(self, topic_id: str, action: str, article_id: str | None = None) -> dict:
+        """A writer's decision on a gap topic: "dismissed", "answered" (by ``article_id``) or
+        "reopened"; recorded with the topic's phrasings so it follows them if topics merge."""
+        if action == "answered" and article_id not in self.searcher.index.articles:
+            raise UnknownArticle(f"unknown article {article_id!r}")
+        topics = self.gap_reporter.topics(self.searcher.index)
+        topics.refresh(self.log)
+        norms = topics.norms_of(topic_id)
+        if norms is None:
+            raise UnknownTopic(f"unknown gap topic {topic_id!r}; `kb gaps --all` lists them")
+        decision = self.log.decide(topic_id, action, norms, article_id)
+        return {"topic_id": topic_id, "action": decision.action,
+                "article_id": decision.article_id, "at": decision.ts}
+
+    def start_gap_topics(self) -> None:
+        """Keep the gap topics current in the background, so a report only reads them."""
+        self.gap_reporter.start(lambda: self.searcher.index)
 
 
-def article_tags(articles: dict[str, dict]) -> dict[str, set[str]]:
-    return {a: set(r["tags"]) for a, r in articles.items()}
+def _both(first: Future[np.ndarray], second: Future[np.ndarray]) -> Future[np.ndarray]:
+    """A future of ``first``'s result, done once ``second`` is done too."""
+    out: Future[np.ndarray] = Future()
 
+    def settle(_: Future[np.ndarray]) -> None:
+        exc = first.exception() or second.exception()
+        if exc is not None:
+            out.set_exception(exc)
+        else:
+            out.set_result(first.result())
 
-def gap_report(log: Store, tags: dict[str, set[str]], since: str | None = None,
-               min_count: int = 1, include_resolved: bool = False) -> list[Topic]:
-    topics = build_topics([(q, None) for q in log.unanswered(since)], "unanswered", tags)
-    topics += build_topics([(q, a) for q, a in log.not_helpful(since)], "not_helpful", tags)
-    return [t for t in topics if t.count >= min_count
-            and (include_resolved or t.status == "open")]
+    second.add_done_callback(lambda _: first.add_done_callback(settle))
+    return out
 
 
 def open_gaps(cfg: Settings) -> Store | None:

@@ -122,3 +122,8 @@ class NotReady(KBError):
 
     code = "not_ready"
     status = 503
+
+
+class UnknownTopic(KBError):
+    code = "unknown_topic"
+    status = 404

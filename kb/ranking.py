@@ -40,6 +40,15 @@ class Candidates:
     rows: np.ndarray
     articles: np.ndarray  # article ordinal per row
     signals: dict[str, np.ndarray]  # signal name -> score per row
+    # Query-level evidence from gathering: the spread of cosines over every row the query may
+    # see ("dense_mean", "dense_std"), the share of its tokens the knowledge base knows.
+    query: dict[str, float] = field(default_factory=dict)
+
+    def without(self, articles: set[int]) -> Candidates:
+        """These candidates as if ``articles`` were not in the knowledge base."""
+        keep = ~np.isin(self.articles, list(articles))
+        return Candidates(self.rows[keep], self.articles[keep],
+                          {n: s[keep] for n, s in self.signals.items()}, dict(self.query))
 
 
 @dataclass
@@ -64,6 +73,7 @@ class Judged:
 
     ranked: list[Ranked]
     coverage: float  # share of the query's content terms the top article contains
+    query: dict[str, float] = field(default_factory=dict)  # see Candidates.query
 
 
 FeatureFn = Callable[[Judged], float]
@@ -122,8 +132,25 @@ def _lexical(j: Judged) -> float:
     return j.ranked[0].lexical / best if best > 0 else 0.0
 
 
-def answer_features(ranked: list[Ranked], coverage: float) -> dict[str, float]:
-    judged = Judged(ranked, coverage)
+@feature("dense_z", 0.0)
+def _dense_z(j: Judged) -> float:
+    """How far the top article's cosine stands above the query's cosines to every row: a
+    query about something the knowledge base lacks is about as close to all of it."""
+    std = j.query.get("dense_std", 0.0)
+    if not j.ranked or std <= 0:
+        return 0.0
+    return (j.ranked[0].dense - j.query.get("dense_mean", 0.0)) / std
+
+
+@feature("known", 0.0)
+def _known(j: Judged) -> float:
+    """Share of the query's tokens that occur anywhere in the knowledge base."""
+    return j.query.get("known", 0.0)
+
+
+def answer_features(ranked: list[Ranked], coverage: float,
+                    query: dict[str, float] | None = None) -> dict[str, float]:
+    judged = Judged(ranked, coverage, query or {})
     return {name: float(f.fn(judged)) for name, f in FEATURES.items()}
 
 

@@ -2,53 +2,126 @@
 
 Agents paste what customers tell them, so queries carry personal data. Everything the service
 stores or logs goes through :func:`redact` first. Detection favours precision on the identifiers
-agents search for legitimately (order numbers, error codes, dates, IPs, versions): a digit run
-counts as an ID or a card only when it validates (birth date; Luhn), and as a phone number only
-in a shape people type phone numbers in.
+agents search for legitimately (order numbers, ticket ids, error codes, dates, IPs, model
+numbers): a digit run counts as an ID or a card only when it validates (region and birth date,
+python-stdnum's check digit; Luhn and a card's issuer prefix and length), and as a phone number
+when phonenumbers accepts it or it comes in a shape, or after a word, people give phone numbers
+in. The word nearest before a number decides between readings: "订单号" makes a reference of
+it, "卡号" a card, "电话" a phone number.
+
+Detection runs on a shadow of the text in which fullwidth forms and other Unicode digits are
+ASCII and invisible format characters (zero-width spaces, bidi marks) are gone, so
+``1\u200b3\u200b8…`` and ``１３８…`` are found; the spans are mapped back to the original.
+
+Every pattern has bounded repetition and is anchored so that a failed attempt at one position
+cannot rescan the rest of the text: the work is linear in the length of the input.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
+import phonenumbers
 from stdnum import luhn
+from stdnum.cn import ric
 
 PLACEHOLDERS = {"EMAIL": "[EMAIL]", "PHONE": "[PHONE]", "ID": "[ID]", "CARD": "[CARD]"}
 
 # Python's \w matches CJK, so "手机13812345678" would have no word boundary: bound digit runs by
-# ASCII letters, digits and identifier glue instead.
-_L = r"(?<![A-Za-z0-9_\-/.+])"
-_R = r"(?![A-Za-z0-9_\-/]|\.\d)"
-_SEP = r"[ \-\u00a0]?"
+# digits and identifier glue instead. Letters right before a number make it part of an
+# identifier (KB5034441, SO-2026…) unless they are a keyword such as "ID" or "tel".
+_L = r"(?<![0-9_])(?<![A-Za-z0-9][\-.#])"
+_R = r"(?!\d)(?![\-.]\d)"
+_SEP = r"[ \-.]?"
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
-_ID = re.compile(_L + r"\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx]" + _R)
+_MOBILE = re.compile(
+    r"(?:(?:\+|00)86[ \-]?|\(\+?86\) ?|(?<![0-9])86[ \-]|" + _L + ")"
+    r"1[3-9]\d(?:" + _SEP + r"\d{4}){2}" + _R)
+_LANDLINE = re.compile(
+    r"(?:\(0\d{2,3}\) ?|" + _L + r"0\d{2,3}[ \-])[2-9]\d{2,3}[ \-]?\d{4}"
+    r"(?: ?(?:ext\.?|x|转|轉|分机|分機|-) ?\d{1,5})?" + _R, re.IGNORECASE)
+_TAIWAN_MOBILE = re.compile(_L + r"09\d{2}[ \-]\d{3}[ \-]\d{3}" + _R)
+_INTERNATIONAL = re.compile(
+    r"(?<![A-Za-z0-9_+])(?:\+|00)[1-9]\d{0,2}[ \-]?(?:\(\d{1,4}\)[ \-]?)?\d{1,4}"
+    r"(?:[ \-.]?\d{1,4}){1,4}" + _R)
+# North American (415) 555-0132 and 415-555-0132; 400/800 hotlines are businesses, not people.
+_NANP = re.compile(r"(?:\(\d{3}\) ?|" + _L + r"(?!400|800)\d{3}[\-. ])\d{3}[\-. ]\d{4}" + _R)
+# Digit runs a keyword can make a phone number or a card: 7 to 19 digits, grouped or not.
+_NUMBER = re.compile(_L + r"\d(?:[ \-.]?\d){6,18}" + _R)
+_ID = re.compile(_L + r"\d{6} ?(?:18|19|20)\d{2}[01]\d[0-3]\d ?\d{3}[\dXx](?![0-9A-Za-z])")
 _CARD = re.compile(_L + r"\d{4}(?:[ \-]?\d{1,4}){2,4}" + _R)
-_PHONES = [
-    # Mainland mobile, with or without +86 / 0086 / (+86), grouped 3-4-4 or not at all.
-    re.compile(r"(?:(?:\+|00)86[ \-]?|\(\+?86\) ?|" + _L + ")"
-               r"1[3-9]\d(?:" + _SEP + r"\d{4}){2}" + _R),
-    # Mainland landline: area code 0xx(x), optionally bracketed, then 7-8 digits, optional ext.
-    re.compile(r"(?:\(0\d{2,3}\) ?|" + _L + r"0\d{2,3}" + _SEP + r")[2-9]\d{2,3}" + _SEP
-               + r"\d{4}(?: ?(?:ext\.?|转|轉|-) ?\d{1,5})?" + _R),
-    # Taiwan mobile 09xx-xxx-xxx.
-    re.compile(_L + r"09\d{2}" + _SEP + r"\d{3}" + _SEP + r"\d{3}" + _R),
-    # International with a country code: +852 9123 4567, +1 (415) 555-0132, +44 20 7946 0958.
-    re.compile(r"(?<![A-Za-z0-9_])\+\d{1,3}[ \-]?(?:\(\d{1,4}\)[ \-]?)?\d{2,4}(?:[ \-]?\d{2,4}){1,3}"
-               + _R),
-    # North American (415) 555-0132 and 415-555-0132; 400/800 hotlines are businesses, not people.
-    re.compile(r"(?:\(\d{3}\) ?|" + _L + r"(?!400|800)\d{3}[\-. ])\d{3}[\-. ]\d{4}" + _R),
+_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9\u4e00-\u9fff](?:[A-Za-z0-9\-\u4e00-\u9fff]{0,61}[A-Za-z0-9\u4e00-\u9fff])?"
+    r"\.){1,8}(?:[A-Za-z]{2,24}|中国|中國|公司|网络|網絡|香港|台湾|台灣)(?![A-Za-z0-9])")
+_EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+
+# The words that tell what the number after them is; the nearest one before a number decides.
+_WORDS = {
+    "REF": ["订单号码", "订单编号", "订单号", "订单", "訂單號碼", "訂單編號", "訂單號", "訂單",
+            "运单号", "运单", "運單號", "運單", "工单号码", "工单编号", "工单号", "工单",
+            "工單號碼", "工單號", "工單", "单号", "單號", "流水号", "流水號", "交易号", "交易號",
+            "物流", "快递", "快遞", "发票号码", "发票号", "發票號碼", "發票號", "编号", "編號",
+            "序列号", "序號", "型号", "型號", "批次号", "批次號", "案件号", "合同号", "合同號"],
+    "PHONE": ["手机号码", "手機號碼", "电话号码", "電話號碼", "联系电话", "聯絡電話", "联系方式",
+              "聯絡方式", "联系号码", "手机号", "手機號", "手机", "手機", "电话", "電話", "座机",
+              "座機", "号码", "號碼", "来电", "來電", "回电", "回電", "致电", "致電", "打给",
+              "打給", "微信", "短信", "简讯", "簡訊"],
+    "CARD": ["银行卡号", "銀行卡號", "银行卡", "銀行卡", "信用卡", "储蓄卡", "儲蓄卡", "借记卡",
+             "借記卡", "卡号", "卡號", "银联", "銀聯", "卡"],
+    "ID": ["身份证号码", "身份證號碼", "身份证号", "身份證號", "身份证", "身份證", "证件号",
+           "證件號", "证件", "證件", "实名", "實名", "护照", "護照"],
+}
+_ENGLISH = {
+    "REF": ["order", "tracking", "ticket", "invoice", "ref", "reference", "case", "serial", "sn",
+            "model", "sku", "part", "po", "incident", "req", "build", "version"],
+    "PHONE": ["phone", "mobile", "tel", "telephone", "cell", "call", "contact", "whatsapp", "sms",
+              "text", "fax"],
+    "CARD": ["card", "visa", "mastercard", "amex", "unionpay", "credit", "debit"],
+    "ID": ["id", "passport", "identity"],
+}
+
+
+def _keyword_table() -> dict[str, list[tuple[str, str, bool]]]:
+    """Keywords by their first character (lower case), longest first: (word, kind, English)."""
+    table: dict[str, list[tuple[str, str, bool]]] = {}
+    for words, english in ((_WORDS, False), (_ENGLISH, True)):
+        for kind, ws in words.items():
+            for w in ws:
+                table.setdefault(w[0].lower(), []).append((w.lower(), kind, english))
+    for entries in table.values():
+        entries.sort(key=lambda e: -len(e[0]))
+    return table
+
+
+_KEYWORDS = _keyword_table()
+_WINDOW = 24  # characters before a number searched for its keyword
+# What may stand between a keyword and the number it introduces.
+_GLUE = re.compile(r"[\s:：#＃是为為的]{0,4}(?:(?:number|no\.?|is|nr\.?)[\s:：#]{0,3}){0,2}\(?",
+                   re.IGNORECASE)
+
+# Issuer prefixes and the lengths their cards come in.
+_CARD_ISSUERS = [
+    (re.compile(r"4"), {13, 16, 19}),  # Visa
+    (re.compile(r"5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)"), {16}),  # Mastercard
+    (re.compile(r"3[47]"), {15}),  # American Express
+    (re.compile(r"62|81"), {16, 17, 19}),  # UnionPay
+    (re.compile(r"35"), {16, 17, 18, 19}),  # JCB
+    (re.compile(r"6011|64[4-9]|65"), {16, 19}),  # Discover
+    (re.compile(r"60|9"), {16, 19}),  # other Chinese debit cards (60…, 9… bank-own BINs)
 ]
-# A bare number right after the word "phone" is a phone number whatever its shape (HK 9123 4567).
-_KEYWORD_PHONE = re.compile(
-    r"(?:电话|電話|手机|手機|手机号|手機號|号码|號碼|联系方式|聯絡方式|phone|mobile|tel|cell|call)"
-    r"(?:\s*(?:number|no\.?|is|[:：是为為]))?\s*(\d(?:[ \-]?\d){6,11})" + _R,
-    re.IGNORECASE)
-# Long numbers next to these words are references, not cards.
-_REFERENCE_WORDS = re.compile(
-    r"订单|訂單|单号|單號|运单|運單|工单|工單|流水|\b(?:order|tracking|ticket|invoice|ref)\b", re.I)
+# The first two digits of a mainland ID: the province.
+_PROVINCES = {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45,
+              46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91}
+# Text without any of these holds nothing to redact: the common case, answered at once.
+_MAYBE = re.compile(r"[\d@＠]|[〇一二三四五六七八九零幺]{3}")
+_HOTLINE = re.compile(r"(?:400|800)\d{7}|95\d{3,6}|1[01]\d{3}")
 
 
 @dataclass(frozen=True)
@@ -58,46 +131,238 @@ class PiiSpan:
     end: int
 
 
+@functools.cache
+def _shadow_table() -> dict[int, str | None]:
+    """Characters the shadow text replaces: fullwidth and other digits, dashes, Chinese
+    numerals as digits; invisible format characters dropped."""
+    table: dict[int, str | None] = {}
+    for code in range(0x80, 0x10000):
+        ch = chr(code)
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            table[code] = None
+        elif category == "Nd":
+            table[code] = str(unicodedata.decimal(ch))
+        elif 0xFF01 <= code <= 0xFF5E:
+            table[code] = chr(code - 0xFEE0)
+        elif category == "Pd" or ch == "\u2212":
+            table[code] = "-"
+        elif category == "Zs":
+            table[code] = " "
+    return table
+
+
+# Chinese numerals, as a phone number read out and typed (幺三八…), count as digits; not in
+# e-mail addresses, where 张三 is a name.
+_NUMERALS = str.maketrans({**{c: str(d) for d, c in enumerate("〇一二三四五六七八九")},
+                           "零": "0", "幺": "1"})
+
+
+def _shadow(text: str) -> tuple[str, list[int] | None]:
+    """The text e-mails are looked for in, and the original position of each of its
+    characters (None: the same positions). Numbers are looked for in its translation by
+    ``_NUMERALS``, of the same length."""
+    table = _shadow_table()
+    shadow = text.translate(table)
+    if len(shadow) == len(text):
+        return shadow, None
+    keep = [i for i, ch in enumerate(text) if table.get(ord(ch), ch) is not None]
+    return shadow, keep
+
+
 def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
+    return "".join(ch for ch in text if ch.isdigit())
 
 
-def _valid_id(number: str) -> bool:
+class _Context:
+    """The keyword nearest before each position of one text (looked up in a short window)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._before: dict[int, tuple[str | None, bool]] = {}
+
+    def before(self, start: int) -> tuple[str | None, bool]:
+        """The kind of the nearest keyword before ``start``, and whether it introduces the
+        number there directly (nothing but glue between)."""
+        if start not in self._before:
+            found = self._last_keyword(max(0, start - _WINDOW), start)
+            if found is None:
+                self._before[start] = (None, False)
+            else:
+                kind, end = found
+                glue = _GLUE.match(self.text, end, start)
+                self._before[start] = (kind, glue is not None and glue.end() == start)
+        return self._before[start]
+
+    def _last_keyword(self, lo: int, hi: int) -> tuple[str, int] | None:
+        """The kind and end of the last keyword in ``text[lo:hi]``, read left to right taking
+        the longest keyword at each position; English ones as whole words."""
+        text, last, i = self.text, None, lo
+        while i < hi:
+            for word, kind, english in _KEYWORDS.get(text[i].lower(), ()):
+                end = i + len(word)
+                if end > hi or text[i:end].lower() != word:
+                    continue
+                if english and ((i > 0 and _ascii_letter(text[i - 1]))
+                                or (end < hi and _ascii_letter(text[end]))):
+                    continue
+                last, i = (kind, end), end
+                break
+            else:
+                i += 1
+        return last
+
+    def glued_to_identifier(self, start: int) -> bool:
+        """The number continues an identifier (KB5034441) rather than following a keyword
+        (ID110105…, tel13812345678)."""
+        if start == 0 or not self.text[start - 1].isascii() or not self.text[start - 1].isalpha():
+            return False
+        kind, direct = self.before(start)
+        return not (kind in ("PHONE", "ID", "CARD") and direct)
+
+
+def _ascii_letter(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
+
+
+def _valid_id(number: str, ctx: _Context, start: int) -> bool:
+    number = number.replace(" ", "").upper()
+    if int(number[:2]) not in _PROVINCES:
+        return False
     try:
-        date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         return False
-    # A mistyped check digit is still somebody's ID number: the birth date is the evidence.
-    return int(number[:2]) >= 11
+    if not date(1890, 1, 1) <= born <= date.today():
+        return False
+    if ric.calc_check_digit(number[:-1]) == number[-1]:
+        return True
+    # A mistyped check digit is still somebody's ID number, unless an order number is meant.
+    kind, direct = ctx.before(start)
+    return not (kind == "REF" and direct)
 
 
-def _is_reference(text: str, start: int) -> bool:
-    return bool(_REFERENCE_WORDS.search(text[max(0, start - 12):start]))
+def _card_like(digits: str) -> bool:
+    return any(prefix.match(digits) and len(digits) in lengths for prefix, lengths in _CARD_ISSUERS)
+
+
+def _is_card(raw: str, ctx: _Context, start: int) -> bool:
+    digits = _digits(raw)
+    if not 13 <= len(digits) <= 19 or not luhn.is_valid(digits):
+        return False
+    kind, direct = ctx.before(start)
+    if kind == "CARD":
+        return True
+    grouped = bool(re.fullmatch(r"\d{4}(?:[ \-]\d{4}){2,3}(?:[ \-]\d{1,3})?|\d{4}[ \-]\d{6}[ \-]\d{5}",
+                                raw))
+    if grouped:
+        return True
+    # "订单号 4111111111111111": the number the keyword introduces is the order's.
+    if kind == "REF" and direct:
+        return False
+    return _card_like(digits)
+
+
+def _possible_phone(raw: str, region: str | None) -> bool:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_possible_number(number)
+
+
+def _valid_phone(raw: str, region: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(raw, region))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _emails(text: str) -> list[tuple[int, int]]:
+    """E-mail spans, found from each "@" outwards (a scan from every position that turns out
+    to hold no "@" would be quadratic)."""
+    spans = []
+    at = text.find("@")
+    while at != -1:
+        start, ascii_part = at, False
+        # A local part may be in another script too: 张三@example.cn, müller@example.de.
+        while start > 0 and at - start < 64:
+            ch = text[start - 1]
+            if ch in _EMAIL_LOCAL:
+                ascii_part = True
+            elif not _name_char(ch, ascii_part):
+                break
+            start -= 1
+        while start < at and text[start] == ".":
+            start += 1
+        domain = _DOMAIN.match(text, at + 1)
+        if start < at and domain:
+            spans.append((start, domain.end()))
+            at = text.find("@", domain.end())
+        else:
+            at = text.find("@", at + 1)
+    return spans
+
+
+def _name_char(ch: str, after_ascii: bool) -> bool:
+    """Part of a non-ASCII local part. Han, kana and hangul right before an ASCII local part are
+    the sentence (邮箱是wang@…), not the address."""
+    if ch.isascii() or not ch.isalpha():
+        return False
+    cjk = "\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af"
+    return not (cjk and after_ascii)
 
 
 def find_pii(text: str) -> list[PiiSpan]:
     """Non-overlapping personal-data spans in ``text``, in order of position."""
-    found: list[PiiSpan] = []
+    if not _MAYBE.search(text):
+        return []
+    letters, positions = _shadow(text)
+    shadow = letters.translate(_NUMERALS)
+    ctx = _Context(shadow)
+    found: list[PiiSpan] = []  # sorted by position, never overlapping
 
     def add(kind: str, start: int, end: int) -> None:
-        if all(end <= s.start or start >= s.end for s in found):
-            found.append(PiiSpan(kind, start, end))
+        i = bisect.bisect(found, start, key=lambda s: s.start)
+        if (i == 0 or found[i - 1].end <= start) and (i == len(found) or end <= found[i].start):
+            found.insert(i, PiiSpan(kind, start, end))
 
-    for m in _EMAIL.finditer(text):
-        add("EMAIL", m.start(), m.end())
-    for m in _ID.finditer(text):
-        if _valid_id(m.group()):
-            add("ID", m.start(), m.end())
-    for m in _CARD.finditer(text):
-        digits = _digits(m.group())
-        if 13 <= len(digits) <= 19 and luhn.is_valid(digits) and not _is_reference(text, m.start()):
-            add("CARD", m.start(), m.end())
-    for pattern in _PHONES:
-        for m in pattern.finditer(text):
-            add("PHONE", m.start(), m.end())
-    for m in _KEYWORD_PHONE.finditer(text):
-        add("PHONE", m.start(1), m.end(1))
-    return sorted(found, key=lambda s: s.start)
+    def scan(kind: str, pattern: re.Pattern[str], accept: Callable[[re.Match[str]], bool]) -> None:
+        for m in pattern.finditer(shadow):
+            start = m.start()
+            if not (shadow[start] in "+(" or not ctx.glued_to_identifier(start)):
+                continue
+            if accept(m):
+                add(kind, start, m.end())
+
+    for start, end in _emails(letters):
+        add("EMAIL", start, end)
+    scan("ID", _ID, lambda m: _valid_id(m.group(), ctx, m.start()))
+    scan("CARD", _CARD, lambda m: _is_card(m.group(), ctx, m.start()))
+    scan("PHONE", _MOBILE, lambda m: True)
+    scan("PHONE", _INTERNATIONAL,
+         lambda m: _possible_phone("+" + m.group().removeprefix("+").removeprefix("00"), None))
+    scan("PHONE", _LANDLINE, lambda m: ctx.before(m.start()) != ("REF", True))
+    scan("PHONE", _TAIWAN_MOBILE, lambda m: True)
+    scan("PHONE", _NANP, lambda m: True)
+    scan("PHONE", _NUMBER, lambda m: _keyword_number(m.group(), ctx, m.start()))
+    if positions is None:
+        return found
+    return [PiiSpan(s.kind, positions[s.start], positions[s.end - 1] + 1) for s in found]
+
+
+def _keyword_number(raw: str, ctx: _Context, start: int) -> bool:
+    """A bare number is a phone number after a phone keyword (HK 9123 4567, a landline without
+    its area code), or when it is a valid mainland landline with its area code (02087654321)."""
+    digits = _digits(raw)
+    if _HOTLINE.fullmatch(digits) or re.fullmatch(r"(?:19|20)\d{2}[\-.]\d{1,2}[\-.]\d{1,2}", raw):
+        return False
+    kind, direct = ctx.before(start)
+    if kind == "PHONE" and direct:
+        return 7 <= len(digits) <= 12
+    if kind == "REF":
+        return False
+    return digits.startswith("0") and 10 <= len(digits) <= 12 and _valid_phone(digits, "CN")
 
 
 def redact(text: str) -> str:
@@ -108,3 +373,14 @@ def redact(text: str) -> str:
         last = span.end
     out.append(text[last:])
     return "".join(out)
+
+
+def redact_values(value: Any) -> Any:
+    """``value`` (a filter dict, a list of tags, a string) with every string in it redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(item) for item in value]
+    return value

@@ -119,8 +119,9 @@ class Started:
     lang: str
     filters: Filters
     k: int
-    lexical: tuple[np.ndarray, np.ndarray]
+    lexical: tuple[np.ndarray, np.ndarray, float]
     vector: Future[np.ndarray]
+    tokens: list[str] = field(default_factory=list)
     expansions: list[Expansion] = field(default_factory=list)
 
 
@@ -256,9 +257,10 @@ class Searcher:
 
     def lexical(self, tokens: list[str], filters: Filters,
                 expansions: list[Expansion] | None = None,
-                lang: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                lang: str | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """BM25 score of every chunk (0 outside the filters), its query's expansions
-        included, and the best rows that matched."""
+        included, the best rows that matched, and the share of distinct tokens the knowledge
+        base knows."""
         mask = self._mask(filters)
         weights = None if mask is None else mask.astype(np.float32)
         scores = self.index.lexical.scores(tokens, weights)
@@ -267,7 +269,9 @@ class Searcher:
                      else self._article_lang[self.index.chunk_article] != lang)
             scores = expanded_scores(self.index.lexical, scores, expansions, weights, other)
         rows = best(scores, POOL)
-        return scores, rows[scores[rows] > 0]
+        distinct = set(tokens)
+        known = len(set(self.index.lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
+        return scores, rows[scores[rows] > 0], known
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
                    expansions: list[Expansion] | None = None,
@@ -275,7 +279,7 @@ class Searcher:
         return self._candidates(self.lexical(tokens, filters, expansions, lang), qvec, filters,
                                 lang)
 
-    def _candidates(self, lexical: tuple[np.ndarray, np.ndarray], qvec: np.ndarray,
+    def _candidates(self, lexical: tuple[np.ndarray, np.ndarray, float], qvec: np.ndarray,
                     filters: Filters, lang: str | None = None) -> Candidates:
         mask = self._mask(filters)
         if len(self.index.chunks) == 0 or (mask is not None and not mask.any()):
@@ -283,7 +287,7 @@ class Searcher:
             nothing = np.zeros(len(self.index.chunks), dtype=np.float32)
             evidence = Evidence({"dense": nothing, "lexical": nothing})
             return Candidates(empty, empty, row_signals(evidence, empty))
-        lex_all, lex_rows = lexical
+        lex_all, lex_rows, known = lexical
         cosines = self.index.vectors.scores(qvec)
         chosen = np.zeros(len(cosines), dtype=bool)
         if mask is None:
@@ -292,6 +296,8 @@ class Searcher:
             chosen[best(np.where(mask, cosines, -np.inf), min(POOL, int(mask.sum())))] = True
         chosen[lex_rows] = True  # lexical rows obey the mask already
         rows = np.flatnonzero(chosen)
+        seen = cosines if mask is None else cosines[mask]
+        query = {"dense_mean": float(seen.mean()), "dense_std": float(seen.std()), "known": known}
         signals_of = row_signals
         if lang is not None and not self.multilingual:
             imputed = self._impute_dense(cosines, lex_all, rows, lang)
@@ -303,7 +309,7 @@ class Searcher:
 
                 cosines = imputed
         evidence = Evidence({"dense": cosines, "lexical": lex_all}, lang or "en")
-        return Candidates(rows, self.index.chunk_article[rows], signals_of(evidence, rows))
+        return Candidates(rows, self.index.chunk_article[rows], signals_of(evidence, rows), query)
 
     def shown_row(self, article: int, row: int, terms: set[str],
                   expansions: list[Expansion] | None = None) -> int:
@@ -397,7 +403,8 @@ class Searcher:
         expansions = self.expansions(dense_text, tokens)
         lexical = self.lexical(tokens, filters, expansions, lang)
         vector = encode_one(self.embedder, dense_text, wait)
-        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, expansions)
+        return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, tokens,
+                       expansions)
 
     def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
         """Rank with the query vector, decide "answered" and make the results."""
@@ -407,11 +414,27 @@ class Searcher:
         coverage = (self.coverage(started.terms, ranked[0].article, started.expansions)
                     if ranked else 0.0)
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.
-        features = answer_features(ranked, coverage)
+        features = answer_features(ranked, coverage, cands.query)
         confidence = self.index.calibration.answer_probability(features) if ranked else 0.0
         if self.reranker is not None and len(ranked) > 1:
             ranked = self._rerank(started.dense_text, ranked)
         return self._outcome(started, ranked[:started.k], features, confidence, qvec)
+
+    def outside_filters(self, started: Started, qvec: np.ndarray) -> str | None:
+        """The article that answers a filtered query once its filters are lifted (the
+        audience rule stays), if one does."""
+        if started.filters == Filters():
+            return None
+        cands = self._candidates(self.lexical(started.tokens, Filters()), qvec, Filters())
+        ranked = rank(cands, self.index.calibration.weights(started.lang), 2)
+        if not ranked:
+            return None
+        coverage = self.coverage(started.terms, ranked[0].article)
+        confidence = self.index.calibration.answer_probability(
+            answer_features(ranked, coverage, cands.query))
+        if confidence < self.index.calibration.answer_threshold:
+            return None
+        return self.index.article_ids[ranked[0].article]
 
     def _rerank(self, query: str, ranked: list[Ranked]) -> list[Ranked]:
         assert self.reranker is not None

@@ -1,98 +1,132 @@
-"""Group gap queries into topics by meaning, for the writers' gap report.
+"""Gap topics for the writers' report, kept up to date as gap queries arrive.
 
-Two queries belong together when their texts normalise to the same thing (Traditional and
-Simplified forms meet here), when the embedding model puts them close, when they share most
-character bigrams (robust for Chinese with an English-only model), or when the knowledge base
-sends them to articles with the same tags: the tag vocabulary is shared across languages, so it
-bridges a Chinese and an English phrasing of one question even with a monolingual model.
+A topic is one question however it is asked: its phrasings are the distinct normalised texts
+(Traditional and Simplified forms meet in normalisation), and two phrasings belong together
+when the embedding model puts them closer than the knowledge base puts its own distinct
+articles (``link_threshold``), when Chinese phrasings share most character bigrams (the
+bundled model is English-only), or, across languages only, when the knowledge base sent them
+to articles with the same tags. Topics are the connected components of that relation, so they
+depend on the set of logged gap queries and not on the order they were read in: replicas that
+read one shared database report the same topics.
+
+The index is incremental: each new phrasing is compared with the ones kept (a matrix product
+and two inverted indexes), components merge in a union-find, and a topic's summary is rebuilt
+only when its members change. Memory is bounded by ``max_phrasings``; past it the phrasings
+seen longest ago are dropped and the components rebuilt from the rest.
 """
 
 from __future__ import annotations
 
-import csv
+import collections
 import datetime as dt
 import hashlib
-import io
+import logging
+import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from kb.gaps import LoggedQuery
+from kb.csvsafe import csv_text
+from kb.storage.base import Decision, GapEvent, Store
+from kb.storage.sql import shown_url
+from kb.text import to_simplified
 
-LINK = 0.6  # average similarity needed to stay in one topic
-TAG_WEIGHT = 0.85  # tag agreement alone is weaker evidence than the same words
-MAX_TEXTS = 5000
+log = logging.getLogger(__name__)
+
+LINK_FLOOR = 0.6  # never link phrasings less alike than this, whatever the knowledge base
+TAG_WEIGHT = 0.85  # tag agreement across languages is weaker evidence than the same words
+MAX_POSTING = 2000  # a bigram or tag shared by more phrasings than this says nothing
+MAX_PHRASINGS = 20000
+MAX_ANSWERED = 20000  # distinct answered phrasings kept to vote on topics
+MAX_NEAR = 200
+MAX_SEEN = 50000  # query ids remembered, to skip one read twice
+EXAMPLES = 8
+
+
+def link_threshold(title_vectors: np.ndarray) -> float:
+    """How alike two queries must be to be one question: as alike as the median article is to
+    its nearest other article, since the knowledge base itself treats less alike texts as
+    different questions; never below ``LINK_FLOOR``."""
+    n = len(title_vectors)
+    if n < 3:
+        return LINK_FLOOR
+    sample = title_vectors[: 2000]
+    sims = sample @ title_vectors.T
+    sims[np.arange(len(sample)), np.arange(len(sample))] = -1.0
+    return float(max(LINK_FLOOR, min(0.9, np.median(sims.max(axis=1)))))
+
+
+def script(text: str, lang: str) -> str:
+    """``zh-Hant``, ``zh-Hans`` or the detected language."""
+    if lang != "zh":
+        return lang
+    return "zh-Hant" if to_simplified(text) != text else "zh-Hans"
+
+
+def _bigrams(norm: str) -> set[str]:
+    return {norm[i : i + 2] for i in range(len(norm) - 1)} or {norm}
+
+
+def _week(day: str) -> str:
+    year, week, _ = dt.date.fromisoformat(day[:10]).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass
+class Phrasing:
+    """One distinct normalised text and everything logged for it."""
+    norm: str
+    text: str
+    lang: str  # the detected language of its queries
+    vector: np.ndarray | None
+    grams: set[str]
+    tags: set[str]  # tags of the articles its queries were sent to (top three)
+    wordings: list[str] = field(default_factory=list)  # distinct wordings, a few
+    count: int = 0
+    first_seen: str = ""
+    last_seen: str = ""
+    scripts: Counter = field(default_factory=Counter)
+    channels: Counter = field(default_factory=Counter)
+    days: Counter = field(default_factory=Counter)  # "YYYY-MM-DD" -> queries
+    kinds: Counter = field(default_factory=Counter)
+    sent_to: Counter = field(default_factory=Counter)  # the article each query got first
+    not_helpful: Counter = field(default_factory=Counter)  # article -> not-helpful marks
+    not_helpful_at: dict[str, str] = field(default_factory=dict)  # article -> last mark
+    tickets: set[str] = field(default_factory=set)
+    gap_ids: list[str] = field(default_factory=list)  # unanswered query ids (for re-checks)
+    answered_near: set[str] = field(default_factory=set)  # answered phrasings this alike
 
 
 @dataclass
 class Topic:
     id: str
-    kind: str  # "unanswered": nothing answers it; "not_helpful": an article did not answer it
-    article_id: str | None
+    kind: str  # "unanswered": nothing answers it; "not_helpful": agents found the answer wrong
+    title: str  # suggested title for the article to write
     representative: str
     count: int
+    phrasings: int
+    languages: dict[str, int]
+    channels: dict[str, int]
     first_seen: str
     last_seen: str
     last_7_days: int
     before: int
     trend: str
-    channels: dict[str, int]
+    weekly: dict[str, int]
     examples: list[str]
-    status: str = "open"
+    nearest_articles: list[dict]
+    article_id: str | None = None  # the article most marked not helpful, if any
+    status: str = "open"  # open | resolved | answered | dismissed
     resolved_by: str | None = None
     resolved_at: str | None = None
     ticket_ids: list[str] = field(default_factory=list)
+    cohesion: float = 1.0  # mean cosine of its phrasings to their centre (1: one phrasing)
+    answered_alike: int = 0  # askings alike that were answered: a gap only if fewer than count
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _bigrams(text: str) -> set[str]:
-    return {text[i : i + 2] for i in range(len(text) - 1)} or {text}
-
-
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
-
-
-def similarity(texts: list[LoggedQuery], tags: dict[str, set[str]]) -> np.ndarray:
-    n = len(texts)
-    sim = np.eye(n)
-    grams = [_bigrams(t.norm) for t in texts]
-    neighbour_tags = [set().union(*(tags.get(a, set()) for a in t.neighbours[:3]))
-                      for t in texts]
-    vectors = [t.vector for t in texts]
-    dims = {v.shape[0] for v in vectors if v is not None}
-    dense = None
-    if len(dims) == 1 and all(v is not None for v in vectors):
-        matrix = np.stack([v for v in vectors if v is not None])
-        dense = matrix @ matrix.T
-    for i in range(n):
-        for j in range(i + 1, n):
-            s = max(_jaccard(grams[i], grams[j]),
-                    TAG_WEIGHT * _jaccard(neighbour_tags[i], neighbour_tags[j]))
-            if dense is not None:
-                s = max(s, float(dense[i, j]))
-            sim[i, j] = sim[j, i] = s
-    return sim
-
-
-def cluster(texts: list[LoggedQuery], tags: dict[str, set[str]]) -> list[list[int]]:
-    if len(texts) < 2:
-        return [list(range(len(texts)))] if texts else []
-    # Imported here: scikit-learn takes a second and a half to import, which every `kb index`
-    # would pay through the engine even with no gaps to cluster.
-    from sklearn.cluster import AgglomerativeClustering
-
-    sim = similarity(texts, tags)
-    model = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
-                                    distance_threshold=1 - LINK)
-    labels = model.fit_predict(np.clip(1 - sim, 0, None))
-    groups: dict[int, list[int]] = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(int(label), []).append(i)
-    return list(groups.values())
 
 
 def _trend(recent: int, before: int) -> str:
@@ -105,64 +139,581 @@ def _trend(recent: int, before: int) -> str:
     return "steady"
 
 
-def build_topics(
-    entries: list[tuple[LoggedQuery, str | None]], kind: str, tags: dict[str, set[str]],
-    today: dt.datetime | None = None,
-) -> list[Topic]:
-    """Cluster ``(query, article)`` gap entries into topics, one clustering per article."""
-    today = today or dt.datetime.now(dt.UTC)
-    cutoff = (today - dt.timedelta(days=7)).isoformat(timespec="seconds")
-    by_article: dict[str | None, list[LoggedQuery]] = {}
-    for query, article in entries:
-        by_article.setdefault(article, []).append(query)
-    topics = []
-    for article, queries in by_article.items():
-        distinct: dict[str, list[LoggedQuery]] = {}
-        for q in queries:
-            distinct.setdefault(q.norm, []).append(q)
-        keys = sorted(distinct, key=lambda k: -len(distinct[k]))[:MAX_TEXTS]
-        heads = [distinct[k][-1] for k in keys]
-        for group in cluster(heads, tags):
-            members = [q for i in group for q in distinct[keys[i]]]
-            rep = max(group, key=lambda i: len(distinct[keys[i]]))
-            recent = sum(1 for q in members if q.ts >= cutoff)
-            open_members = [q for q in members if q.resolved_at is None]
-            resolved = [q for q in members if q.resolved_at]
-            examples = list(dict.fromkeys(q.query for q in reversed(members)))[:5]
-            topic_key = f"{kind}:{article}:{keys[rep]}"
-            topics.append(Topic(
-                id=hashlib.sha1(topic_key.encode()).hexdigest()[:10],
-                kind=kind,
-                article_id=article,
-                representative=distinct[keys[rep]][-1].query,
-                count=len(members),
-                first_seen=min(q.ts for q in members),
-                last_seen=max(q.ts for q in members),
-                last_7_days=recent,
-                before=len(members) - recent,
-                trend=_trend(recent, len(members) - recent),
-                channels=dict(Counter(q.channel for q in members)),
-                examples=examples,
-                status="open" if open_members or kind != "unanswered" else "resolved",
-                resolved_by=resolved[-1].resolved_by if resolved and not open_members else None,
-                resolved_at=resolved[-1].resolved_at if resolved and not open_members else None,
-                ticket_ids=sorted({q.ticket_id for q in members if q.ticket_id})[:10],
-            ))
-    return sorted(topics, key=lambda t: (-t.count, t.last_seen), reverse=False)
+def suggested_title(text: str) -> str:
+    """A phrasing as an article title: trimmed, first letter capital, one question mark."""
+    title = " ".join(text.split()).strip(" ?？.。")
+    if not title:
+        return text
+    title = title[0].upper() + title[1:]
+    question = text.rstrip().endswith(("?", "？")) or title.split()[0].casefold() in {
+        "how", "what", "why", "when", "where", "who", "which", "can", "is", "are", "do",
+        "does", "should", "will"}
+    return title + ("？" if not title.isascii() and question else "?" if question else "")
 
 
-CSV_FIELDS = ("id", "kind", "status", "article_id", "representative", "count", "last_7_days",
-              "before", "trend", "first_seen", "last_seen", "channels", "examples", "resolved_by",
-              "resolved_at")
+class TopicIndex:
+    """Gap topics maintained from the query log: call ``refresh`` (cheap when nothing is new)
+    then ``report``. Thread-safe; one lock, never held by searches."""
+
+    def __init__(self, link: float = LINK_FLOOR, tags: dict[str, set[str]] | None = None,
+                 max_phrasings: int = MAX_PHRASINGS,
+                 untrusted: frozenset[str] = frozenset()) -> None:
+        """``untrusted``: languages whose embeddings say little (the calibration gives the
+        model less weight than BM25 there); their phrasings meet by their words instead."""
+        self.link = link
+        self.alike = link  # an answered asking counts against a topic it would have joined
+        self.untrusted = untrusted
+        self.tags = tags or {}
+        self.max_phrasings = max_phrasings
+        self.cursor = (0, 0)
+        self._lock = threading.Lock()
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._reset()
+        # Answered traffic, to tell a question that is mostly answered (its few flags are the
+        # threshold's noise) from a gap: distinct phrasings in arrival order, in a ring.
+        self._answered_count: dict[str, int] = {}  # norm -> askings, for the phrasings kept
+        self._answered_order: collections.deque[str] = collections.deque()
+        self._answered_vectors = np.zeros((0, 0), dtype=np.float32)
+        self._slot_norm: list[str | None] = []
+        self._answered_next = 0
+        self._answered_grams: dict[str, list[str]] = {}
+        self._resolution_mark: tuple[int, str | None] | None = None
+        self._resolutions: dict[str, tuple[str, str]] = {}
+
+    def _reset(self) -> None:
+        self.phrasings: list[Phrasing] = []
+        self._by_norm: dict[str, int] = {}
+        self._parent: list[int] = []
+        self._members: dict[int, list[int]] = {}
+        self._dim: int | None = None
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
+        self._has_vector = np.zeros(0, dtype=bool)
+        self._grams: dict[str, list[int]] = {}
+        self._tag_postings: dict[str, list[int]] = {}
+        self._summaries: dict[int, dict] = {}
+
+    # --- union-find --------------------------------------------------------------------
+
+    def _find(self, i: int) -> int:
+        parent = self._parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return
+        if len(self._members[ra]) < len(self._members[rb]):
+            ra, rb = rb, ra
+        self._parent[rb] = ra
+        self._members[ra].extend(self._members.pop(rb))
+        self._summaries.pop(ra, None)
+        self._summaries.pop(rb, None)
+
+    # --- adding ------------------------------------------------------------------------
+
+    def refresh(self, log: Store) -> int:
+        """Read what the log got since the last call; returns the number of new events."""
+        with self._lock:
+            new = 0
+            while True:
+                events, cursor = log.gap_events(self.cursor)
+                new += self._add(events)
+                done = cursor == self.cursor or not events
+                self.cursor = cursor
+                if done:
+                    break
+            mark = log.resolution_mark()
+            if mark != self._resolution_mark:
+                self._resolutions = log.resolutions() if mark[0] else {}
+                self._resolution_mark = mark
+                self._summaries.clear()
+            return new
+
+    def add(self, events: Iterable[GapEvent]) -> None:
+        with self._lock:
+            self._add(list(events))
+
+    def _add(self, events: list[GapEvent]) -> int:
+        fresh: list[int] = []
+        added = 0
+        for event in events:
+            q = event.query
+            if event.kind != "not_helpful":  # a store may hand a query over twice
+                if q.id in self._seen:
+                    continue
+                self._seen[q.id] = None
+                if len(self._seen) > MAX_SEEN:
+                    self._seen.popitem(last=False)
+            added += 1
+            if event.kind == "answered":
+                self._answered(event)
+                continue
+            i = self._by_norm.get(q.norm)
+            if i is None:
+                i = self._new_phrasing(event)
+                fresh.append(i)
+            self._record(self.phrasings[i], event)
+            self._summaries.pop(self._find(i), None)
+        self._link(fresh)
+        if len(self.phrasings) > self.max_phrasings:
+            self._shrink()
+        return added
+
+    def _new_phrasing(self, event: GapEvent) -> int:
+        q = event.query
+        vector = None
+        if q.vector is not None and q.vector.size:
+            vector = np.asarray(q.vector, dtype=np.float32)
+            vector = vector / (np.linalg.norm(vector) or 1.0)
+        tags = set().union(*(self.tags.get(a, set()) for a in q.neighbours[:3]))
+        grams = _bigrams(q.norm) if not q.norm.isascii() or q.lang in self.untrusted else set()
+        p = Phrasing(q.norm, q.query, q.lang, vector, grams, tags, first_seen=event.ts)
+        i = len(self.phrasings)
+        self.phrasings.append(p)
+        self._by_norm[q.norm] = i
+        self._parent.append(i)
+        self._members[i] = [i]
+        self._store_vector(i, p.vector)
+        return i
+
+    def _store_vector(self, i: int, vector: np.ndarray | None) -> None:
+        if vector is not None and self._dim is None:
+            self._dim = len(vector)
+        dim = self._dim or 0
+        if len(self._has_vector) <= i or self._vectors.shape[1] != dim:
+            capacity = max(i + 1, 2 * len(self._has_vector), 64)
+            vectors = np.zeros((capacity, dim), dtype=np.float32)
+            if self._vectors.shape[1] == dim:
+                vectors[: len(self._vectors)] = self._vectors
+            has = np.zeros(capacity, dtype=bool)
+            has[: len(self._has_vector)] = self._has_vector
+            self._vectors, self._has_vector = vectors, has
+        trusted = self.phrasings[i].lang not in self.untrusted
+        if vector is not None and len(vector) == dim and trusted:  # else: the text alone
+            self._vectors[i] = vector
+            self._has_vector[i] = True
+
+    def _record(self, p: Phrasing, event: GapEvent) -> None:
+        q = event.query
+        p.count += 1
+        p.text = q.query  # the latest wording stands for the phrasing
+        if q.query not in p.wordings and len(p.wordings) < 3:
+            p.wordings.append(q.query)
+        p.first_seen = min(p.first_seen, event.ts) if p.first_seen else event.ts
+        p.last_seen = max(p.last_seen, event.ts)
+        p.scripts[script(q.query, q.lang)] += 1
+        p.channels[q.channel] += 1
+        p.days[event.ts[:10]] += 1
+        p.kinds[event.kind] += 1
+        if q.neighbours:
+            p.sent_to[q.neighbours[0]] += 1
+        if q.ticket_id and len(p.tickets) < 50:
+            p.tickets.add(q.ticket_id)
+        if event.kind == "not_helpful" and event.article_id:
+            p.not_helpful[event.article_id] += 1
+            p.not_helpful_at[event.article_id] = max(event.ts, p.not_helpful_at.get(
+                event.article_id, ""))
+        elif event.kind == "unanswered":
+            p.gap_ids.append(q.id)
+
+    def _vector_of(self, event: GapEvent) -> np.ndarray | None:
+        v = event.query.vector
+        if v is None or not v.size or event.query.lang in self.untrusted:
+            return None
+        if self._dim is not None and len(v) != self._dim:
+            return None
+        v = np.asarray(v, dtype=np.float32)
+        return v / (np.linalg.norm(v) or 1.0)
+
+    def _answered(self, event: GapEvent) -> None:
+        """An answered query: remembered for the gap phrasings it is alike (by meaning, or
+        by bigrams where the model is not trusted)."""
+        norm = event.query.norm
+        if norm in self._answered_count:
+            self._answered_count[norm] += 1
+            return  # the gap phrasings alike hold its norm already; counts are read live
+        self._answered_count[norm] = 1
+        self._answered_order.append(norm)
+        vector = self._vector_of(event)
+        near: set[int] = set()
+        n = len(self.phrasings)
+        if vector is not None:
+            self._store_answered(norm, vector)
+            if n and self._vectors.shape[1] == len(vector):
+                sims = self._vectors[:n] @ vector
+                near.update(np.flatnonzero((sims >= self.alike) & self._has_vector[:n]).tolist())
+        if vector is None or not norm.isascii():
+            grams = _bigrams(norm)  # the bigram postings of answered phrasings
+            for g in grams:
+                posting = self._answered_grams.setdefault(g, [])
+                if len(posting) < MAX_POSTING:
+                    posting.append(norm)
+            near.update(self._alike_by_grams(grams))
+        for i in near:
+            p = self.phrasings[i]
+            if len(p.answered_near) < MAX_NEAR:
+                p.answered_near.add(norm)
+        while len(self._answered_count) > MAX_ANSWERED:
+            self._answered_count.pop(self._answered_order.popleft(), None)
+
+    def _alike_by_grams(self, grams: set[str]) -> list[int]:
+        shared: Counter = Counter()
+        for g in grams:
+            posting = self._grams.get(g, ())
+            if len(posting) < MAX_POSTING:
+                shared.update(posting)
+        return [j for j, common in shared.items()
+                if common / (len(grams) + len(self.phrasings[j].grams) - common) >= self.link]
+
+    def _store_answered(self, norm: str, vector: np.ndarray) -> None:
+        if self._answered_vectors.shape[1:] != (len(vector),):
+            self._answered_vectors = np.zeros((MAX_ANSWERED, len(vector)), dtype=np.float32)
+            self._slot_norm = [None] * MAX_ANSWERED
+            self._answered_next = 0
+        slot = self._answered_next % MAX_ANSWERED
+        self._answered_next += 1
+        self._answered_vectors[slot] = vector
+        self._slot_norm[slot] = norm
+
+    def _answered_near_new(self, i: int) -> None:
+        """A new gap phrasing: the answered phrasings already kept that are alike."""
+        p = self.phrasings[i]
+        if not self._answered_count:
+            return
+        found: set[str] = set()
+        used = min(self._answered_next, MAX_ANSWERED)
+        if used and self._has_vector[i] and self._answered_vectors.shape[1] == self._vectors.shape[1]:
+            sims = self._answered_vectors[:used] @ self._vectors[i]
+            found.update(n for slot in np.flatnonzero(sims >= self.alike).tolist()
+                         if (n := self._slot_norm[slot]) is not None)
+        if p.grams:
+            shared: Counter = Counter()
+            for g in p.grams:
+                posting = self._answered_grams.get(g, ())
+                if len(posting) < MAX_POSTING:
+                    shared.update(posting)
+            found.update(norm for norm, common in shared.items()
+                         if common / len(_bigrams(norm) | p.grams) >= self.link)
+        for norm in sorted(found):
+            if norm in self._answered_count and len(p.answered_near) < MAX_NEAR:
+                p.answered_near.add(norm)
+
+    def _link(self, fresh: list[int]) -> None:
+        """Join each new phrasing to every kept phrasing alike enough (new ones included)."""
+        if not fresh:
+            return
+        for i in fresh:
+            self._answered_near_new(i)
+        n = len(self.phrasings)
+        with_vectors = [i for i in fresh if self._has_vector[i]]
+        if with_vectors and self._vectors.size:
+            sims = self._vectors[with_vectors] @ self._vectors[:n].T
+            sims[:, ~self._has_vector[:n]] = -1.0
+            for row, i in enumerate(with_vectors):
+                sims[row, i] = -1.0
+                for j in np.flatnonzero(sims[row] >= self.link).tolist():
+                    self._union(i, j)
+        for i in fresh:
+            p = self.phrasings[i]
+            if p.grams:
+                shared: Counter = Counter()
+                for g in p.grams:
+                    posting = self._grams.setdefault(g, [])
+                    if len(posting) < MAX_POSTING:
+                        shared.update(posting)
+                        posting.append(i)
+                for j, common in shared.items():
+                    other = self.phrasings[j].grams
+                    if common / (len(p.grams) + len(other) - common) >= self.link:
+                        self._union(i, j)
+            if p.tags:
+                agree: Counter = Counter()
+                for t in p.tags:
+                    posting = self._tag_postings.setdefault(t, [])
+                    if len(posting) < MAX_POSTING:
+                        agree.update(posting)
+                        posting.append(i)
+                for j, common in agree.items():
+                    other = self.phrasings[j]
+                    if other.lang == p.lang:
+                        continue
+                    jaccard = common / (len(p.tags) + len(other.tags) - common)
+                    if TAG_WEIGHT * jaccard >= self.link:
+                        self._union(i, j)
+
+    def _shrink(self) -> None:
+        """Keep the phrasings seen most recently (ties by text, so replicas agree), rebuilt."""
+        kept = sorted(self.phrasings, key=lambda p: (p.last_seen, p.norm),
+                      reverse=True)[: int(self.max_phrasings * 0.8)]
+        kept.sort(key=lambda p: (p.first_seen, p.norm))
+        self._reset()
+        for p in kept:
+            i = len(self.phrasings)
+            self.phrasings.append(p)
+            self._by_norm[p.norm] = i
+            self._parent.append(i)
+            self._members[i] = [i]
+            self._store_vector(i, p.vector)
+        self._link(list(range(len(self.phrasings))))
+
+    # --- reading -----------------------------------------------------------------------
+
+    def report(self, log: Store, titles: dict[str, str], since: str | None = None,
+               min_count: int = 1, include_closed: bool = False,
+               today: dt.datetime | None = None) -> list[Topic]:
+        """The topics, largest first. ``since`` counts only phrasings seen since then."""
+        today = today or dt.datetime.now(dt.UTC)
+        decisions = log.decisions()
+        stats = {s["article_id"]: s for s in log.article_stats()} if titles else {}
+        edits = log.edits()
+        feedback = log.feedback_times()
+        with self._lock:
+            roots = list(self._members)
+            summaries = []
+            for root in roots:
+                summary = self._summaries.get(root)
+                if summary is None:
+                    summary = self._summaries[root] = self._summarise(root)
+                summaries.append(summary)
+        cutoff = (today - dt.timedelta(days=7)).date().isoformat()
+        by_norm: dict[str, list[Decision]] = {}
+        for d in decisions:
+            for norm in d.norms:
+                by_norm.setdefault(norm, []).append(d)
+        topics = []
+        for s in summaries:
+            if since and s["last_seen"] < since:
+                continue
+            if s["count"] < min_count:
+                continue
+            topic = self._topic(s, titles, stats, cutoff)
+            topic.answered_alike = sum(self._answered_count.get(n, 0) for n in s["answered_near"])
+            mine = {d.id: d for norm in s["norms"] for d in by_norm.get(norm, ())}
+            mine.update({d.id: d for d in decisions if d.topic_id == topic.id})
+            self._status(topic, s, [mine[k] for k in sorted(mine)], edits, feedback)
+            if topic.status == "open" and topic.answered_alike > topic.count:
+                # Mostly answered when asked: its flags are near misses of the threshold.
+                topic.status = "mostly_answered"
+            if include_closed or topic.status == "open":
+                topics.append(topic)
+        topics.sort(key=lambda t: (-t.count, t.first_seen, t.id))
+        return topics
+
+    def _summarise(self, root: int) -> dict:
+        members = sorted(self._members[root], key=lambda i: (self.phrasings[i].first_seen,
+                                                             self.phrasings[i].norm))
+        ps = [self.phrasings[i] for i in members]
+        total: dict[str, Counter] = {k: Counter() for k in (
+            "scripts", "channels", "days", "kinds", "sent_to", "not_helpful")}
+        for p in ps:
+            for k, counter in total.items():
+                counter.update(getattr(p, k))
+        by_count = sorted(ps, key=lambda p: (-p.count, p.first_seen, p.norm))
+        vectors = [p.vector for p in ps if p.vector is not None]
+        cohesion = 1.0
+        central = by_count[0]
+        if len(vectors) > 1 and len({v.shape for v in vectors}) == 1:
+            matrix = np.stack(vectors)
+            centre = matrix.mean(axis=0)
+            centre /= np.linalg.norm(centre) or 1.0
+            closeness = matrix @ centre
+            cohesion = float(closeness.mean())
+            with_vector = [p for p in ps if p.vector is not None]
+            # the title: the phrasing nearest the centre among the most asked half
+            asked = sorted(range(len(with_vector)), key=lambda k: -with_vector[k].count)
+            top_half = asked[: max(1, (len(asked) + 1) // 2)]
+            central = with_vector[max(top_half, key=lambda k: (closeness[k], -k))]
+        gap_ids = [g for p in ps for g in p.gap_ids]
+        return {
+            "id": hashlib.sha1(ps[0].norm.encode()).hexdigest()[:10],
+            "norms": [p.norm for p in ps],
+            "count": sum(p.count for p in ps),
+            "phrasings": len(ps),
+            "first_seen": min(p.first_seen for p in ps),
+            "last_seen": max(p.last_seen for p in ps),
+            "examples": list(dict.fromkeys(w for p in by_count for w in p.wordings))[:EXAMPLES],
+            "representative": by_count[0].text,
+            "title": suggested_title(central.text),
+            "cohesion": round(cohesion, 3),
+            "tickets": sorted({t for p in ps for t in p.tickets})[:20],
+            "not_helpful_at": {a: max(p.not_helpful_at[a] for p in ps if a in p.not_helpful_at)
+                               for a in total["not_helpful"]},
+            "gap_ids": gap_ids,
+            "answered_near": set().union(*(p.answered_near for p in ps)),
+            **total,
+        }
+
+    def _topic(self, s: dict, titles: dict[str, str], stats: dict[str, dict],
+               cutoff: str) -> Topic:
+        recent = sum(n for day, n in s["days"].items() if day > cutoff)
+        weekly: Counter = Counter()
+        for day, n in s["days"].items():
+            weekly[_week(day)] += n
+        # the articles agents got for it: sent first, or marked not helpful
+        near = Counter(s["sent_to"]) + Counter(s["not_helpful"])
+        nearest = [{"id": a, "title": titles.get(a, ""), "times": n,
+                    "not_helpful": int(stats.get(a, {}).get("not_helpful", 0))}
+                   for a, n in sorted(near.items(), key=lambda x: (-x[1], x[0]))[:3]]
+        marked = s["not_helpful"].most_common(1)
+        kinds = s["kinds"]
+        return Topic(
+            id=s["id"],
+            kind="unanswered" if kinds["unanswered"] >= kinds["not_helpful"] else "not_helpful",
+            title=s["title"], representative=s["representative"], count=s["count"],
+            phrasings=s["phrasings"], languages=dict(s["scripts"].most_common()),
+            channels=dict(s["channels"].most_common()), first_seen=s["first_seen"],
+            last_seen=s["last_seen"], last_7_days=recent, before=s["count"] - recent,
+            trend=_trend(recent, s["count"] - recent), weekly=dict(sorted(weekly.items())),
+            examples=s["examples"], nearest_articles=nearest,
+            article_id=marked[0][0] if marked else None, ticket_ids=s["tickets"],
+            cohesion=s["cohesion"])
+
+    def _status(self, topic: Topic, s: dict, decisions: list[Decision],
+                edits: dict[str, list[str]], feedback: dict[str, list[tuple[str, bool]]]) -> None:
+        """Open, or closed by a writer's decision or by the knowledge base catching up."""
+        mine = decisions
+        if mine and mine[-1].action in ("dismissed", "answered"):
+            last = mine[-1]
+            # Gap queries after a writer said an article answers it: it does not; reopen.
+            if last.action == "dismissed" or s["last_seen"] <= last.ts:
+                topic.status = last.action
+                topic.resolved_by, topic.resolved_at = last.article_id, last.ts
+                return
+        resolved = [self._resolutions[g] for g in s["gap_ids"] if g in self._resolutions]
+        by_edit = self._resolved_by_edit(s, edits, feedback)
+        if s["gap_ids"] and len(resolved) == len(s["gap_ids"]) and (
+                not s["not_helpful"] or by_edit):
+            topic.status = "resolved"
+            topic.resolved_by, topic.resolved_at = max(resolved, key=lambda r: r[1])
+        elif not s["gap_ids"] and by_edit:
+            topic.status = "resolved"
+            topic.resolved_by, topic.resolved_at = by_edit
+
+    @staticmethod
+    def _resolved_by_edit(s: dict, edits: dict[str, list[str]],
+                          feedback: dict[str, list[tuple[str, bool]]]) -> tuple[str, str] | None:
+        """A "not helpful" topic resolves when every article it names was edited after its
+        last mark and then found helpful: (article, when) of the last such."""
+        found = None
+        for article, marked_at in s["not_helpful_at"].items():
+            edited = [t for t in edits.get(article, []) if t >= marked_at]
+            if not edited:
+                return None
+            helpful = [t for t, ok in feedback.get(article, []) if ok and t >= edited[0]]
+            if not helpful:
+                return None
+            if found is None or helpful[0] > found[1]:
+                found = (article, helpful[0])
+        return found
+
+    def norms_of(self, topic_id: str) -> list[str] | None:
+        with self._lock:
+            for root in self._members:
+                summary = self._summaries.get(root) or self._summarise(root)
+                if summary["id"] == topic_id:
+                    return list(summary["norms"])
+        return None
+
+
+CSV_FIELDS = ("id", "kind", "status", "title", "count", "phrasings", "languages", "channels",
+              "last_7_days", "trend", "first_seen", "last_seen", "nearest_articles", "examples",
+              "ticket_ids", "resolved_by", "resolved_at")
 
 
 def topics_csv(topics: list[Topic]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_FIELDS)
+    rows = []
     for t in topics:
         row = t.to_dict()
-        row["channels"] = " ".join(f"{k}:{v}" for k, v in sorted(t.channels.items()))
+        row["languages"] = " ".join(f"{k}:{v}" for k, v in t.languages.items())
+        row["channels"] = " ".join(f"{k}:{v}" for k, v in t.channels.items())
+        row["nearest_articles"] = " ".join(f"{a['id']}({a['not_helpful']} not helpful)"
+                                           for a in t.nearest_articles)
         row["examples"] = " | ".join(t.examples)
-        writer.writerow([row[f] for f in CSV_FIELDS])
-    return buffer.getvalue()
+        row["ticket_ids"] = " ".join(t.ticket_ids)
+        rows.append([row[f] for f in CSV_FIELDS])
+    return csv_text(CSV_FIELDS, rows)
+
+
+def index_link(index: object) -> float:
+    """``link_threshold`` of a loaded index (``kb.store.Index``), from its title chunks."""
+    chunks = getattr(index, "chunks", [])
+    rows = [i for i, c in enumerate(chunks) if c.kind == "title"]
+    if len(rows) < 3:
+        return LINK_FLOOR
+    vectors = index.vectors.reconstruct_all()  # type: ignore[attr-defined]
+    return link_threshold(np.asarray(vectors[rows], dtype=np.float32))
+
+
+def untrusted_languages(index: object | None) -> frozenset[str]:
+    """Languages of the index's articles and calibration where fusion weighs the embedding
+    model below BM25: its cosines there do not tell questions apart."""
+    calibration = getattr(index, "calibration", None)
+    if calibration is None:
+        return frozenset()
+    langs = set(calibration.fusion) | {r.get("lang", "") for r in
+                                       getattr(index, "articles", {}).values()}
+    weights = {lang: calibration.weights(lang) for lang in langs if lang}
+    return frozenset(lang for lang, w in weights.items()
+                     if w.get("dense", 0.0) < w.get("lexical", 0.0))
+
+
+class GapReporter:
+    """The gap report of one process: a TopicIndex kept up to date from the query log, by a
+    background thread where one runs (the service), else on each call."""
+
+    def __init__(self, log: Store, refresh_seconds: float = 2.0) -> None:
+        self.log = log
+        self.refresh_seconds = refresh_seconds
+        self._topics: TopicIndex | None = None
+        self._version: str | None = None
+        self._titles: dict[str, str] = {}
+        self._setup = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def topics(self, index: object | None) -> TopicIndex:
+        """The topic index for ``index`` (a loaded ``kb.store.Index``, or None)."""
+        with self._setup:
+            version = getattr(index, "version", None)
+            articles: dict[str, dict] = getattr(index, "articles", {}) or {}
+            if self._topics is None:
+                self._topics = TopicIndex(index_link(index) if index is not None else LINK_FLOOR,
+                                          {a: set(r.get("tags", [])) for a, r in articles.items()},
+                                          untrusted=untrusted_languages(index))
+            if version != self._version:
+                # New phrasings take the new tags; the link threshold stays, so topics stay.
+                self._topics.tags = {a: set(r.get("tags", [])) for a, r in articles.items()}
+                self._titles = {a: r.get("title", "") for a, r in articles.items()}
+                self._version = version
+            return self._topics
+
+    def report(self, index: object | None, since: str | None = None, min_count: int = 1,
+               include_closed: bool = False) -> list[Topic]:
+        topics = self.topics(index)
+        topics.refresh(self.log)
+        return topics.report(self.log, self._titles, since, min_count, include_closed)
+
+    def start(self, index_of: Callable[[], object | None]) -> None:
+        """Keep the topics current in the background (``index_of``: the index served now)."""
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.topics(index_of()).refresh(self.log)
+                except Exception:  # the report keeps what it had; the next round retries
+                    log.exception("could not update the gap topics from %s", shown_url(self.log.url))
+                self._stop.wait(self.refresh_seconds)
+
+        self._thread = threading.Thread(target=run, name="kb-gap-topics", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -16,6 +16,7 @@ from kb.storage import open_store, shown_url
 from kb.storage.retention import Retention
 from service import access_log, errors
 from service.indexing import Indexing
+from service.limits import RequestLimits
 from service.routes import admin, articles, gaps, pages, search
 
 log = logging.getLogger("kb.service")
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         log.info("query log: %s", shown_url(store.url))
         try:
             app.state.engine = Engine(settings, model, store=store)
+            app.state.engine.start_gap_topics()
         except IndexNotFound as exc:
             # Serve anyway: /readyz says 503 until an index is published.
             log.warning("%s", exc.message)
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.store = None
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(RequestLimits, settings=settings)
     access_log.install()
     app.include_router(search.router)
     app.include_router(gaps.router)

@@ -18,4 +18,7 @@ async def get_engine(request: Request) -> Engine:
     return engine
 
 
+get_engine.kb_errors = (503,)  # type: ignore[attr-defined]  # declared in OpenAPI (service.errors)
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]

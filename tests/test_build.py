@@ -299,3 +299,26 @@ def test_builds_of_one_folder_take_turns(kb_copy, tmp_path, fake_embedder):
         t.join()
     # One published the new article; the others found it published and had nothing to do.
     assert sorted(r.published for r in reports) == [False, False, True]
+
+
+def test_the_model_is_needed_only_for_text_to_embed(kb_copy, tmp_path, fake_embedder):
+    from kb.errors import ModelError
+
+    root = tmp_path / "index"
+    build(kb_copy, root, fake_embedder)
+    path = kb_copy / "wifi-8021x.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("tags: [", "tags: [extra-tag, "),
+                    encoding="utf-8")
+
+    def broken_model():
+        raise ModelError("no model here")
+
+    # A changed file loads the model in advance; a change that needs no new vector does not
+    # need it, so its failure does not fail the build.
+    report = build_index(kb_copy, root, broken_model, "fake").report
+    assert report.changed == ["wifi-8021x"] and report.embedded == 0
+    assert "extra-tag" in load_index(root).articles["wifi-8021x"]["tags"]
+    path.write_text(path.read_text(encoding="utf-8") + "\nA new line to embed.\n",
+                    encoding="utf-8")
+    with pytest.raises(ModelError, match="no model here"):
+        build_index(kb_copy, root, broken_model, "fake")

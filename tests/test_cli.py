@@ -168,3 +168,9 @@ def test_the_embedding_progress_bar_follows_the_build(monkeypatch):
     for done in (0, 5, 10):
         update(done, 10)
     assert "embedding" in out.getvalue() and "100%" in out.getvalue()
+
+
+def test_kb_index_still_accepts_the_old_local_flag(fake_cli):
+    result = runner.invoke(cli, ["index", "--local"])  # old scripts: every build is local now
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output

@@ -117,7 +117,7 @@ def test_two_replicas_share_one_database_and_one_index(tmp_path, postgres_url, k
         lags = {}
         while len(lags) < 2 and time.monotonic() - at < 30:
             for n, r in enumerate(replicas):
-                if n not in lags and httpx.get(r.url + "/healthz").json()[
+                if n not in lags and httpx.get(r.url + "/healthz", timeout=30).json()[
                         "index_version"] == published:
                     lags[n] = time.monotonic() - at
             time.sleep(0.05)
@@ -125,7 +125,8 @@ def test_two_replicas_share_one_database_and_one_index(tmp_path, postgres_url, k
         # Within the follow interval, plus the time a loaded machine takes to open a version.
         assert max(lags.values()) < FOLLOW + 10, lags
         for r in replicas:
-            hit = httpx.post(r.url + "/search", json={"query": "book a meeting room", "k": 1})
+            hit = httpx.post(r.url + "/search", json={"query": "book a meeting room", "k": 1},
+                             timeout=30)
             assert hit.json()["results"][0]["id"] == "meeting-rooms"
         clients.join()
 
@@ -138,11 +139,16 @@ def test_two_replicas_share_one_database_and_one_index(tmp_path, postgres_url, k
         stored = stored_ids(postgres_url)
         assert len(stored) == len(set(stored)) == len(clients.ids) + 2  # + the two checks above
         assert set(clients.ids) <= set(stored)
+        print(f"\nreplicas: {len(clients.ids)} searches, {len(clients.votes)} votes across "
+              f"replicas in {LOAD_SECONDS:.0f} s; new version served after "
+              f"{', '.join(f'{v:.2f} s' for v in lags.values())}")
         # And the gap report and the feedback counts are the same from either.
-        reports = [httpx.get(r.url + "/gaps", params={"include_resolved": "true"}).json()
+        reports = [httpx.get(r.url + "/gaps", params={"include_resolved": "true"},
+                             timeout=120).json()
                    for r in replicas]
         assert reports[0]["topics"] and reports[0] == reports[1]
-        stats = [httpx.get(r.url + "/articles/vpn-error-809/stats").json() for r in replicas]
+        stats = [httpx.get(r.url + "/articles/vpn-error-809/stats", timeout=30).json()
+                 for r in replicas]
         assert stats[0] == stats[1]
     finally:
         codes = [r.terminate() for r in replicas]
@@ -213,4 +219,7 @@ def test_sigterm_drains_requests_and_stores_every_queued_query(tmp_path, index_c
     assert handled == len(answered)
     stored = {r[0] for r in sqlite3.connect(db).execute("SELECT id FROM queries")}
     assert stored == set(answered), f"{len(set(answered) - stored)} answered queries not stored"
+    print(f"\nSIGTERM: {len(answered)} searches answered, all {len(stored)} stored; "
+          f"{sum(1 for line in log.splitlines() if 'answers again' in line)} workers stored "
+          "their waiting queries at shutdown")
     assert Path(db).stat().st_mode & 0o077 == 0

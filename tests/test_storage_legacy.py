@@ -118,3 +118,14 @@ def test_kb_db_reports_an_unreachable_database(monkeypatch):
     done = CliRunner().invoke(cli, ["db", "upgrade"])
     assert done.exit_code == 2
     assert "locked or unreachable" in done.output and "secret" not in done.output
+
+
+def test_kb_db_on_either_backend(database_url, monkeypatch):
+    monkeypatch.setenv("KB_DATABASE_URL", database_url)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["db", "upgrade"])
+    assert done.exit_code == 0, done.output
+    status = runner.invoke(cli, ["db", "status"])
+    assert status.exit_code == 0, status.output
+    assert f"revision: {migrate.head()}; latest {migrate.head()}" in status.output
+    assert "queries: 0, keys: 0" in status.output

@@ -132,16 +132,7 @@ def test_index_status(client):
     status = client.get("/index/status").json()
     assert status["articles"] == 10 and status["chunks"] > 10
     assert status["index_version"] == client.get("/healthz").json()["index_version"]
-    assert status["built"] and status["last_failed_build"] is None
-    assert client.get("/index/status", params={"format": "csv"}).text.strip() == "path,line,message"
-
-
-def test_problem_rows():
-    from service.routes.articles import problem_rows
-
-    assert problem_rows(["articles/a.md:3: missing required 'title'", "error: 1 problem(s)"]) == [
-        {"path": "articles/a.md", "line": "3", "message": "missing required 'title'"},
-        {"path": "", "line": "", "message": "error: 1 problem(s)"}]
+    assert status["created"] and status["last_build_ok"] is True and status["problems"] == []
 
 
 def test_pages_are_served_with_a_strict_policy(client):

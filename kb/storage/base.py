@@ -70,6 +70,29 @@ class TopicStatus:
     updated: str
 
 
+@dataclass(frozen=True)
+class GapEvent:
+    """One query for the topic report: a gap query, an answered one, or a not-helpful mark."""
+
+    seq: int  # order of arrival in the log (of the query, or of the feedback)
+    kind: str  # "unanswered" | "answered" | "not_helpful"
+    query: LoggedQuery
+    article_id: str | None  # the not-helpful article
+    ts: str  # when it happened: the query's time, or the feedback's
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A writer's latest decision on a topic, with the phrasings it had then."""
+
+    id: int
+    topic_id: str
+    action: str  # "dismissed" | "answered" | "reopened"
+    article_id: str | None
+    norms: tuple[str, ...]
+    ts: str
+
+
 class Store(Protocol):
     """Every write that a request waits for fails fast with ``StorageBusy`` when the database
     is locked or unreachable; queries are stored by a writer thread, off the search's path,
@@ -81,7 +104,8 @@ class Store(Protocol):
     def record(self, *, channel: str, query: str, lang: str, filters: dict, answered: bool,
                confidence: float, neighbours: list[str], top_score: float | None,
                vector: np.ndarray | None, index_version: str, ticket_id: str | None = None,
-               audience: str = "internal", results: list[str] | None = None) -> str:
+               audience: str = "internal", results: list[str] | None = None,
+               outside_filters: str | None = None) -> str:
         """Queue one query (redacted by the writer); returns its id at once."""
         ...
 
@@ -137,6 +161,31 @@ class Store(Protocol):
                          article_id: str | None = None) -> TopicStatus: ...
 
     def topic_statuses(self) -> dict[str, TopicStatus]: ...
+
+    # -- what the topic report reads incrementally (kb.topics) ------------------------------
+    def gap_events(self, after: tuple[int, int] = (0, 0), limit: int = 20000
+                   ) -> tuple[list[GapEvent], tuple[int, int]]:
+        """Queries and not-helpful marks logged after the cursor, and the next cursor."""
+        ...
+
+    def resolution_mark(self) -> tuple[int, str | None]:
+        """Changes whenever a re-check resolves gap queries."""
+        ...
+
+    def resolutions(self) -> dict[str, tuple[str, str]]:
+        """Gap query id -> (article, time) for those a later version answered."""
+        ...
+
+    def feedback_times(self) -> dict[str, list[tuple[str, bool]]]: ...
+
+    def record_edits(self, article_ids: list[str], version: str) -> None: ...
+
+    def edits(self) -> dict[str, list[str]]: ...
+
+    def decide(self, topic_id: str, action: str, norms: list[str],
+               article_id: str | None = None) -> Decision: ...
+
+    def decisions(self) -> list[Decision]: ...
 
     # -- keys -----------------------------------------------------------------------------
     def add_key(self, key: ApiKey, secret_hash: str) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -40,6 +41,9 @@ queries = Table(
     Column("resolved_at", String),
     Column("reported", Boolean, nullable=False),
     Column("purged_at", String),
+    Column("outside_filters", String),  # the article the filters kept out, for a gap query
+    # Order of arrival on PostgreSQL (a sequence fills it); SQLite reads its rowid instead.
+    Column("seq", BigInteger),
 )
 
 feedback = Table(
@@ -66,6 +70,14 @@ gap_topics = Table(
     Column("status", String, nullable=False),
     Column("article_id", String),
     Column("updated", String, nullable=False),
+    Column("norms", Text, nullable=False),  # JSON: the topic's phrasings at the decision
+)
+
+article_edits = Table(
+    "article_edits", metadata,
+    Column("article_id", String, primary_key=True),
+    Column("version", String, primary_key=True),
+    Column("ts", String, nullable=False),
 )
 
 api_keys = Table(

@@ -44,11 +44,13 @@ from kb.storage.base import (
     EVENT_KINDS,
     TOPIC_STATUSES,
     ArticleHealth,
+    Decision,
+    GapEvent,
     LoggedQuery,
     TopicStatus,
     now,
 )
-from kb.storage.schema import api_keys, events, feedback, gap_topics, queries
+from kb.storage.schema import api_keys, article_edits, events, feedback, gap_topics, queries
 from kb.storage.writer import QueryWriter
 from kb.text import normalize
 
@@ -203,7 +205,8 @@ class SqlStore:
     def record(self, *, channel: str, query: str, lang: str, filters: dict, answered: bool,
                confidence: float, neighbours: list[str], top_score: float | None,
                vector: np.ndarray | None, index_version: str, ticket_id: str | None = None,
-               audience: str = "internal", results: list[str] | None = None) -> str:
+               audience: str = "internal", results: list[str] | None = None,
+               outside_filters: str | None = None) -> str:
         query_id = new_query_id()
         blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
         self._writer.put({
@@ -212,7 +215,7 @@ class SqlStore:
             "answered": bool(answered), "confidence": float(confidence),
             "top_score": top_score, "neighbours": list(neighbours[:3]),
             "results": list(results if results is not None else neighbours),
-            "vector": blob, "index_version": index_version,
+            "vector": blob, "index_version": index_version, "outside_filters": outside_filters,
         })
         return query_id
 
@@ -426,6 +429,122 @@ class SqlStore:
                                           gap_topics.c.article_id, gap_topics.c.updated))
             return {r[0]: TopicStatus(*r) for r in rows}
 
+    # -- what the topic report reads incrementally (kb.topics) ------------------------------
+    # PostgreSQL hands out sequence numbers before commit, so a query may land behind the
+    # cursor: reads go back this far, and the reader skips what it has seen (TopicIndex).
+    OVERLAP = 1000
+
+    def _arrival(self) -> Any:
+        return sa.literal_column("queries.rowid" if self._sqlite else "queries.seq")
+
+    def gap_events(self, after: tuple[int, int] = (0, 0), limit: int = 20000
+                   ) -> tuple[list[GapEvent], tuple[int, int]]:
+        """Queries and not-helpful marks logged after the cursor ``after`` (query order,
+        feedback id), oldest first, and the cursor to pass next. Answered queries come too
+        (kind "answered"): the report weighs a question's gaps against its answers. A query
+        reported as missing is a gap whatever the search decided; one answered only outside
+        its filters is not a gap of the knowledge base."""
+        self.flush(self.timeout)  # this process's own queries, just served
+        q_after, f_after = after
+        back = 0 if self._sqlite else self.OVERLAP
+        arrival = self._arrival()
+        with self._read() as conn:
+            # The ends first: a row stored while reading is left for the next call.
+            last_q = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(arrival), 0))
+                                      .select_from(queries)).scalar_one())
+            last_f = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(feedback.c.id), 0))
+                                      ).scalar_one())
+            rows = list(conn.execute(
+                sa.select(arrival, *_COLUMNS)
+                .where(arrival > max(0, q_after - back), arrival <= last_q,
+                       queries.c.purged_at.is_(None), queries.c.outside_filters.is_(None))
+                .order_by(arrival).limit(limit)))
+            if len(rows) == limit:
+                last_q = int(rows[-1][0])
+            marks = list(conn.execute(
+                sa.select(feedback.c.id, feedback.c.article_id, feedback.c.ts, *_COLUMNS)
+                .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
+                .where(feedback.c.id > f_after, feedback.c.id <= last_f,
+                       sa.not_(feedback.c.helpful), queries.c.purged_at.is_(None))
+                .order_by(feedback.c.id).limit(limit)))
+            if len(marks) == limit:
+                last_f = int(marks[-1][0])
+        out = []
+        for r in rows:
+            q = _logged(r[1:])
+            kind = "unanswered" if (not q.answered or q.reported) else "answered"
+            out.append(GapEvent(int(r[0]), kind, q, None, q.ts))
+        out += [GapEvent(int(r[0]), "not_helpful", _logged(r[3:]), r[1], r[2]) for r in marks]
+        return out, (max(last_q, q_after), max(last_f, f_after))
+
+    def resolution_mark(self) -> tuple[int, str | None]:
+        with self._read() as conn:
+            count, last = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(queries.c.resolved_at))
+                .where(queries.c.resolved_at.is_not(None))).one()
+        return int(count), last
+
+    def resolutions(self) -> dict[str, tuple[str, str]]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(queries.c.id, queries.c.resolved_by,
+                                          queries.c.resolved_at)
+                                .where(queries.c.resolved_at.is_not(None)))
+            return {r[0]: (r[1], r[2]) for r in rows}
+
+    def feedback_times(self) -> dict[str, list[tuple[str, bool]]]:
+        out: dict[str, list[tuple[str, bool]]] = {}
+        with self._read() as conn:
+            for article, ts, helpful in conn.execute(
+                    sa.select(feedback.c.article_id, feedback.c.ts, feedback.c.helpful)
+                    .order_by(feedback.c.ts, feedback.c.id)):
+                out.setdefault(article, []).append((ts, bool(helpful)))
+        return out
+
+    def record_edits(self, article_ids: list[str], version: str) -> None:
+        """Remember that ``version`` changed these articles (several replicas may say so)."""
+        if not article_ids:
+            return
+        stmt = self._insert(article_edits).values(
+            [{"article_id": a, "version": version, "ts": now()} for a in article_ids])
+        with self._write() as conn:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["article_id", "version"]))
+
+    def edits(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        with self._read() as conn:
+            for article, ts in conn.execute(sa.select(article_edits.c.article_id,
+                                                      article_edits.c.ts)
+                                            .order_by(article_edits.c.ts)):
+                out.setdefault(article, []).append(ts)
+        return out
+
+    _ACTIONS = {"dismissed": "dismissed", "answered": "answered", "reopened": "open"}
+
+    def decide(self, topic_id: str, action: str, norms: list[str],
+               article_id: str | None = None) -> Decision:
+        """A writer's decision on a topic, with its phrasings: it follows them into whatever
+        topic they are in later."""
+        if action not in self._ACTIONS:
+            raise InvalidQuery(f"unknown decision {action!r}; one of {', '.join(self._ACTIONS)}")
+        status = self.set_topic_status(topic_id, self._ACTIONS[action],
+                                       article_id if action == "answered" else None)
+        with self._write() as conn:
+            conn.execute(gap_topics.update().where(gap_topics.c.id == topic_id)
+                         .values(norms=json.dumps(sorted(norms), ensure_ascii=False)))
+        return Decision(0, topic_id, action, status.article_id, tuple(sorted(norms)),
+                        status.updated)
+
+    def decisions(self) -> list[Decision]:
+        """The latest decision on each topic, oldest first."""
+        actions = {v: k for k, v in self._ACTIONS.items()}
+        with self._read() as conn:
+            rows = list(conn.execute(sa.select(gap_topics.c.id, gap_topics.c.status,
+                                               gap_topics.c.article_id, gap_topics.c.norms,
+                                               gap_topics.c.updated)
+                                     .order_by(gap_topics.c.updated, gap_topics.c.id)))
+        return [Decision(n, r[0], actions.get(r[1], r[1]), r[2], tuple(json.loads(r[3] or "[]")),
+                         r[4]) for n, r in enumerate(rows, 1)]
+
     # -- keys -----------------------------------------------------------------------------
     _KEY = (api_keys.c.id, api_keys.c.name, api_keys.c.role, api_keys.c.audience,
             api_keys.c.created, api_keys.c.revoked)
@@ -503,5 +622,5 @@ def _row(item: dict) -> dict:
         "top_score": item["top_score"], "neighbours": json.dumps(item["neighbours"]),
         "results": json.dumps(item["results"]), "vector": item["vector"],
         "index_version": item["index_version"], "resolved_by": None, "resolved_at": None,
-        "reported": False, "purged_at": None,
+        "reported": False, "purged_at": None, "outside_filters": item.get("outside_filters"),
     }

@@ -38,7 +38,7 @@ def readyz(request: Request) -> Ready:
                  database=store.url.split(":", 1)[0].split("+", 1)[0])
 
 
-@router.post("/admin/reload", response_model=Reloaded)
+@router.post("/admin/reload", response_model=Reloaded, responses={503: {}})
 def reload(request: Request) -> Reloaded:
     previous, current = request.app.state.indexing.reload()
     return Reloaded(previous=previous, index_version=current)

@@ -3,10 +3,7 @@ per-article health and the index status."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb.csvsafe import csv_text
 from kb.engine import Engine
 from kb.errors import InvalidQuery, UnknownArticle
 from kb.render import Titles, render_article
@@ -112,15 +110,14 @@ class HealthReport(BaseModel):
 
 class IndexStatus(BaseModel):
     index_version: str
-    built: str | None
+    created: str | None = Field(None, description="When the served version was built.")
     model: str
     articles: int
     chunks: int
-    last_build: dict | None = Field(
-        None, description="The last build's outcome: ok, time, problems, version, counts.")
-    last_failed_build: dict | None = Field(
-        None, description="When the last build failed: at (its time) and its problems, "
-                          "`path:line: message` each.")
+    last_build_ok: bool | None = Field(None, description="None: no build recorded.")
+    last_build_time: str | None = None
+    problems: list[str] = Field(default_factory=list, description=(
+        "The last build's problems when it failed, `path:line: message` each."))
 
 
 def _source(engine: Engine, request: Request, record: dict) -> Path:
@@ -183,7 +180,7 @@ def facets(request: Request, engine: EngineDep) -> Facets:
     )
 
 
-@router.post("/events", response_model=EventRecorded)
+@router.post("/events", response_model=EventRecorded, responses={404: {}, 503: {}})
 def event(body: Event, request: Request, engine: EngineDep) -> EventRecorded:
     """An agent opened an article, copied a reply from it, or reported a query as missing from
     the knowledge base."""
@@ -205,20 +202,8 @@ HEALTH_CSV = ("id", "title", "type", "audience", "review_by", "shown", "opened",
               "helpful", "not_helpful")
 
 
-def safe_cell(value: object) -> object:
-    """A spreadsheet runs a cell that starts with = + - @ as a formula: quote it."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def rows_csv(fields: tuple[str, ...], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(fields)
-    for row in rows:
-        writer.writerow([safe_cell(row.get(f)) for f in fields])
-    return buffer.getvalue()
+    return csv_text(fields, ([row.get(f) for f in fields] for row in rows))
 
 
 @router.get("/stats/articles", response_model=HealthReport,
@@ -258,34 +243,14 @@ def article_health(
     return report
 
 
-_PROBLEM = re.compile(r"^(?P<path>.*?):(?P<line>\d+): (?P<message>.*)$", re.S)
-
-
-def problem_rows(lines: list[str]) -> list[dict]:
-    """``path:line: message`` lines as rows; a line of another shape is all message."""
-    rows = []
-    for line in lines:
-        m = _PROBLEM.match(line)
-        rows.append(m.groupdict() if m else {"path": "", "line": "", "message": line})
-    return rows
-
-
-@router.get("/index/status", response_model=IndexStatus,
-            responses={200: {"content": {"text/csv": {}}}})
-def index_status(engine: EngineDep,
-                 format: Annotated[Literal["json", "csv"], Query(
-                     description="csv: the last failed build's problems")] = "json",
-                 ) -> IndexStatus | Response:
+@router.get("/index/status", response_model=IndexStatus)
+def index_status(engine: EngineDep) -> IndexStatus:
     """The served version, when it was built, its counts, and the last build's problems when
     it failed (the served version then stays the one before)."""
     status = engine.index_status()
     last = status.last_build
-    failed = ({"at": last.get("time"), "problems": status.problems}
-              if last is not None and not last.get("ok") else None)
-    if format == "csv":
-        return Response(rows_csv(("path", "line", "message"), problem_rows(status.problems)),
-                        media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="kb-build-problems.csv"'})
-    return IndexStatus(index_version=status.version, built=status.built or None,
+    return IndexStatus(index_version=status.version, created=status.built or None,
                        model=status.model, articles=status.articles, chunks=status.chunks,
-                       last_build=last, last_failed_build=failed)
+                       last_build_ok=None if last is None else bool(last.get("ok")),
+                       last_build_time=None if last is None else last.get("time"),
+                       problems=status.problems)

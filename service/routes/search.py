@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from kb.engine import Answer, Pending
+from kb.engine import Answer, Engine, Pending
 from kb.search import Filters
+from service import limits
 from service.deps import EngineDep
 from service.schemas import (
     FeedbackRequest,
@@ -19,7 +20,12 @@ from service.schemas import (
     SearchRequest,
     SearchResponse,
     SuggestRequest,
+    Text,
 )
+
+# Longer queries are analysed in the thread pool: their lexical half costs more than the
+# hand-off, and the event loop must stay free for every other request.
+LONG_QUERY = 256
 
 router = APIRouter(tags=["search"])
 
@@ -58,23 +64,35 @@ async def answer(pending: Pending) -> Response:
 
 
 @router.post("/search", response_model=SearchResponse)
-async def search(body: SearchRequest, engine: EngineDep) -> Response:
-    return await answer(engine.begin_search(body.query, body.k, _filters(body.filters)))
+async def search(body: SearchRequest, engine: EngineDep, request: Request) -> Response:
+    limits.check(body, request.app.state.settings)
+    return await answer(await _begin_search(engine, body.query, body.k, _filters(body.filters)))
 
 
 @router.get("/search", response_model=SearchResponse)
-async def search_get(engine: EngineDep, q: Annotated[str, Query(description="The query.")],
+async def search_get(engine: EngineDep, q: Annotated[Text, Query(description="The query.")],
                      k: Annotated[int, Query(ge=1, le=50)] = 5) -> Response:
-    return await answer(engine.begin_search(q, k))
+    return await answer(await _begin_search(engine, q, k))
+
+
+async def _begin_search(engine: Engine, query: str, k: int,
+                        filters: Filters | None = None) -> Pending:
+    if len(query) > LONG_QUERY:
+        return await run_in_threadpool(engine.begin_search, query, k, filters)
+    return engine.begin_search(query, k, filters)
 
 
 @router.post("/suggest", response_model=SearchResponse)
-async def suggest(body: SuggestRequest, engine: EngineDep) -> Response:
-    return await answer(engine.begin_suggest(body.subject, body.description, body.k,
-                                             body.ticket_id, _filters(body.filters)))
+async def suggest(body: SuggestRequest, engine: EngineDep, request: Request) -> Response:
+    limits.check(body, request.app.state.settings)
+    # A ticket's description runs to pages: reading it is CPU work, off the event loop.
+    return await answer(await run_in_threadpool(
+        engine.begin_suggest, body.subject, body.description, body.k, body.ticket_id,
+        _filters(body.filters)))
 
 
-@router.post("/feedback", response_model=FeedbackResponse)
-def feedback(body: FeedbackRequest, engine: EngineDep) -> FeedbackResponse:
+@router.post("/feedback", response_model=FeedbackResponse, responses={404: {}, 503: {}})
+def feedback(body: FeedbackRequest, engine: EngineDep, request: Request) -> FeedbackResponse:
+    limits.check(body, request.app.state.settings)
     engine.feedback(body.query_id, body.article_id, body.helpful)
     return FeedbackResponse()

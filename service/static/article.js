@@ -93,7 +93,9 @@
         .catch(() => { /* counting is best effort */ });
     } catch (err) {
       $("status").remove();
+      if (err.status === 404) err.message = "找不到这篇文章 · Article not found — " + err.message;
       $("page").replaceChildren(problem(err));
+      document.title = "找不到文章 · Article not found";
     }
   }
 

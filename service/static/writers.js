@@ -5,7 +5,8 @@
   const { el, api, problem, TYPES } = KB;
   const $ = (id) => document.getElementById(id);
   const KIND = { unanswered: "未回答 unanswered", not_helpful: "没帮助 not helpful", reported: "坐席报告 reported" };
-  const STATUS = { open: "待处理 open", resolved: "已解决 resolved", answered: "已回答 answered", dismissed: "已忽略 dismissed" };
+  const STATUS = { open: "待处理 open", resolved: "已解决 resolved", answered: "已回答 answered",
+                   dismissed: "已忽略 dismissed", mostly_answered: "多数已答 mostly answered" };
   let health = {};
 
   function params() {
@@ -49,10 +50,27 @@
     return svg;
   }
 
+  /** Counts of the last WEEKS ISO weeks, oldest first (weeks without a query count 0). */
+  const WEEKS = 8;
+  function isoWeek(d) {
+    const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+    const day = t.getUTCDay() || 7;
+    t.setUTCDate(t.getUTCDate() + 4 - day);
+    const year = t.getUTCFullYear();
+    const week = Math.ceil(((t - Date.UTC(year, 0, 1)) / 86400000 + 1) / 7);
+    return `${year}-W${String(week).padStart(2, "0")}`;
+  }
   function weekly(t) {
-    const w = t.weekly || t.weeks || t.counts_per_week;
+    const w = t.weekly;
+    if (w && typeof w === "object" && !Array.isArray(w) && Object.keys(w).length) {
+      const end = new Date();
+      const weeks = [];
+      for (let i = WEEKS - 1; i >= 0; i--) weeks.push(isoWeek(new Date(end - i * 7 * 86400000)));
+      const shown = weeks.map((k) => w[k] || 0);
+      // Weeks named another way than ISO: show them as they come.
+      return shown.some((n) => n) ? shown : Object.keys(w).sort().slice(-WEEKS).map((k) => w[k]);
+    }
     if (Array.isArray(w) && w.length) return w.map((x) => (typeof x === "number" ? x : x.count || 0));
-    if (w && typeof w === "object") return Object.keys(w).sort().map((k) => w[k]);
     return [t.before || 0, t.last_7_days || 0];
   }
 
@@ -87,8 +105,11 @@
 
   function actions(t) {
     const box = el("div", { class: "topic-actions" });
-    if (t.status !== "open") {
-      box.append(t.resolved_by ? el("span", { class: "hint" }, "→ ", el("a", { href: KB.articleHref(t.resolved_by) }, t.resolved_by)) : "—");
+    if (t.status !== "open" && t.status !== "mostly_answered") {
+      if (t.resolved_by) box.append(el("span", { class: "hint" }, "→ ", el("a", { href: KB.articleHref(t.resolved_by) }, t.resolved_by)));
+      if (t.status === "dismissed" || t.status === "answered") {
+        box.append(el("button", { type: "button", class: "small reopen", onclick: () => act(t, "reopen", {}, box) }, "重新打开 Reopen"));
+      }
       return box;
     }
     const input = el("input", { type: "text", placeholder: "文章 id article id", "aria-label": "回答它的文章 id · id of the answering article",
@@ -98,18 +119,18 @@
       input,
       el("button", { type: "button", class: "small answer", onclick: () => {
         if (!input.value.trim()) { input.focus(); return; }
-        act(t, "answer", { article_id: input.value.trim() }, box);
+        act(t, "answered", { article_id: input.value.trim() }, box);
       } }, "已回答 Answered"));
     return box;
   }
 
   function topicRow(t) {
-    const examples = (t.examples || []).filter((e) => e !== t.representative);
+    const examples = (t.examples || []).filter((e) => e !== t.representative && e !== t.title);
     return el("tr", { class: "topic", dataset: { id: t.id } },
       td("话题 Topic", el("div", {},
-        el("strong", {}, t.suggested_title || t.representative),
+        el("strong", {}, t.title || t.representative),
         " ", el("span", { class: "badge" }, KIND[t.kind] || t.kind),
-        t.suggested_title ? el("div", { class: "hint" }, t.representative) : null,
+        t.title && t.title !== t.representative ? el("div", { class: "hint" }, "问法 Asked as: " + t.representative) : null,
         examples.length ? el("ul", { class: "examples" }, examples.slice(0, 4).map((e) => el("li", {}, e))) : null,
         t.ticket_ids && t.ticket_ids.length ? el("div", { class: "hint" }, "工单 Tickets: " + t.ticket_ids.join(", ")) : null)),
       num("次数 Count", t.count),
@@ -158,17 +179,40 @@
     document.body.append(ids);
   }
 
+  /** Rows as CSV, cells a spreadsheet would run as formulas quoted. */
+  function csv(header, rows) {
+    const cell = (v) => {
+      let t = String(v ?? "");
+      if (/^[=+\-@\t\r]/.test(t)) t = "'" + t;
+      return /[",\n\r]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+    };
+    return [header, ...rows].map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
+  }
+
+  function problemRows(lines) {
+    return lines.map((line) => {
+      const m = /^(.*?):(\d+): (.*)$/s.exec(line);
+      return m ? [m[1], m[2], m[3]] : ["", "", line];
+    });
+  }
+
   function renderIndex(s) {
-    const failed = s.last_failed_build;
+    const problems = s.problems || [];
+    const failed = s.last_build_ok === false;
+    const link = $("problems-csv");
+    if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([csv(["path", "line", "message"], problemRows(problems))],
+                                             { type: "text/csv;charset=utf-8" }));
     $("index").replaceChildren(el("dl", { class: "kv" },
       el("dt", {}, "版本 Version"), el("dd", { id: "index-version" }, s.index_version),
-      el("dt", {}, "构建时间 Built"), el("dd", {}, s.built || "—"),
+      el("dt", {}, "构建时间 Built"), el("dd", {}, s.created || s.built || "—"),
       el("dt", {}, "文章 Articles"), el("dd", {}, String(s.articles)),
       el("dt", {}, "分块 Chunks"), el("dd", {}, String(s.chunks)),
       el("dt", {}, "模型 Model"), el("dd", {}, s.model)),
-      failed ? el("div", {}, el("p", { class: "err" }, `上次构建失败 Last build failed ${failed.at || ""}：已发布的版本继续服务 · the published version keeps serving`),
-        el("pre", { class: "problems", id: "problems" }, (failed.problems || []).join("\n")))
-        : el("p", { class: "hint" }, "上次构建没有问题 · the last build had no problems"));
+      failed ? el("div", {}, el("p", { class: "err" },
+        `上次构建失败 Last build failed ${s.last_build_time || ""} — 已发布的版本继续服务 · the published version keeps serving`),
+        el("pre", { class: "problems", id: "problems" }, problems.join("\n")))
+        : el("p", { class: "hint" }, s.last_build_ok ? "上次构建成功 · the last build succeeded" : "没有构建记录 · no build recorded"));
   }
 
   async function part(id, promise, show) {
