@@ -451,6 +451,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
     text = table(results)
+    if not args.only:  # the sample knowledge base: across languages, the section shown
+        from bench import crosslang
+
+        with tempfile.TemporaryDirectory() as tmp:
+            sample = crosslang.run(load_embedder(Settings()), Path(tmp) / "index")
+        (args.out / "crosslang.json").write_text(json.dumps(sample, ensure_ascii=False, indent=1))
+        text += "\n" + crosslang.table(sample)
     (args.out / "results.md").write_text(
         f"Produced by `python -m bench.run` on {time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} cores.\n\n{text}")

@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from kb.errors import ArticleError, Problem
-from kb.text import detect_lang
+from kb.text import detect_lang, normalize
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 TYPES = ("faq", "sop", "case")
@@ -24,7 +24,7 @@ LANGS = ("zh", "en")
 AUDIENCES = ("public", "internal")
 # Bump when a change to parsing changes what is parsed from the same file: builds then parse
 # every file again and reuse nothing of an index built by the old parser.
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 KEYS = {"id", "title", "type", "tags", "product", "lang", "audience", "updated", "review_by",
         "questions"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
@@ -37,6 +37,16 @@ class Section:
     anchor: str
     text: str
     line: int
+    links: tuple[str, ...] | None = None  # a "related documents" section: its items, raw
+
+
+# Headings of sections that list other articles rather than say anything (compared folded).
+RELATED_HEADINGS = frozenset({
+    "相关文档", "相关文件", "相关文章", "相关链接", "相关资料", "参考文档", "延伸阅读", "参见",
+    "related documents", "related articles", "related", "related links", "see also",
+    "further reading",
+})
+_ID_IN_PARENS = re.compile(r"[（(]\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*[)）]\s*$")
 
 
 @dataclass
@@ -53,6 +63,9 @@ class Article:
     review_by: str | None = None
     questions: list[str] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
+    # Links to other articles, from its "related documents" sections: {"title", "id"}, the id
+    # None when no article of the knowledge base matches the item.
+    related: list[dict[str, str | None]] = field(default_factory=list)
 
 
 def slugify(heading: str) -> str:
@@ -82,13 +95,37 @@ def _inline_text(token: Token) -> str:
     return "".join(parts)
 
 
+def _link_item(token: Token) -> str | None:
+    """A list item that is one link: its text, with the target's article id in parentheses
+    when the target names one (``[标题](../it/it-vpn-slow.md)``); None for anything else."""
+    children = [c for c in token.children or [] if not (c.type == "text" and not c.content.strip())]
+    if len(children) < 3 or children[0].type != "link_open" or children[-1].type != "link_close":
+        return None
+    if any(c.type == "link_open" for c in children[1:]):
+        return None
+    target = str(children[0].attrs.get("href", ""))
+    name = target.split("#")[0].rstrip("/").rsplit("/", 1)[-1].removesuffix(".md")
+    text = "".join(c.content for c in children[1:-1] if c.type in ("text", "code_inline"))
+    return f"{text.strip()} ({name})" if _ID.match(name or "-") else text.strip()
+
+
+def is_related_heading(heading: str) -> bool:
+    return normalize(heading).strip().strip(":：") in RELATED_HEADINGS
+
+
 def parse_sections(body: str, title: str, first_line: int) -> list[Section]:
-    """Split the markdown body into sections, one per heading, keeping the heading path."""
+    """Split the markdown body into sections, one per heading, keeping the heading path.
+
+    A section under a "related documents" heading, or one that is nothing but a list of
+    links, lists other articles: it keeps its items as ``links`` (see ``related_links``)."""
     tokens = _MD.parse(body)
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
     used: dict[str, int] = {}
     current: list[str] = []
+    items: list[str | None] = []  # the section's list items (None: not a bare link)
+    prose = False  # the section has text outside list items
+    depth = 0
     start = first_line
 
     def flush() -> None:
@@ -99,7 +136,13 @@ def parse_sections(body: str, title: str, first_line: int) -> list[Section]:
             n = used.get(base, 0)
             used[base] = n + 1
             anchor = base if n == 0 else f"{base}-{n}"
-            sections.append(Section(path, anchor, text, start))
+            links = None
+            if items and not prose and (
+                    (len(path) > 1 and is_related_heading(path[-1]))
+                    or all(item is not None for item in items)):
+                links = tuple(item if item is not None else line
+                              for item, line in zip(items, current, strict=False))
+            sections.append(Section(path, anchor, text, start, links))
 
     i = 0
     while i < len(tokens):
@@ -109,15 +152,24 @@ def parse_sections(body: str, title: str, first_line: int) -> list[Section]:
             level = int(tok.tag[1])
             if current or stack:
                 flush()
-            current = []
+            current, items, prose, depth = [], [], False, 0
             stack = [(lv, h) for lv, h in stack if lv < level] + [(level, heading)]
             start = first_line + (tok.map[0] if tok.map else 0)
             i += 3
             continue
-        if tok.type == "inline":
+        if tok.type == "list_item_open":
+            depth += 1
+        elif tok.type == "list_item_close":
+            depth -= 1
+        elif tok.type == "inline":
             current.append(_inline_text(tok))
+            if depth > 0:
+                items.append(_link_item(tok))
+            elif tok.content.strip():
+                prose = True
         elif tok.type in ("fence", "code_block"):
             current.append(tok.content)
+            prose = True
         i += 1
     flush()
     # An h1 that only repeats the title and has no text of its own is not a section.
@@ -301,12 +353,55 @@ def load_articles(root: Path, cache: dict[str, Parsed] | None = None, *,
             continue
         seen[article.id] = article
         articles.append(article)
+    if problems:
+        raise ArticleError(problems)
+    articles = _with_related(articles, fresh)
     if cache is not None:
         cache.clear()
         cache.update(fresh)
-    if problems:
-        raise ArticleError(problems)
     return articles
+
+
+def related_links(article: Article, by_id: dict[str, str],
+                  by_title: dict[str, str]) -> list[dict[str, str | None]]:
+    """The articles an article's "related documents" sections name, in order, each found by
+    the id in parentheses after it or else by its title."""
+    out: list[dict[str, str | None]] = []
+    seen: set[str] = set()
+    for section in article.sections:
+        for item in section.links or ():
+            text = item.strip().lstrip("-*+ ").strip()
+            found = _ID_IN_PARENS.search(text)
+            title = _ID_IN_PARENS.sub("", text).strip() if found else text
+            target = found.group(1) if found and found.group(1) in by_id else None
+            if target is None:
+                target = by_title.get(normalize(title).strip())
+            if target == article.id or (target is not None and target in seen):
+                continue
+            if target is not None:
+                seen.add(target)
+            out.append({"title": by_id.get(target, title) if target else title, "id": target})
+    return out
+
+
+def _with_related(articles: list[Article], fresh: dict[str, Parsed]) -> list[Article]:
+    """The articles with their related links resolved against each other. An article whose
+    links changed is a new object (a build reuses the work done for an unchanged object), and
+    the parse cache keeps it, so the next build finds the same object again."""
+    by_id = {a.id: a.title for a in articles}
+    by_title = {normalize(a.title).strip(): a.id for a in articles}
+    entries = {id(e.article): e for e in fresh.values() if e.article is not None}
+    out = []
+    for article in articles:
+        related = related_links(article, by_id, by_title)
+        if related != article.related:
+            updated = replace(article, related=related)
+            entry = entries.get(id(article))
+            if entry is not None:
+                entry.article = updated
+            article = updated
+        out.append(article)
+    return out
 
 
 def _reusable(path: str, cached: object) -> Parsed | None:

@@ -28,6 +28,8 @@ from kb.chunking import Chunk, chunk_article
 from kb.config import Settings
 from kb.embedding import Embedder
 from kb.errors import ArticleError, KBError
+from kb.expansion import build_lexicon, read_glossary, write_lexicon
+from kb.glossary import Glossary, load_glossary
 from kb.lexical import LexicalIndex, new_vocabulary
 from kb.ranking import Calibration
 from kb.store import Index
@@ -37,7 +39,7 @@ from kb.vectors import VectorIndex
 log = logging.getLogger("kb.build")
 
 ARTICLE_FIELDS = ("id", "title", "type", "path", "lang", "audience", "tags", "product",
-                  "updated", "review_by", "questions")
+                  "updated", "review_by", "questions", "related")
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 EMBED_SLICE = 256  # texts per embedder call when progress is reported
 OVERLAP_TEXTS = 64  # at most this many texts to embed: BM25 indexes meanwhile, on a thread
@@ -167,12 +169,13 @@ def _build(articles_dir: Path, root: Path, embedder_factory: Callable[[], Embedd
     cache = store.read_parse_cache(root)
     cached = _cache_state(cache)
     parsed = load_articles(articles_dir, cache, shown_as=shown_as)
+    glossary = load_glossary(articles_dir, shown_as)
     files_changed = _cache_state(cache) != cached
     # A file changed: the model will most likely be needed, so it loads meanwhile.
     loader = _ModelLoader(embedder_factory) if files_changed else None
     try:
         built = _build_parsed(root, parsed, loader.get if loader else embedder_factory, model,
-                              max_chunk_chars, calibration, progress, started)
+                              max_chunk_chars, calibration, progress, started, glossary)
     finally:
         if loader is not None:
             loader.wait()
@@ -210,7 +213,9 @@ class _ModelLoader:
 
 def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[[], Embedder],
                   model: str, max_chunk_chars: int, calibration: Calibration | None,
-                  progress: Progress | None, started: float) -> Built:
+                  progress: Progress | None, started: float,
+                  glossary: Glossary | None = None) -> Built:
+    glossary = glossary or Glossary()
     articles = [_prepare(a, max_chunk_chars) for a in parsed]
     chunks = [c for p in articles for c in p.chunks]
     hashes = {p.article.id: p.hash for p in articles}
@@ -229,7 +234,8 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
     if calibration is None:
         calibration = _carried_calibration(published, model)
     if (reusable is not None and hashes == old_hashes and published is not None
-            and _carried_calibration(published, model) == calibration):
+            and _carried_calibration(published, model) == calibration
+            and read_glossary(store.versions_dir(root) / published[0]) == glossary.to_list()):
         report.published = False
         report.reused = len(chunks)
         report.seconds = time.perf_counter() - started
@@ -266,6 +272,8 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
             articles_json="[" + ", ".join(p.record_json for p in articles) + "]",
             chunks_jsonl="".join(p.chunks_jsonl for p in articles),
             vectors=vectors, lexical=lexical, tokens=tokens, calibration=calibration)
+        lexicon = build_lexicon(glossary, lexical.vocabulary())
+        write_lexicon(staging, lexicon)
         store.publish(root, staging, version)
     except BaseException:
         store.clean_staging(root)
@@ -274,7 +282,7 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
     report.seconds = time.perf_counter() - started
     records = {p.article.id: p.record for p in articles}
     index = Index(version, store.versions_dir(root) / version, manifest, records, chunks,
-                  vectors, lexical, calibration)
+                  vectors, lexical, calibration, lexicon)
     return Built(report, index)
 
 

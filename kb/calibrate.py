@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from kb.embedding import embed_queries
 from kb.evaluation import LabelledQuery, retrieval_metrics
+from kb.expansion import Expansion
 from kb.ranking import FEATURES, Calibration, Candidates, answer_features, rank
-from kb.search import Filters, Searcher
+from kb.search import Filters, Searcher, real_dense
 from kb.text import analyze, detect_lang
 
 ALPHAS = [round(a, 2) for a in np.linspace(0.0, 1.0, 21)]
@@ -37,17 +39,20 @@ class Prepared:
     lang: str
     terms: set[str]
     candidates: Candidates
+    expansions: list[Expansion] = field(default_factory=list)  # the query's, as search has
 
 
 def prepare(searcher: Searcher, labelled: list[LabelledQuery],
             progress: Callable[[Iterable], Iterable] = lambda x: x) -> list[Prepared]:
     """Embed all queries in batches and gather their candidates once, for any number of fits."""
-    vectors = searcher.embedder.embed([q.query for q in labelled])
+    vectors = embed_queries(searcher.embedder, [q.query for q in labelled])
     out = []
     for q, vec in progress(list(zip(labelled, vectors, strict=True))):
         tokens, terms = analyze(q.query)
-        cands = searcher.candidates(tokens, vec, Filters())
-        out.append(Prepared(q, q.lang or detect_lang(q.query), terms, cands))
+        lang = q.lang or detect_lang(q.query)
+        expansions = searcher.expansions(q.query, tokens)
+        cands = searcher.candidates(tokens, vec, Filters(), expansions=expansions, lang=lang)
+        out.append(Prepared(q, lang, terms, cands, expansions))
     return out
 
 
@@ -105,8 +110,8 @@ def fit_fusion(prepared: list[Prepared], base: Calibration, ids: list[str],
 
 def _features(searcher: Searcher, p: Prepared, calibration: Calibration,
               candidates: Candidates) -> dict[str, float]:
-    ranked = rank(candidates, calibration.weights(p.lang), 2)
-    cov = searcher.coverage(p.terms, ranked[0].article) if ranked else 0.0
+    ranked = real_dense(rank(candidates, calibration.weights(p.lang), 2))
+    cov = searcher.coverage(p.terms, ranked[0].article, p.expansions) if ranked else 0.0
     return answer_features(ranked, cov, candidates.query)
 
 

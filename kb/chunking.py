@@ -10,7 +10,7 @@ from kb.articles import Article, Section
 
 # Bump when a change here changes the chunks cut from the same article: builds then reuse nothing
 # of an index cut by the old code.
-CHUNKING_VERSION = 1
+CHUNKING_VERSION = 2
 
 # Field boosts for BM25, applied by repeating a field's text (a BM25F approximation).
 TITLE_BOOST = 3
@@ -72,6 +72,8 @@ def chunk_article(article: Article, max_chars: int = 600) -> list[Chunk]:
     chunks: list[Chunk] = []
     first = article.sections[0]
     for section in article.sections:
+        if section.links is not None:
+            continue  # a list of other articles: links, not content (see Article.related)
         heading = " > ".join(section.heading_path[1:])
         for text, embed, lexical in _section_chunks(article, section, max_chars):
             n = len(chunks)
@@ -80,11 +82,15 @@ def chunk_article(article: Article, max_chars: int = 600) -> list[Chunk]:
     # The title and each alternative question get vectors of their own: in a support knowledge
     # base they are the problem statements queries paraphrase, and a long answer would dilute
     # them. They point at the first section, where the answer starts.
+    # Tags are English slugs whatever the article's language ("refund-timeline"): on the
+    # title chunk they are evidence in English for a Chinese article, and back.
     first_heading = " > ".join(first.heading_path[1:])
     if any(c.text for c in chunks):
         n = len(chunks)
+        tags = " ".join(t.replace("-", " ") for t in article.tags)
         chunks.append(Chunk(f"{article.id}#{n}", article.id, "title", first_heading,
-                            first.anchor, first.text, article.title, article.title, _hash(article.title)))
+                            first.anchor, first.text, article.title,
+                            f"{article.title} {tags}".strip(), _hash(article.title)))
     for question in article.questions:
         n = len(chunks)
         lexical = " ".join([question] * QUESTION_BOOST + [article.title] * TITLE_BOOST)

@@ -39,6 +39,14 @@ class Settings(BaseSettings):
         None, description="Folder of ONNX exports of embedding models (default: "
         "$XDG_CACHE_HOME/kb/onnx, or ~/.cache/kb/onnx)."
     )
+    query_prompt: str | None = Field(
+        None, description="Text put before every query the model embeds (e5: 'query: '); "
+        "default: the model's known prompt, none for a model kb does not know (kb.models)."
+    )
+    passage_prompt: str | None = Field(
+        None, description="Text put before every passage the model embeds (e5: 'passage: '); "
+        "default as for KB_QUERY_PROMPT. Rebuild the index (remove the folder) after changing it."
+    )
     batch_size: int = Field(64, ge=1, description="Embedding batch size.")
     max_chunk_chars: int = Field(
         600, ge=100, description="Sections longer than this are split at paragraph breaks."

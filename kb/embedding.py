@@ -13,6 +13,7 @@ import numpy as np
 
 from kb.config import DEFAULT_MODEL, Settings
 from kb.errors import ModelError
+from kb.models import profile
 from kb.text import normalize
 
 
@@ -36,15 +37,34 @@ def resolve_model(spec: str) -> str:
 
 def load_embedder(settings: Settings) -> Embedder:
     """The configured model on the configured backend."""
+    query, passage = prompts(settings)
     if settings.backend == "onnx":
         from kb.embedding_onnx import OnnxEmbedder
 
-        return OnnxEmbedder(settings.model, settings.model_cache, settings.batch_size)
-    return SentenceTransformerEmbedder(settings.model, settings.batch_size)
+        return OnnxEmbedder(settings.model, settings.model_cache, settings.batch_size,
+                            query_prompt=query, passage_prompt=passage)
+    return SentenceTransformerEmbedder(settings.model, settings.batch_size,
+                                       query_prompt=query, passage_prompt=passage)
+
+
+def prompts(settings: Settings) -> tuple[str, str]:
+    """The query and passage prompts: as configured, else the model's known ones."""
+    known = profile(settings.model)
+    return (known.query_prompt if settings.query_prompt is None else settings.query_prompt,
+            known.passage_prompt if settings.passage_prompt is None else settings.passage_prompt)
+
+
+def embed_queries(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Vectors of queries: with the model's query prompt where the embedder has one (a
+    passage, embedded by ``embed``, gets the passage prompt)."""
+    query = getattr(embedder, "embed_queries", None)
+    return query(texts) if query is not None else embedder.embed(texts)
 
 
 class SentenceTransformerEmbedder:
-    def __init__(self, spec: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+    def __init__(self, spec: str = DEFAULT_MODEL, batch_size: int = 64, *,
+                 query_prompt: str = "", passage_prompt: str = "") -> None:
+        self.query_prompt, self.passage_prompt = query_prompt, passage_prompt
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -65,10 +85,16 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prompt)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt)
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
-            [normalize(t) for t in texts],
+            [prompt + normalize(t) for t in texts],
             batch_size=self.batch_size,
             show_progress_bar=False,
             convert_to_numpy=True,
@@ -99,12 +125,19 @@ class BatchingEmbedder:
         self._worker.start()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) != 1:  # bulk work (indexing, calibration) is batched already
+        """Passages (indexing) go straight to the model; one text is a query (see
+        ``embed_queries``), as before prompts told them apart."""
+        if len(texts) != 1:  # bulk work (indexing) is batched already
             return self.inner.embed(texts)
+        return self.embed_queries(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) != 1:  # bulk work (calibration) is batched already
+            return embed_queries(self.inner, texts)
         # unfinished_tasks counts queries queued or in the worker's hands: they go first.
         if self._queue.unfinished_tasks == 0 and self._model.acquire(blocking=False):
             try:
-                return self.inner.embed(texts)
+                return embed_queries(self.inner, texts)
             finally:
                 self._model.release()
         return self.submit(texts[0]).result()[None, :]
@@ -135,7 +168,8 @@ class BatchingEmbedder:
                         if future.set_running_or_notify_cancel()]
                 try:
                     outcome: np.ndarray | BaseException = (
-                        self.inner.embed([text for text, _ in live]) if live else np.empty(0))
+                        embed_queries(self.inner, [text for text, _ in live]) if live
+                        else np.empty(0))
                 except BaseException as exc:  # handed to every waiting request
                     outcome = exc
             # Done before the results go out, so a waiter that searches again may find the
@@ -155,5 +189,5 @@ def encode_one(embedder: Embedder, text: str, wait: bool = False) -> Future[np.n
     if isinstance(embedder, BatchingEmbedder) and not wait:
         return embedder.submit(text)
     future: Future[np.ndarray] = Future()
-    future.set_result(embedder.embed([text])[0])
+    future.set_result(embed_queries(embedder, [text])[0])
     return future

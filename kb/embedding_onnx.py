@@ -168,7 +168,9 @@ def _fuse(path: Path, config: object) -> Path | None:
 
 
 class OnnxEmbedder:
-    def __init__(self, spec: str, cache: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(self, spec: str, cache: Path | None = None, batch_size: int = 64, *,
+                 query_prompt: str = "", passage_prompt: str = "") -> None:
+        self.query_prompt, self.passage_prompt = query_prompt, passage_prompt
         location = resolve_model(spec)
         if Path(location).is_dir():  # one export per folder, whichever directory names it
             location = str(Path(location).resolve())
@@ -220,8 +222,16 @@ class OnnxEmbedder:
                                                      providers=["CPUExecutionProvider"])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, getattr(self, "passage_prompt", ""))
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, getattr(self, "query_prompt", ""))
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        prepared = [normalize(t).lower() if self._lowercase else normalize(t) for t in texts]
+        prepared = [prompt + normalize(t) for t in texts]
+        if self._lowercase:
+            prepared = [t.lower() for t in prepared]
         encodings = self._tokenizer.encode_batch(prepared)
         # Similar lengths share a batch, so little of each batch is padding; long texts go in
         # smaller batches, which stay in the CPU's caches.

@@ -60,6 +60,20 @@ class LexicalIndex:
     def known(self, tokens: list[str]) -> list[str]:
         return [t for t in tokens if t in self._vocab]
 
+    def term_scores(self, token: str) -> np.ndarray:
+        """BM25 contribution of one token to every chunk (what scores() sums per token)."""
+        out = np.zeros(self.size, dtype=np.float32)
+        tid = self._vocab.get(token)
+        if tid is None or self._bm25 is None:
+            return out
+        matrix = self._bm25.scores
+        lo, hi = int(matrix["indptr"][tid]), int(matrix["indptr"][tid + 1])
+        out[matrix["indices"][lo:hi]] = matrix["data"][lo:hi]
+        return out
+
+    def vocabulary(self) -> list[str]:
+        return list(self._vocab)
+
     def scores(self, tokens: list[str], mask: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every chunk; chunks outside ``mask`` (0/1 per chunk) score 0."""
         known = self.known(tokens)

@@ -12,6 +12,8 @@ import numpy as np
 from kb.audience import INTERNAL, PUBLIC, Scrubber
 from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
+from kb.expansion import Expansion, expand, expanded_scores
+from kb.models import profile
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
 from kb.signals import Evidence, row_signals
@@ -122,6 +124,25 @@ class Started:
     vector: Future[np.ndarray]
     tokens: list[str] = field(default_factory=list)
     audience: str = INTERNAL
+    expansions: list[Expansion] = field(default_factory=list)
+
+
+COSINE = "cosine"  # the model's own cosine, kept beside the dense signal where it was imputed
+
+
+def real_dense(ranked: list[Ranked]) -> list[Ranked]:
+    """``ranked`` with each article's dense evidence its model cosine again: an imputed value
+    may rank an article but is no evidence that the query is answered."""
+    for r in ranked:
+        if COSINE in r.signals:
+            r.signals["dense"] = r.signals.pop(COSINE)
+    return ranked
+
+
+def _holds(text: str, term: str) -> bool:
+    if term.isascii() and term.replace(" ", "").isalnum():
+        return starts_a_word(text, term)
+    return term in text
 
 
 class Searcher:
@@ -142,6 +163,15 @@ class Searcher:
         # when first shown, most chunks quote none.
         self._public_rows: dict[int, tuple[str, str]] = {}
         self._public_lines: dict[str, str] = {}
+        # An English-only model's cosine between a Chinese and an English text is noise: there
+        # a result's dense evidence counts as missing, not as low.
+        self.multilingual = profile(str(index.manifest.get("model", ""))).multilingual
+        self._article_lang = np.array([index.articles[a]["lang"] for a in index.article_ids])
+        self._section_rows: list[list[int]] = [[] for _ in index.article_ids]
+        for row, chunk in enumerate(index.chunks):
+            if chunk.kind == "section":
+                self._section_rows[int(index.chunk_article[row])].append(row)
+        self._heading_text: dict[int, str] = {}
 
     @property
     def version(self) -> str:
@@ -226,24 +256,37 @@ class Searcher:
             )
         return text
 
-    def lexical(self, tokens: list[str], filters: Filters,
-                audience: str = INTERNAL) -> tuple[np.ndarray, np.ndarray, float]:
-        """BM25 score of every chunk (0 outside the filters and the audience), the best rows
-        that matched, and the share of distinct tokens the knowledge base knows."""
+    def expansions(self, text: str, tokens: list[str]) -> list[Expansion]:
+        """Glossary equivalents and dictionary translations of a query's terms."""
+        return expand(self.index.lexicon, normalize(text), tokens)
+
+    def lexical(self, tokens: list[str], filters: Filters, audience: str = INTERNAL,
+                expansions: list[Expansion] | None = None,
+                lang: str | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """BM25 score of every chunk (0 outside the filters and the audience), its query's
+        expansions included, the best rows that matched, and the share of distinct tokens the
+        knowledge base knows."""
         mask = self._mask(filters, audience)
-        scores = self.index.lexical.scores(tokens,
-                                           None if mask is None else mask.astype(np.float32))
+        weights = None if mask is None else mask.astype(np.float32)
+        scores = self.index.lexical.scores(tokens, weights)
+        if expansions:
+            other = (None if lang is None or not len(self.index.chunks)
+                     else self._article_lang[self.index.chunk_article] != lang)
+            scores = expanded_scores(self.index.lexical, scores, expansions, weights, other)
         rows = best(scores, POOL)
         distinct = set(tokens)
         known = len(set(self.index.lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
         return scores, rows[scores[rows] > 0], known
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
-                   audience: str = INTERNAL) -> Candidates:
-        return self._candidates(self.lexical(tokens, filters, audience), qvec, filters, audience)
+                   audience: str = INTERNAL, expansions: list[Expansion] | None = None,
+                   lang: str | None = None) -> Candidates:
+        return self._candidates(self.lexical(tokens, filters, audience, expansions, lang), qvec,
+                                filters, audience, lang)
 
     def _candidates(self, lexical: tuple[np.ndarray, np.ndarray, float], qvec: np.ndarray,
-                    filters: Filters, audience: str = INTERNAL) -> Candidates:
+                    filters: Filters, audience: str = INTERNAL,
+                    lang: str | None = None) -> Candidates:
         mask = self._mask(filters, audience)
         if len(self.index.chunks) == 0 or (mask is not None and not mask.any()):
             empty = np.zeros(0, dtype=np.int64)
@@ -267,20 +310,91 @@ class Searcher:
             cosines = np.zeros(len(self.index.chunks), dtype=np.float32)  # read at rows only
             cosines[rows] = vectors.cosines(qvec, rows)
             seen = vectors.sample_cosines(qvec, mask)  # the spread, from a fixed sample of rows
-        evidence = Evidence({"dense": cosines, "lexical": lex_all})
         query = {"dense_mean": float(seen.mean()), "dense_std": float(seen.std()), "known": known}
-        return Candidates(rows, self.index.chunk_article[rows], row_signals(evidence, rows), query)
+        signals_of = row_signals
+        if lang is not None and not self.multilingual:
+            imputed = self._impute_dense(cosines, lex_all, rows, lang)
+            if imputed is not cosines:
+                real = cosines[rows]
 
-    def coverage(self, terms: set[str], article: int) -> float:
+                def signals_of(evidence: Evidence, rows: np.ndarray) -> dict[str, np.ndarray]:
+                    return {**row_signals(evidence, rows), COSINE: real}
+
+                cosines = imputed
+        evidence = Evidence({"dense": cosines, "lexical": lex_all}, lang or "en")
+        return Candidates(rows, self.index.chunk_article[rows], signals_of(evidence, rows), query)
+
+    def shown_row(self, article: int, row: int, terms: set[str],
+                  expansions: list[Expansion] | None = None) -> int:
+        """The chunk a result is shown by: the best-ranked one, unless another section of the
+        article holds more of the query's specific terms in its own heading and text (every
+        chunk repeats the title, so the title cannot tell sections apart). An identifier
+        (an error code, an order number) weighs three words; an equivalent of a term half."""
+        sections = self._section_rows[article]
+        if len(sections) < 2 or not terms:
+            return row
+        alternatives = {e.text: [a.text for a in e.alternatives] for e in expansions or ()}
+
+        def held(r: int) -> float:
+            text = self._section_text(r)
+            total = 0.0
+            for term in terms:
+                weight = 3.0 if any(ch.isdigit() for ch in term) else 1.0
+                if _holds(text, term):
+                    total += weight
+                elif any(_holds(text, a) for a in alternatives.get(term, ())):
+                    total += weight / 2
+            return total
+
+        current = held(row) if self.index.chunks[row].kind == "section" else -1.0
+        best = max(sections, key=held)  # the first of equals: the article's order
+        return best if held(best) > current else row
+
+    def _section_text(self, row: int) -> str:
+        """A section chunk's heading and text, folded as queries are."""
+        text = self._heading_text.get(row)
+        if text is None:
+            text = self._heading_text[row] = (normalize(self.index.chunks[row].section) + "\n"
+                                              + self._chunk_text[row])
+        return text
+
+    def _impute_dense(self, cosines: np.ndarray, lexical: np.ndarray, rows: np.ndarray,
+                      lang: str) -> np.ndarray:
+        """Cosines with those of candidates in another language than the query's replaced:
+        an English-only model's cosine between languages is noise, so there dense evidence is
+        missing, and stands in for the lexical evidence at its place in the same-language
+        band. Fusion then ranks such a candidate by its lexical evidence alone, whatever the
+        weights."""
+        other = self._article_lang[self.index.chunk_article[rows]] != lang
+        if not other.any():
+            return cosines
+        same = np.maximum(cosines[rows[~other]], 0.0)
+        lo, hi = (float(same.min()), float(same.max())) if len(same) else (0.0, 1.0)
+        lex = lexical[rows]
+        span = float(lex.max() - lex.min())
+        share = (lex - lex.min()) / span if span > 0 else (lex > 0).astype(np.float64)
+        out = cosines.copy()
+        out[rows[other]] = lo + share[other] * (hi - lo)
+        return out
+
+    def coverage(self, terms: set[str], article: int,
+                 expansions: list[Expansion] | None = None) -> float:
+        """Share of the query's terms the article holds; a term found only through a glossary
+        equivalent or a translation counts as found."""
         if not terms:
             return 0.0
         text = self._article_text[article]
+        alternatives: dict[str, list[str]] = {}
+        for e in expansions or ():
+            alternatives.setdefault(e.text, []).extend(a.text for a in e.alternatives)
         found = 0
         for term in terms:
-            if term.isascii() and term.isalnum():
-                found += starts_a_word(text, term)
-            else:
-                found += term in text
+            if _holds(text, term):
+                found += 1
+                continue
+            alts = [a for t, group in alternatives.items() if term in t or t in term
+                    for a in group]
+            found += any(_holds(text, a) for a in alts)
         return found / len(terms)
 
     def begin(self, shown: str, lexical_text: str, dense_text: str, filters: Filters,
@@ -299,17 +413,20 @@ class Searcher:
         else:  # a ticket: its subject counts twice lexically (see kb.tickets)
             tokens, terms = tokenize(lexical_text), content_terms(dense_text)
         lang = detect_lang(dense_text)
-        lexical = self.lexical(tokens, filters, audience)
+        expansions = self.expansions(dense_text, tokens)
+        lexical = self.lexical(tokens, filters, audience, expansions, lang)
         vector = encode_one(self.embedder, dense_text, wait)
         return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, tokens,
-                       audience)
+                       audience=audience, expansions=expansions)
 
     def finish(self, started: Started, qvec: np.ndarray) -> Outcome:
         """Rank with the query vector, decide "answered" and make the results."""
-        cands = self._candidates(started.lexical, qvec, started.filters, started.audience)
+        cands = self._candidates(started.lexical, qvec, started.filters, started.audience,
+                                 started.lang)
         depth = max(started.k, 2, self.reranker.top if self.reranker else 0)
-        ranked = rank(cands, self.index.calibration.weights(started.lang), depth)
-        coverage = self.coverage(started.terms, ranked[0].article) if ranked else 0.0
+        ranked = real_dense(rank(cands, self.index.calibration.weights(started.lang), depth))
+        coverage = (self.coverage(started.terms, ranked[0].article, started.expansions)
+                    if ranked else 0.0)
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.
         features = answer_features(ranked, coverage, cands.query)
         confidence = self.index.calibration.answer_probability(features) if ranked else 0.0
@@ -322,7 +439,9 @@ class Searcher:
         audience rule stays), if one does."""
         if started.filters == Filters():
             return None
-        cands = self._candidates(self.lexical(started.tokens, Filters()), qvec, Filters())
+        lexical = self.lexical(started.tokens, Filters(), started.audience, started.expansions,
+                               started.lang)
+        cands = self._candidates(lexical, qvec, Filters(), started.audience, started.lang)
         ranked = rank(cands, self.index.calibration.weights(started.lang), 2)
         if not ranked:
             return None
@@ -380,10 +499,11 @@ class Searcher:
         ordered = match_order(started.terms)
         public = started.audience == PUBLIC and bool(self.scrubber)
         for r in ranked:
-            chunk = self.index.chunks[r.row]
+            row = self.shown_row(r.article, r.row, started.terms, started.expansions)
+            chunk = self.index.chunks[row]
             art = self.index.articles[chunk.article_id]
-            flat, text = self._public_row(r.row) if public else (self._chunk_flat[r.row],
-                                                                   self._chunk_text[r.row])
+            flat, text = self._public_row(row) if public else (self._chunk_flat[row],
+                                                                 self._chunk_text[row])
             title, section = ((self._public_line(art["title"]), self._public_line(chunk.section))
                               if public else (art["title"], chunk.section))
             hits.append(Hit(

@@ -31,6 +31,7 @@ import numpy as np
 from kb.articles import PARSER_VERSION, Article, Parsed, Section
 from kb.chunking import CHUNKING_VERSION, Chunk
 from kb.errors import IndexMismatch, IndexNotFound
+from kb.expansion import Lexicon, read_lexicon
 from kb.lexical import LexicalIndex
 from kb.ranking import Calibration
 from kb.text import TOKENIZER
@@ -61,6 +62,7 @@ class Index:
     vectors: VectorIndex
     lexical: LexicalIndex
     calibration: Calibration
+    lexicon: Lexicon = field(default_factory=Lexicon)  # glossary and dictionary bridge
     chunk_article: np.ndarray = field(init=False)  # row -> article ordinal
     article_ids: list[str] = field(init=False)
 
@@ -373,7 +375,8 @@ def load_index(root: Path, model: str | None = None, version: str | None = None)
         vectors.dim != manifest["dim"] and len(chunks)
     ):
         raise IndexMismatch(f"index {path} is inconsistent with its manifest: rebuild it")
-    return Index(name, path, manifest, articles, chunks, vectors, lexical, calibration)
+    return Index(name, path, manifest, articles, chunks, vectors, lexical, calibration,
+                 read_lexicon(path))
 
 
 # ---- build status ----------------------------------------------------------------------------
@@ -421,13 +424,15 @@ def _parsed_to_json(parsed: Parsed) -> list:
     assert article is not None
     # Not asdict(): it deep-copies every section, which is slow on a large knowledge base.
     record: dict[str, Any] = {name: getattr(article, name) for name in _ARTICLE_FIELDS}
-    record["sections"] = [[list(s.heading_path), s.anchor, s.text, s.line]
+    record["sections"] = [[list(s.heading_path), s.anchor, s.text, s.line,
+                           None if s.links is None else list(s.links)]
                           for s in article.sections]
     return [list(parsed.stat), parsed.hashed_at, parsed.digest, record]
 
 
 def _parsed_from_json(entry: list) -> Parsed:
     stat, hashed_at, digest, article = entry
-    sections = [Section(tuple(path), anchor, text, line)
-                for path, anchor, text, line in article.pop("sections")]
+    sections = [Section(tuple(path), anchor, text, line,
+                        None if links is None else tuple(links))
+                for path, anchor, text, line, links in article.pop("sections")]
     return Parsed(tuple(stat), hashed_at, digest, Article(**article, sections=sections))

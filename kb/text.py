@@ -57,6 +57,11 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+def stem_words(words: list[str]) -> list[str]:
+    """English stems, as tokenize() stems plain words."""
+    return _stemmer().stemWords(words)
+
+
 def to_simplified(text: str) -> str:
     return _converter().convert(text)
 
@@ -136,6 +141,16 @@ def _latin_tokens(piece: str) -> list[str]:
     stems = dict(zip(alpha, _stemmer().stemWords(alpha), strict=True))
     tokens.extend(stems.get(w, w) for w in plain)
     return tokens
+
+
+def pieces(norm: str) -> list[str]:
+    """The runs of a normalized text that tokens come from: Chinese runs and Latin words."""
+    return _PIECE.findall(norm)
+
+
+def latin_tokens(piece: str) -> list[str]:
+    """The BM25 tokens of one Latin piece (an identifier whole, words stemmed)."""
+    return _latin_tokens(piece)
 
 
 # Bump when tokenize() changes: index builds reuse stored tokens only from the same tokenizer.

@@ -171,7 +171,7 @@ def test_agent_to_writer(tab: Tab, served: Served) -> None:
     card.locator(".fb-note", has_text="recorded").wait_for()
 
     # Nothing answers this one: a demoted list, and the agent reports it as missing.
-    search(tab, "how do I book a meeting room for the quarterly review")
+    search(tab, "how do I book a meeting room for the quarterly planning")
     assert page.locator("#weak .notice").is_visible()
     assert "No confident answer" in page.locator("#status").inner_text()
     page.locator("#weak #report").click()

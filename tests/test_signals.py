@@ -13,7 +13,7 @@ from kb.cli import app
 from kb.errors import CalibrationError
 from kb.evaluation import read_queries
 from kb.ranking import Calibration, Candidates, answer_features, rank
-from kb.search import Filters, Searcher
+from kb.search import Filters, Searcher, real_dense
 from kb.store import load_index
 from kb.text import analyze
 from tests.conftest import GOLDEN, ROOT
@@ -89,15 +89,19 @@ def test_an_old_calibration_file_ranks_and_decides_as_before_on_the_golden_set(s
         outcome = sample_searcher.search(q.query, k=5)
         tokens, terms = analyze(q.query)
         vector = sample_searcher.embedder.embed([q.query])[0]
-        cands = sample_searcher.candidates(tokens, vector, Filters())
+        expansions = sample_searcher.expansions(q.query, tokens)
+        cands = sample_searcher.candidates(tokens, vector, Filters(), expansions=expansions,
+                                           lang=outcome.lang)
         alpha = old["dense_weight"].get(outcome.lang, {"en": 0.6, "zh": 0.2}.get(outcome.lang, .5))
         before = _old_rank(cands.rows, cands.signals["dense"], cands.signals["lexical"],
                            cands.articles, alpha, 5)
         after = rank(cands, cal.weights(outcome.lang), 5)
         assert [(r.article, r.row, r.score, r.dense, r.lexical) for r in after] == before, q.qid
         assert [h.id for h in outcome.hits] == [ids[b[0]] for b in before], q.qid
-        coverage = sample_searcher.coverage(terms, before[0][0])
-        probability = _old_probability(old, before, coverage)
+        coverage = sample_searcher.coverage(terms, before[0][0], expansions)
+        # The answered model sees the model's cosine where ranking saw an imputed one.
+        real = [(r.article, r.row, r.score, r.dense, r.lexical) for r in real_dense(after)]
+        probability = _old_probability(old, real, coverage)
         assert outcome.confidence == round(probability, 4), q.qid
         assert outcome.answered == (probability >= old["answer_threshold"]), q.qid
         answered_seen.add(outcome.answered)

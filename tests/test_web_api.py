@@ -92,7 +92,8 @@ def test_events_and_health(client):
         assert ok.json() == {"status": "recorded"}
     assert client.post("/feedback", json={"query_id": qid, "article_id": top, "helpful": True}
                        ).status_code == 200
-    missing = client.post("/search", json={"query": "how do I book a meeting room"}).json()
+    missing = client.post("/search", json={
+        "query": "how do I book a meeting room for the quarterly planning"}).json()
     assert client.post("/events", json={"kind": "reported_missing",
                                         "query_id": missing["query_id"]}).status_code == 200
 
