@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kb import store
+from kb.embedding import embed_queries
 
 if TYPE_CHECKING:
     from kb.embedding import Embedder
@@ -212,8 +213,15 @@ class TimedEmbedder:
         self.batch_size = getattr(inner, "batch_size", 64)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._timed(self.inner.embed, texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._timed(lambda t: embed_queries(self.inner, t), texts)
+
+    def _timed(self, encode: Callable[[Sequence[str]], np.ndarray],
+               texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
-        vectors = self.inner.embed(texts)
+        vectors = encode(texts)
         self.metrics.encode.labels(_size_class(len(texts))).observe(time.perf_counter() - started)
         self.metrics.encoded.inc(len(texts))
         return vectors
