@@ -265,8 +265,10 @@ def metrics_access(request: Request) -> None:
 router = APIRouter(tags=["admin"])
 
 
+# 401/403: the service puts the route behind its index-status permission (service.app).
 @router.get("/metrics", include_in_schema=True, dependencies=[Depends(metrics_access)],
-            response_class=Response, summary="Prometheus metrics")
+            response_class=Response, summary="Prometheus metrics",
+            responses={401: {}, 403: {}})
 def metrics(request: Request) -> Response:
     state = request.app.state
     state.metrics.sample(state.engine, state.settings.index)
