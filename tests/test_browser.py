@@ -5,6 +5,7 @@ to artifacts/screenshots/ (git ignores it) for a person to look at."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -18,23 +19,46 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import uvicorn
+from playwright import sync_api as playwright  # a dev dependency: installed by `make install`
 
 from kb.config import Settings
+from kb.embedding import Embedder
 from service.app import create_app
 from tests.conftest import ROOT
 from tests.test_web_api import web_kb  # noqa: F401  (the fixture knowledge base, indexed)
 
-playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "artifacts" / "screenshots"
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+# Skipped on a developer's machine without them; CI installs both and must run these.
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
+                                reason="Debian's chromium is not installed")
 
 
 class Served:
     def __init__(self, url: str, settings: Settings) -> None:
         self.url, self.settings = url, settings
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, embedder: Embedder) -> Iterator[str]:
+    """The app on a real uvicorn in a thread, on a free loopback port: its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +68,8 @@ def served(web_kb: Path, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
     shutil.copytree(web_kb / "index", root / "index")
     settings = Settings(index=root / "index", articles=web_kb / "articles",
                         gap_db=root / "gaps.sqlite3", reload_interval=0)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, real_embedder), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", settings)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+    with serving(settings, real_embedder) as url:
+        yield Served(url, settings)
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,16 @@ it. Against a real uvicorn on 127.0.0.1 whose database holds a key."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from kb.config import Settings
 from kb.keys import create_key
 from kb.storage import open_store
-from service.app import create_app
-from tests.test_browser import CHROMIUM, Served, Tab, browser, search  # noqa: F401
+from tests.test_browser import Served, Tab, browser, pytestmark, search, serving  # noqa: F401
 from tests.test_web_api import web_kb  # noqa: F401
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +27,8 @@ def keyed(web_kb: Path, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
     store = open_store(settings)
     _, secret = create_key(store, "browser", "agent", "internal")
     store.close()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, real_embedder), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", settings), secret
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+    with serving(settings, real_embedder) as url:
+        yield Served(url, settings), secret
 
 
 def test_sign_in_search_and_sign_out(browser, keyed) -> None:  # noqa: F811
