@@ -113,67 +113,96 @@ def is_related_heading(heading: str) -> bool:
     return normalize(heading).strip().strip(":：") in RELATED_HEADINGS
 
 
-def parse_sections(body: str, title: str, first_line: int) -> list[Section]:
-    """Split the markdown body into sections, one per heading, keeping the heading path.
+@dataclass(frozen=True)
+class Block:
+    """One section's share of a parsed markdown body: the tokens under its heading."""
 
-    A section under a "related documents" heading, or one that is nothing but a list of
-    links, lists other articles: it keeps its items as ``links`` (see ``related_links``)."""
-    tokens = _MD.parse(body)
-    sections: list[Section] = []
+    heading_path: tuple[str, ...]
+    anchor: str
+    level: int  # heading level, 1 for the text under the title
+    tokens: list[Token]
+    text: str
+    line: int
+
+
+def split_blocks(tokens: list[Token], title: str, first_line: int = 0,
+                 headings: dict[int, str] | None = None) -> list[Block]:
+    """Cut a token stream at its headings. The index and the article view both cut here, so
+    every anchor a result points at exists on the page; ``headings`` overrides heading text by
+    source line (the view's parser reads raw HTML in headings differently)."""
+    blocks: list[Block] = []
     stack: list[tuple[int, str]] = []
     used: dict[str, int] = {}
-    current: list[str] = []
-    items: list[str | None] = []  # the section's list items (None: not a bare link)
-    prose = False  # the section has text outside list items
-    depth = 0
+    body: list[Token] = []
+    texts: list[str] = []
     start = first_line
 
     def flush() -> None:
-        text = "\n".join(t for t in current if t.strip()).strip()
+        text = "\n".join(t for t in texts if t.strip()).strip()
         path = tuple(h for _, h in stack) or (title,)
         if text or (stack and stack[-1][0] > 1):
             base = slugify(path[-1])
             n = used.get(base, 0)
             used[base] = n + 1
-            anchor = base if n == 0 else f"{base}-{n}"
-            links = None
-            if items and not prose and (
-                    (len(path) > 1 and is_related_heading(path[-1]))
-                    or all(item is not None for item in items)):
-                links = tuple(item if item is not None else line
-                              for item, line in zip(items, current, strict=False))
-            sections.append(Section(path, anchor, text, start, links))
+            blocks.append(Block(path, base if n == 0 else f"{base}-{n}",
+                                stack[-1][0] if stack else 1, body, text, start))
 
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         if tok.type == "heading_open":
             heading = _inline_text(tokens[i + 1]).strip()
+            if headings is not None and tok.map:
+                heading = headings.get(tok.map[0], heading)
             level = int(tok.tag[1])
-            if current or stack:
+            if texts or stack:
                 flush()
-            current, items, prose, depth = [], [], False, 0
+            body, texts = [], []
             stack = [(lv, h) for lv, h in stack if lv < level] + [(level, heading)]
             start = first_line + (tok.map[0] if tok.map else 0)
             i += 3
             continue
+        body.append(tok)
+        if tok.type == "inline":
+            texts.append(_inline_text(tok))
+        elif tok.type in ("fence", "code_block"):
+            texts.append(tok.content)
+        i += 1
+    flush()
+    # An h1 that only repeats the title and has no text of its own is not a section.
+    return [b for b in blocks if b.text or len(b.heading_path) > 1]
+
+
+def related_items(block: Block) -> tuple[str, ...] | None:
+    """The items of a section that lists other articles (under a "related documents" heading,
+    or nothing but a list of links); None for a section that says something itself."""
+    items: list[str | None] = []  # None: an item that is not one bare link
+    lines: list[str] = []
+    depth = 0
+    for tok in block.tokens:
         if tok.type == "list_item_open":
             depth += 1
         elif tok.type == "list_item_close":
             depth -= 1
-        elif tok.type == "inline":
-            current.append(_inline_text(tok))
-            if depth > 0:
-                items.append(_link_item(tok))
-            elif tok.content.strip():
-                prose = True
-        elif tok.type in ("fence", "code_block"):
-            current.append(tok.content)
-            prose = True
-        i += 1
-    flush()
-    # An h1 that only repeats the title and has no text of its own is not a section.
-    return [s for s in sections if s.text or len(s.heading_path) > 1]
+        elif tok.type == "inline" and depth > 0:
+            items.append(_link_item(tok))
+            lines.append(_inline_text(tok))
+        elif (tok.type == "inline" and tok.content.strip()) or tok.type in ("fence", "code_block"):
+            return None
+    if not items:
+        return None
+    if (len(block.heading_path) > 1 and is_related_heading(block.heading_path[-1])) or all(
+            item is not None for item in items):
+        return tuple(item if item is not None else line for item, line in zip(items, lines, strict=True))
+    return None
+
+
+def parse_sections(body: str, title: str, first_line: int) -> list[Section]:
+    """Split the markdown body into sections, one per heading, keeping the heading path.
+
+    A section that lists other articles keeps its items as ``links`` (see ``related_links``)."""
+    return [Section(b.heading_path, b.anchor, b.text, b.line, related_items(b))
+            for b in split_blocks(_MD.parse(body), title, first_line)]
 
 
 def _key_lines(node: yaml.Node | None, offset: int) -> dict[str, int]:

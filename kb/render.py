@@ -16,7 +16,15 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from kb.articles import _MD as _INDEXED
-from kb.articles import Article, _inline_text, parse_article, slugify
+from kb.articles import (
+    Article,
+    _inline_text,
+    _link_item,
+    parse_article,
+    related_items,
+    slugify,
+    split_blocks,
+)
 from kb.text import normalize
 
 _MD = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -25,8 +33,6 @@ _MD = MarkdownIt("commonmark", {"html": False}).enable("table")
 # customer, and of the "related documents" lists.
 REPLY_HEADINGS = ("话术", "reply template", "reply script", "回复模板", "答复模板", "canned reply")
 ANSWER_HEADINGS = ("答复", "答复内容", "answer", "回答", "解答")
-RELATED_HEADINGS = ("相关文档", "相关文章", "相关文件", "related documents", "related articles",
-                    "see also", "参考文档", "延伸阅读")
 INTERNAL_MENTION = "内部文档 · internal document"
 _ID_SUFFIX = re.compile(r"\s*[(（]\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*[)）]\s*$")
 _MENTION = re.compile(r"《([^《》\n]{1,200})》")
@@ -84,62 +90,12 @@ def copy_kind(article_type: str, heading_path: tuple[str, ...], first_answer: bo
     return None
 
 
-@dataclass
-class _Block:
-    heading_path: tuple[str, ...]
-    level: int
-    tokens: list[Token]
-    text: str
-
-
 def _indexed_headings(body: str) -> dict[int, str]:
     """Heading text by source line, as the index read it: its parser lets raw HTML through
     (and drops it from headings), this one does not, and the anchors must be the same."""
     tokens = _INDEXED.parse(body)
     return {tok.map[0]: _inline_text(tokens[i + 1]).strip() for i, tok in enumerate(tokens)
             if tok.type == "heading_open" and tok.map}
-
-
-def _blocks(tokens: list[Token], title: str, headings: dict[int, str]) -> list[tuple[_Block, str]]:
-    """The body's sections with their anchors, cut and named as parse_sections does."""
-    out: list[tuple[_Block, str]] = []
-    stack: list[tuple[int, str]] = []
-    used: dict[str, int] = {}
-    texts: list[str] = []
-    body: list[Token] = []
-
-    def flush() -> None:
-        text = "\n".join(t for t in texts if t.strip()).strip()
-        path = tuple(h for _, h in stack) or (title,)
-        if text or (stack and stack[-1][0] > 1):
-            base = slugify(path[-1])
-            n = used.get(base, 0)
-            used[base] = n + 1
-            level = stack[-1][0] if stack else 1
-            out.append((_Block(path, level, list(body), text), base if n == 0 else f"{base}-{n}"))
-
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok.type == "heading_open":
-            heading = _inline_text(tokens[i + 1]).strip()
-            if tok.map:
-                heading = headings.get(tok.map[0], heading)
-            level = int(tok.tag[1])
-            if texts or stack:
-                flush()
-            texts, body = [], []
-            stack = [(lv, h) for lv, h in stack if lv < level] + [(level, heading)]
-            i += 3
-            continue
-        body.append(tok)
-        if tok.type == "inline":
-            texts.append(_inline_text(tok))
-        elif tok.type in ("fence", "code_block"):
-            texts.append(tok.content)
-        i += 1
-    flush()
-    return [(b, a) for b, a in out if b.text or len(b.heading_path) > 1]
 
 
 def _link(children: list[Token], href: str, internal: bool = False) -> list[Token]:
@@ -211,14 +167,20 @@ class _Linker:
             end = _close(tokens, i)
             item = tokens[i : end + 1]
             inline = next((t for t in item if t.type == "inline"), None)
-            found = self.titles.find(inline.content) if inline is not None else None
+            named = inline is not None and (_link_item(inline) or inline.content)
+            found = self.titles.find(named) if named else None
             if found is not None and self.hidden(found):
                 i = end + 1
                 continue
-            if found is not None and inline is not None and not any(
-                    c.type == "link_open" for c in inline.children or []):
-                inline.children = _link(list(inline.children or []), self.target(found),
-                                        self.internal(found))
+            if found is not None and inline is not None:
+                children = list(inline.children or [])
+                opening = next((c for c in children if c.type == "link_open"), None)
+                if opening is None:
+                    inline.children = _link(children, self.target(found), self.internal(found))
+                else:  # a link to the article's file: point it at the article view instead
+                    opening.attrs["href"] = self.target(found)
+                    if self.internal(found):
+                        opening.attrs["class"] = "internal"
             out.extend(item)
             i = end + 1
         return out
@@ -332,14 +294,14 @@ def render_article(path: Path, titles: Titles, public: bool = False) -> Rendered
         if tok.type == "inline":
             linker.mentions(tok)
     sections = []
-    blocks = _blocks(tokens, article.title, _indexed_headings(body))
-    headed = any(_heading_kind(b.heading_path[-1]) in ANSWER_HEADINGS for b, _ in blocks)
-    for n, (block, anchor) in enumerate(blocks):
+    blocks = split_blocks(tokens, article.title, headings=_indexed_headings(body))
+    headed = any(_heading_kind(b.heading_path[-1]) in ANSWER_HEADINGS for b in blocks)
+    for n, block in enumerate(blocks):
         body_tokens = block.tokens
-        if _heading_kind(block.heading_path[-1]) in RELATED_HEADINGS:
+        if related_items(block) is not None:
             body_tokens = linker.related_list(body_tokens)
         sections.append(RenderedSection(
-            heading_path=list(block.heading_path), anchor=anchor, level=block.level,
+            heading_path=list(block.heading_path), anchor=block.anchor, level=block.level,
             html=_RENDERER.html(body_tokens), text=plain_text(body_tokens),
             copy=copy_kind(article.type, block.heading_path, n == 0 and not headed),
         ))

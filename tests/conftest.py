@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from kb.build import build_index
 from kb.config import Settings
 from kb.embedding import Embedder, load_embedder
 from kb.text import tokenize
+from service.app import create_app
 
 pytest_plugins = ["tests.postgres"]  # the PostgreSQL server and the two-backend fixture
 
@@ -111,3 +113,10 @@ def index_copy(tmp_path: Path, fixture_index: Path) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, index_copy: Path) -> Settings:
     return Settings(index=index_copy, gap_db=tmp_path / "gaps.sqlite3")
+
+
+@pytest.fixture
+def client(settings: Settings, real_embedder: Embedder):
+    """The app over the real model and a writable copy of the fixture index, open (no keys)."""
+    with TestClient(create_app(settings, real_embedder)) as c:
+        yield c

@@ -9,20 +9,7 @@ from fastapi.testclient import TestClient
 
 from kb.storage import open_store
 from service.app import create_app
-
-
-@pytest.fixture
-def client(settings, real_embedder):
-    with TestClient(create_app(settings, real_embedder)) as c:
-        yield c
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-
+from tests.checks import assert_error
 
 RESULT_FIELDS = {"id", "title", "type", "section", "anchor", "snippet", "score", "path", "tags",
                  "audience"}

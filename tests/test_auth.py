@@ -16,6 +16,7 @@ from kb.config import Settings
 from kb.keys import ROLES, Permission, create_key, hash_secret
 from kb.storage import open_store
 from service.app import create_app
+from tests.checks import assert_error
 
 OPEN = "open"  # anyone, with or without a key
 LOGIN = "login"  # the login form: a key with the search permission signs in
@@ -123,12 +124,6 @@ def test_every_route_has_a_rule(client):
     routes = app_routes(client.app)
     assert routes - set(RULES) == set(), "routes without an access rule in this test"
     assert set(RULES) - routes == set(), "rules for routes the app no longer has"
-
-
-def assert_error(response, status: int, code: str) -> None:
-    assert response.status_code == status, (response.request.url, response.text)
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
 
 
 CALLERS = [(role, audience) for role in ROLES for audience in ("public", "internal")]

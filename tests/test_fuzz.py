@@ -1,17 +1,7 @@
 """A small sample of the property-based fuzz, 2 cases per operation and mode (``make fuzz`` runs
 5,000), and the OpenAPI error declarations it checks responses against."""
 
-import pytest
-from fastapi.testclient import TestClient
-
-from service.app import create_app
 from tests.fuzz import fixture_app, fuzz
-
-
-@pytest.fixture
-def client(settings, real_embedder):
-    with TestClient(create_app(settings, real_embedder)) as c:
-        yield c
 
 
 def test_fuzz_sample_finds_no_5xx_and_nothing_outside_the_schema(real_embedder):

@@ -2,24 +2,15 @@
 
 import json
 
-import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from kb.calibrate import calibration_summary
 from kb.cli import app as cli
 from kb.search import Filters
 from kb.storage.sql import SqlStore
-from service.app import create_app
 from service.schemas import GapReport, GapTopic
 
 ROOM = ("how do I book a meeting room", "how can I book the meeting room?")
-
-
-@pytest.fixture
-def client(settings, real_embedder):
-    with TestClient(create_app(settings, real_embedder)) as c:
-        yield c
 
 
 def engine_filters(data):

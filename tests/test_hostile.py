@@ -20,20 +20,7 @@ from kb.tickets import _IDENT, key_sentences
 from service.access_log import RedactingFilter
 from service.app import create_app
 from service.http import HEAD_ALLOWANCE, JSONErrorsH11Protocol, _httptools_protocol
-
-
-@pytest.fixture
-def client(settings, real_embedder):
-    with TestClient(create_app(settings, real_embedder)) as c:
-        yield c
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-
+from tests.checks import assert_error
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz" * 769  # 19,994 letters (the cap is 20,000), no digit
 

@@ -6,7 +6,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,12 +23,6 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 
 def value(found: dict, name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-@pytest.fixture
-def client(settings, real_embedder):
-    with TestClient(create_app(settings, real_embedder)) as c:
-        yield c
 
 
 def test_requests_searches_feedback_and_the_index_are_exposed(client):

@@ -92,3 +92,18 @@ def test_plain_text_of_nested_lists():
 
     tokens = MarkdownIt("commonmark").parse("1. one\n   - a\n   - b\n2. two\n\nafter\n")
     assert plain_text(tokens) == "1. one\n  - a\n  - b\n2. two\n\nafter"
+
+
+def test_a_list_of_links_to_article_files_points_at_the_article_view(titles, tmp_path):
+    page = tmp_path / "links.md"
+    page.write_text("---\nid: links-en\ntitle: Printer links\ntype: faq\n---\n\n"
+                    "Check the toner first.\n\n## Also read\n\n"
+                    "- [Reset a password](../it/password-reset-en.md)\n"
+                    "- [Escalation](../sop/complaint-escalation-sop.md)\n", encoding="utf-8")
+    also = next(s for s in render_article(page, titles).sections if s.anchor == "also-read")
+    assert '<a href="/a/password-reset-en">Reset a password</a>' in also.html
+    assert '<a href="/a/complaint-escalation-sop" class="internal">Escalation</a>' in also.html
+    public = render_article(page, titles, public=True)
+    text = "".join(s.html + s.text for s in public.sections)
+    assert "complaint-escalation-sop" not in text and "Escalation" not in text
+    assert '<a href="/a/password-reset-en">' in text

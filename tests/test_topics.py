@@ -6,10 +6,10 @@ import random
 import numpy as np
 import pytest
 
-from kb.gaps import LoggedQuery, _norm
 from kb.gapview import render
-from kb.storage.base import GapEvent
+from kb.storage.base import GapEvent, LoggedQuery
 from kb.storage.sql import SqlStore
+from kb.storage.sql import normalized as _norm
 from kb.topics import TopicIndex, link_threshold, suggested_title, topics_csv
 
 TODAY = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
