@@ -424,31 +424,17 @@ class TopicIndex:
                     self._union(i, j)
         for i in fresh:
             p = self.phrasings[i]
-            if p.grams:
-                shared: Counter = Counter()
-                for g in p.grams:
-                    posting = self._grams.setdefault(g, [])
-                    if len(posting) < MAX_POSTING:
-                        shared.update(posting)
-                        posting.append(i)
-                for j, common in shared.items():
-                    other = self.phrasings[j].grams
-                    if common / (len(p.grams) + len(other) - common) >= self.link:
-                        self._union(i, j)
-            if p.tags:
-                agree: Counter = Counter()
-                for t in p.tags:
-                    posting = self._tag_postings.setdefault(t, [])
-                    if len(posting) < MAX_POSTING:
-                        agree.update(posting)
-                        posting.append(i)
-                for j, common in agree.items():
-                    other = self.phrasings[j]
-                    if other.lang == p.lang:
-                        continue
-                    jaccard = common / (len(p.tags) + len(other.tags) - common)
-                    if TAG_WEIGHT * jaccard >= self.link:
-                        self._union(i, j)
+            for j, common in _shared(self._grams, p.grams, i).items():
+                other = self.phrasings[j].grams
+                if common / (len(p.grams) + len(other) - common) >= self.link:
+                    self._union(i, j)
+            for j, common in _shared(self._tag_postings, p.tags, i).items():
+                other = self.phrasings[j]
+                if other.lang == p.lang:
+                    continue
+                jaccard = common / (len(p.tags) + len(other.tags) - common)
+                if TAG_WEIGHT * jaccard >= self.link:
+                    self._union(i, j)
 
     def _shrink(self) -> None:
         """Keep the phrasings seen most recently (ties by text, so replicas agree), rebuilt."""
@@ -748,3 +734,15 @@ class GapReporter:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+def _shared(postings: dict, keys: Iterable, i: int) -> Counter:
+    """How many of ``keys`` each earlier phrasing shares with phrasing ``i``, which is added to
+    their postings (a posting past MAX_POSTING is too common to count)."""
+    shared: Counter = Counter()
+    for key in keys:
+        posting = postings.setdefault(key, [])
+        if len(posting) < MAX_POSTING:
+            shared.update(posting)
+            posting.append(i)
+    return shared
