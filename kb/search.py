@@ -370,11 +370,14 @@ class Searcher:
             return cosines
         same = np.maximum(cosines[rows[~other]], 0.0)
         lo, hi = (float(same.min()), float(same.max())) if len(same) else (0.0, 1.0)
-        lex = lexical[rows]
+        # Its place among the other-language candidates: a translation's BM25 sits below
+        # the query's own words' in every article, so a share of the best over all candidates
+        # would count the missing dense evidence against it a second time.
+        lex = lexical[rows[other]]
         span = float(lex.max() - lex.min())
         share = (lex - lex.min()) / span if span > 0 else (lex > 0).astype(np.float64)
         out = cosines.copy()
-        out[rows[other]] = lo + share[other] * (hi - lo)
+        out[rows[other]] = lo + share * (hi - lo)
         return out
 
     def coverage(self, terms: set[str], article: int,
