@@ -1,7 +1,9 @@
 """Search with the real packaged model on the fixture knowledge base."""
 
 import threading
+import types
 
+import numpy as np
 import pytest
 
 from kb.embedding import BatchingEmbedder
@@ -163,3 +165,16 @@ def test_a_searcher_reuses_what_its_predecessor_folded_for_unchanged_articles(
     assert second._article_text == fresh._article_text
     assert second._chunk_text == fresh._chunk_text
     assert second._chunk_flat == fresh._chunk_flat
+
+
+def test_an_other_language_candidate_takes_its_dense_place_among_its_own_language():
+    """A translation's lexical score is below every own-language one; the best of the
+    other-language candidates still takes the top of the same-language cosine band."""
+    searcher = object.__new__(Searcher)
+    searcher._article_lang = np.array(["zh", "zh", "en", "en"])
+    searcher.index = types.SimpleNamespace(chunk_article=np.arange(4))
+    cosines = np.array([0.3, 0.7, 0.05, 0.02])
+    lexical = np.array([9.0, 8.0, 2.0, 1.0])
+    out = searcher._impute_dense(cosines, lexical, np.arange(4), "zh")
+    assert out[:2].tolist() == [0.3, 0.7]
+    assert out[2] == pytest.approx(0.7) and out[3] == pytest.approx(0.3)
