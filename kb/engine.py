@@ -18,7 +18,8 @@ from kb import store
 from kb.audience import INTERNAL, PUBLIC, visible, visible_ids
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, encode_one, load_embedder
-from kb.errors import Forbidden, InvalidQuery, UnknownArticle, UnknownTopic
+from kb.errors import InvalidQuery, UnknownArticle, UnknownTopic
+from kb.gapview import AudienceGaps
 from kb.redact import redact
 from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
@@ -82,6 +83,9 @@ class Engine:
         self.embedder = BatchingEmbedder(embedder or load_embedder(settings))
         self.log: Store = store or open_store(settings)
         self.gap_reporter = GapReporter(self.log)
+        # Public writers' report: public queries only, in a topic index of its own.
+        self.public_gaps = AudienceGaps(self.log, PUBLIC, lambda: self.searcher.index.articles,
+                                        lambda: self.searcher.scrubber)
         self.reranker = (Reranker(settings.reranker, settings.rerank_top)
                          if settings.reranker else None)
         self._lock = threading.Lock()
@@ -204,6 +208,7 @@ class Engine:
     def close(self) -> None:
         """Store what the query log still holds in memory."""
         self.gap_reporter.close()
+        self.public_gaps.close()
         self.log.close()
 
     def feedback(self, query_id: str, article_id: str, helpful: bool,
@@ -228,21 +233,25 @@ class Engine:
                                        "last_feedback": None}
 
     def gaps(self, since: str | None = None, min_count: int = 1,
-             include_resolved: bool = False, audience: str = INTERNAL) -> list[Topic]:
-        """The gap report: it groups the queries of every channel, internal ones too, so a
-        public caller may not read it (a topic index per audience is left to do)."""
-        refuse_public(audience)
-        return self.gap_reporter.report(self.searcher.index, since, min_count, include_resolved)
+             include_resolved: bool = False, audience: str = INTERNAL,
+             until: str | None = None) -> list[Topic]:
+        """The gap report of ``audience``: an internal caller's groups every channel's queries;
+        a public caller's, those logged for public callers only (see kb.gapview)."""
+        reporter = self.public_gaps if audience == PUBLIC else self.gap_reporter
+        return reporter.report(self.searcher.index, since, min_count, include_resolved,
+                               until=until)
 
     def decide_topic(self, topic_id: str, action: str, article_id: str | None = None,
                      audience: str = INTERNAL) -> dict:
         """A writer's decision on a gap topic: "dismissed", "answered" (by ``article_id``) or
-        "reopened"; recorded with the topic's phrasings so it follows them if topics merge."""
-        refuse_public(audience)
-        if action == "answered" and article_id not in self.searcher.index.articles:
+        "reopened"; recorded with the topic's phrasings so it follows them if topics merge.
+        A public writer decides on the topics of its report, by articles it may see."""
+        record = self.searcher.index.articles.get(article_id or "")
+        if action == "answered" and (record is None or not visible(record, audience)):
             raise UnknownArticle(f"unknown article {article_id!r}")
-        topics = self.gap_reporter.topics(self.searcher.index)
-        topics.refresh(self.log)
+        reporter = self.public_gaps.reporter if audience == PUBLIC else self.gap_reporter
+        topics = reporter.topics(self.searcher.index)
+        topics.refresh(reporter.log)
         norms = topics.norms_of(topic_id)
         if norms is None:
             raise UnknownTopic(f"unknown gap topic {topic_id!r}; `kb gaps --all` lists them")
@@ -253,12 +262,7 @@ class Engine:
     def start_gap_topics(self) -> None:
         """Keep the gap topics current in the background, so a report only reads them."""
         self.gap_reporter.start(lambda: self.searcher.index)
-
-
-def refuse_public(audience: str) -> None:
-    if audience == PUBLIC:
-        raise Forbidden("the gap report groups the queries of internal channels too: a public "
-                        "key may not read it; use an internal writer key")
+        self.public_gaps.start(lambda: self.searcher.index)
 
 
 def _both(first: Future[np.ndarray], second: Future[np.ndarray]) -> Future[np.ndarray]:

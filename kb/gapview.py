@@ -1,11 +1,114 @@
-"""The gap report as plain text for a terminal or a pipe: blocks wrapped to a width, no table
-columns to squeeze, so it reads the same at 80 columns as at 200."""
+"""Views of the gap report: one audience's (what a public writer may read), and the report as
+plain text for a terminal or a pipe.
+
+A public writer's report is made of the queries logged for public callers only, in a topic
+index of its own: a topic grouping internal agents' questions with customers' would show their
+counts, channels and wordings. Whatever names an internal article is taken out of it as well:
+nearest articles, an "answered by" the public may not read (a decision an internal writer made
+counts as not made), and examples that quote one (a customer may type an SOP's title).
+
+The text view: blocks wrapped to a width, no table columns to squeeze, so it reads the same at
+80 columns as at 200.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
-from kb.topics import Topic
+from kb.audience import Scrubber, visible
+from kb.storage.base import Decision, GapEvent, Store
+from kb.topics import GapReporter, Topic
+
+MAX_SCRUBBED = 50000  # texts whose scrubbed form is remembered (the report repeats them)
+
+
+class AudienceLog:
+    """The query log as one audience's gap report reads it: the gap events of queries logged
+    for that audience, and the decisions that name no article it may not see. Everything else
+    is the log's."""
+
+    def __init__(self, log: Store, audience: str,
+                 articles: Callable[[], Mapping[str, Mapping]]) -> None:
+        self._log = log
+        self.audience = audience
+        self._articles = articles
+
+    def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000
+                   ) -> tuple[list[GapEvent], tuple[int, ...]]:
+        events, cursor = self._log.gap_events(after, limit)
+        return [e for e in events if e.query.audience == self.audience], cursor
+
+    def decisions(self) -> list[Decision]:
+        articles = self._articles()
+        return [d for d in self._log.decisions() if d.article_id is None
+                or d.article_id in articles and visible(articles[d.article_id], self.audience)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
+class AudienceGaps:
+    """The gap report of one audience's queries, scrubbed of every internal article."""
+
+    def __init__(self, log: Store, audience: str,
+                 articles: Callable[[], Mapping[str, Mapping]],
+                 scrubber: Callable[[], Scrubber]) -> None:
+        self.audience = audience
+        self._articles = articles
+        self._scrubber = scrubber
+        self.reporter = GapReporter(cast(Store, AudienceLog(log, audience, articles)))
+        self._texts: dict[str, str] = {}
+        self._texts_of: Scrubber | None = None  # the scrubber _texts were scrubbed with
+        self._index_of: Callable[[], object | None] | None = None
+
+    def report(self, index: object | None, since: str | None = None, min_count: int = 1,
+               include_closed: bool = False, until: str | None = None) -> list[Topic]:
+        topics = self.reporter.report(index, since, min_count, include_closed, until=until)
+        if self._index_of is not None:  # read once: kept current from now on
+            self.reporter.start(self._index_of)
+            self._index_of = None
+        return [self.scrub(t) for t in topics]
+
+    def scrub(self, topic: Topic) -> Topic:
+        """A copy of ``topic`` without a word of an article its audience may not see."""
+        articles = self._articles()
+
+        def shown(article_id: str | None) -> bool:
+            return article_id is not None and article_id in articles and visible(
+                articles[article_id], self.audience)
+
+        scrubber = self._scrubber()
+        examples = [e for e in topic.examples if self._text(scrubber, e, drop=True) is not None]
+        return dataclasses.replace(
+            topic,
+            title=self._text(scrubber, topic.title) or "",
+            representative=self._text(scrubber, topic.representative) or "",
+            examples=examples,
+            nearest_articles=[a for a in topic.nearest_articles if shown(a["id"])],
+            article_id=topic.article_id if shown(topic.article_id) else None,
+            resolved_by=topic.resolved_by if shown(topic.resolved_by) else None)
+
+    def _text(self, scrubber: Scrubber, text: str, drop: bool = False) -> str | None:
+        """``text`` scrubbed; None, with ``drop``, for one that names an internal article."""
+        if not scrubber:
+            return text
+        if scrubber is not self._texts_of or len(self._texts) >= MAX_SCRUBBED:
+            self._texts, self._texts_of = {}, scrubber  # a new index: other internal names
+        kept = self._texts.get(text)
+        if kept is None:
+            kept = self._texts[text] = scrubber.scrub(text) if scrubber.mentions(text) else text
+        return None if drop and kept != text else kept
+
+    def start(self, index_of: Callable[[], object | None]) -> None:
+        """Keep the topics current in the background once a report was asked for (a service
+        without public writers spends nothing on it)."""
+        self._index_of = index_of
+
+    def close(self) -> None:
+        self.reporter.close()
 
 STATUS = {"resolved": "resolved by", "answered": "answered by", "dismissed": "dismissed",
           "mostly_answered": "mostly answered when asked"}

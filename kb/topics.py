@@ -18,6 +18,7 @@ seen longest ago are dropped and the components rebuilt from the rest.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -138,6 +139,29 @@ def _trend(recent: int, before: int) -> str:
     if recent < before * 0.75:
         return "falling"
     return "steady"
+
+
+def _in_range(days: Counter, first: str, last: str) -> int:
+    return sum(n for day, n in days.items() if (not first or day >= first)
+               and (not last or day <= last))
+
+
+def _ranged(topic: Topic, days: Counter, first: str, last: str, today: dt.datetime) -> Topic:
+    """A copy of ``topic`` counting only the queries of the days ``first`` to ``last``: its
+    count, its weeks, and its trend as of the range's end (the 7 days up to ``last``, else up
+    to today, against the rest of the range). The cached topic stays whole."""
+    kept = {day: n for day, n in days.items()
+            if (not first or day >= first) and (not last or day <= last)}
+    end = min(last, today.date().isoformat()) if last else today.date().isoformat()
+    cutoff = (dt.date.fromisoformat(end) - dt.timedelta(days=7)).isoformat()
+    recent = sum(n for day, n in kept.items() if cutoff < day <= end)
+    count = sum(kept.values())
+    weekly: Counter = Counter()
+    for day, n in kept.items():
+        weekly[_week(day)] += n
+    return dataclasses.replace(topic, count=count, last_7_days=recent, before=count - recent,
+                               trend=_trend(recent, count - recent),
+                               weekly=dict(sorted(weekly.items())))
 
 
 def suggested_title(text: str) -> str:
@@ -455,9 +479,12 @@ class TopicIndex:
 
     def report(self, log: Store, titles: dict[str, str], since: str | None = None,
                min_count: int = 1, include_closed: bool = False,
-               today: dt.datetime | None = None) -> list[Topic]:
-        """The topics, largest first. ``since`` counts only phrasings seen since then."""
+               today: dt.datetime | None = None, until: str | None = None) -> list[Topic]:
+        """The topics, largest first. ``since`` and ``until`` (ISO dates or times, both ends
+        included, by UTC day): the count, trend and weeks are those of the queries in the
+        range, and topics without one are left out (see ``_ranged``)."""
         today = today or dt.datetime.now(dt.UTC)
+        first_day, last_day = (since or "")[:10], (until or "")[:10]
         decisions = log.decisions()
         stats = {s["article_id"]: s for s in log.article_stats()} if titles else {}
         edits = log.edits()
@@ -480,10 +507,14 @@ class TopicIndex:
             for norm in d.norms:
                 by_norm.setdefault(norm, []).append(d)
         topics = []
+        ranged = bool(first_day or last_day)
         for s in summaries:
             if since and s["last_seen"] < since:
                 continue
-            if s["count"] < min_count:
+            if last_day and s["first_seen"][:10] > last_day:
+                continue
+            in_range = _in_range(s["days"], first_day, last_day) if ranged else s["count"]
+            if in_range < max(1, min_count):
                 continue
             mine = ({d.id: d for norm in s["norms"] for d in by_norm.get(norm, ())}
                     if by_norm else {})
@@ -505,7 +536,8 @@ class TopicIndex:
                     topic.status = "mostly_answered"
                 s["topic"] = (key, topic)
             if include_closed or topic.status == "open":
-                topics.append(topic)
+                topics.append(_ranged(topic, s["days"], first_day, last_day, today)
+                              if ranged else topic)
         topics.sort(key=lambda t: (-t.count, t.first_seen, t.id))
         return topics
 
@@ -708,10 +740,11 @@ class GapReporter:
             return self._topics
 
     def report(self, index: object | None, since: str | None = None, min_count: int = 1,
-               include_closed: bool = False) -> list[Topic]:
+               include_closed: bool = False, until: str | None = None) -> list[Topic]:
         topics = self.topics(index)
         topics.refresh(self.log)
-        return topics.report(self.log, self._titles, since, min_count, include_closed)
+        return topics.report(self.log, self._titles, since, min_count, include_closed,
+                             until=until)
 
     def start(self, index_of: Callable[[], object | None]) -> None:
         """Keep the topics current in the background (``index_of``: the index served now)."""

@@ -109,6 +109,25 @@ def test_counts_weeks_channels_tickets_and_title():
     assert topic.title == "发票抬头写错了怎么办" and topic.kind == "unanswered"
 
 
+def test_a_date_range_counts_only_its_queries_and_trends_as_of_its_end():
+    days = [(1, "search"), (18, "search"), (20, "suggest"), (21, "suggest"), (21, "search")]
+    index = TopicIndex()
+    index.add(event("发票抬头写错了怎么办", ts=f"2026-11-{d:02d}T09:00:00+00:00", channel=c,
+                    lang="zh") for d, c in days)
+    index.add([event("how do I book a meeting room", ts="2026-11-21T08:00:00+00:00")])
+    [topic] = report(index, since="2026-11-01", until="2026-11-18")
+    # the 7 days up to the 18th hold one, the rest of the range one: steady, two in all
+    assert (topic.count, topic.last_7_days, topic.before, topic.trend) == (2, 1, 1, "steady")
+    assert topic.weekly == {"2026-W44": 1, "2026-W47": 1}
+    room, invoice = report(index, since="2026-11-21", until="2026-11-21")
+    assert (invoice.count, room.count) == (2, 1) or (room.count, invoice.count) == (2, 1)
+    assert report(index, since="2026-11-19", until="2026-11-19") == []
+    assert [t.count for t in report(index, until="2026-11-20", min_count=3)] == [3]
+    assert report(index, until="2026-11-20", min_count=4) == []
+    # the cached whole topic is left as it was
+    assert max(t.count for t in report(index)) == 5
+
+
 def test_not_helpful_and_unanswered_phrasings_of_one_question_are_one_topic():
     v = np.ones(4, dtype=np.float32)
     index = TopicIndex()

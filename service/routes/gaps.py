@@ -21,24 +21,41 @@ router = APIRouter(tags=["writers"])
 def gaps(
     engine: EngineDep,
     caller: ReadingGaps,
-    since: Annotated[str | None, Query(description="ISO date or time")] = None,
-    min_count: Annotated[int, Query(ge=1)] = 1,
+    since: Annotated[str | None, Query(
+        description="ISO date (or time): count the queries from this day on")] = None,
+    until: Annotated[str | None, Query(
+        description="ISO date: count the queries up to this day, included")] = None,
+    min_count: Annotated[int, Query(ge=1, description="in the range")] = 1,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
     include_resolved: Annotated[bool, Query(
         description="also topics resolved, answered or dismissed")] = False,
 ) -> GapReport | Response:
-    """Open gap topics, most asked first: one per question however it is phrased."""
-    if since is not None:
-        try:
-            since = dt.datetime.fromisoformat(since).isoformat(timespec="seconds")
-        except ValueError:
-            raise InvalidQuery(f"since must be an ISO date like 2026-11-01, not {since!r}") from None
-    topics = engine.gaps(since, min_count, include_resolved, audience=caller.audience)
+    """Open gap topics, most asked first: one per question however it is phrased. With
+    ``since`` or ``until``, counts, trend and weeks are those of the range's queries (UTC
+    days), the trend as of its end; a public key's report holds public queries only."""
+    since, until = _moment("since", since), _moment("until", until)
+    if since and until and until[:10] < since[:10]:
+        raise InvalidQuery(f"until ({until[:10]}) is before since ({since[:10]})")
+    topics = engine.gaps(since, min_count, include_resolved, audience=caller.audience,
+                         until=until)
     if format == "csv":
-        return Response(topics_csv(topics), media_type="text/csv; charset=utf-8")
+        return Response(topics_csv(topics), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="kb-gaps.csv"'})
     # The topics are the library's, already in the shape of GapReport (a test holds them to
     # it): validating thousands of them again per request would cost more than the report.
     return JSONResponse({"topics": [t.to_dict() for t in topics]})
+
+
+def _moment(name: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidQuery(f"{name} must be an ISO date like 2026-11-01, not {value!r}") from None
+    if moment.tzinfo is not None:  # the log's times and days are UTC
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="seconds")
 
 
 @router.post("/gaps/{topic_id}/dismiss", response_model=TopicDecision)

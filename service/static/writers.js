@@ -63,7 +63,9 @@
   function weekly(t) {
     const w = t.weekly;
     if (w && typeof w === "object" && !Array.isArray(w) && Object.keys(w).length) {
-      const end = new Date();
+      // The weeks up to the range's end (or today): the bars of the range asked for.
+      const until = $("until").value;
+      const end = until && until < new Date().toISOString().slice(0, 10) ? new Date(until + "T12:00:00Z") : new Date();
       const weeks = [];
       for (let i = WEEKS - 1; i >= 0; i--) weeks.push(isoWeek(new Date(end - i * 7 * 86400000)));
       const shown = weeks.map((k) => w[k] || 0);
@@ -146,9 +148,8 @@
   }
 
   function renderGaps(data) {
-    let topics = data.topics;
-    const until = $("until").value;
-    if (until) topics = topics.filter((t) => t.first_seen.slice(0, 10) <= until);
+    // The range is the API's: counts, trend and weeks are those of the range's queries.
+    const topics = data.topics;
     $("gap-count").textContent = `(${topics.length})`;
     if (!topics.length) { $("gaps").replaceChildren(el("p", { class: "hint" }, "没有缺口 · no gap topics in this range")); return; }
     $("gaps").replaceChildren(table([["话题 Topic"], ["次数 Count", 1], ["趋势 Trend"], ["渠道 Channels"],
