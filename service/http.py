@@ -2,8 +2,8 @@
 
 A request uvicorn cannot parse (a broken request line, a request head longer than h11's buffer)
 never reaches the app: uvicorn answers a plain-text ``400 Invalid HTTP request received.``.
-These subclasses answer it as every other error, ``{"error": {"code", "message"}}``; h11's
-"head too long" keeps its status, 431. ``kb serve`` gives h11 a buffer larger than
+These subclasses answer it as every other error, ``{"error": {"code", "message"}}``; a request
+head longer than h11's buffer is a 431 from either parser. ``kb serve`` gives h11 a buffer larger than
 ``KB_MAX_URL_CHARS`` so that an over-long URL reaches the app and gets its 414.
 """
 
@@ -61,12 +61,43 @@ except ImportError:
     HttpToolsProtocol = None  # type: ignore[assignment, misc]
 
 
+class _HeadTooLarge(Exception):
+    pass
+
+
 if HttpToolsProtocol is not None:
     # Defined at module level: ``kb serve --workers N`` sends it to each worker process.
     class JSONErrorsHttpToolsProtocol(HttpToolsProtocol):
+        """httptools buffers a request head of any size; this one stops at h11's limit
+        (``h11_max_incomplete_event_size``), so both parsers refuse the same heads with 431."""
+
+        _head = 0
+        _too_large = False
+
+        def on_message_begin(self) -> None:
+            self._head = 0
+            super().on_message_begin()
+
+        def _count(self, n: int) -> None:
+            self._head += n
+            limit = self.config.h11_max_incomplete_event_size or HEAD_ALLOWANCE
+            if self._head > limit:
+                self._too_large = True
+                raise _HeadTooLarge  # httptools raises it out of feed_data as a parser error
+
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
         def send_400_response(self, msg: str) -> None:
-            body = error_body(400)
-            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            status = 431 if self._too_large else 400
+            body = error_body(status)
+            reason = b"Request Header Fields Too Large" if status == 431 else b"Bad Request"
+            head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
             for name, value in self.server_state.default_headers:
                 head += [name, b": ", value, b"\r\n"]
             head += [b"content-type: application/json\r\n",

@@ -280,9 +280,22 @@ def test_a_request_the_server_cannot_parse_gets_a_json_error(server):
 
 
 def test_a_head_longer_than_h11_buffers_gets_a_json_error(server):
-    address, protocol = server
-    if protocol is not JSONErrorsH11Protocol:
-        pytest.skip("httptools buffers any request head")
+    address, _ = server
     # A head still incomplete when h11's buffer is full (a complete one is parsed whole).
     request = b"GET /search?q=" + b"x" * (8192 + HEAD_ALLOWANCE + 10)
     assert_json_error(raw(address, request), 431, "request_head_too_large")
+
+
+def test_many_headers_past_the_limit_get_a_json_431(server):
+    address, _ = server
+    headers = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"y" * 1000) for i in range(100))
+    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + headers  # still incomplete
+    assert_json_error(raw(address, request), 431, "request_head_too_large")
+
+
+def test_a_head_within_the_limit_is_served(server):
+    address, _ = server
+    headers = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"y" * 1000) for i in range(20))
+    status, _, body = raw(address, b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + headers
+                          + b"Connection: close\r\n\r\n")
+    assert status == 200, body
