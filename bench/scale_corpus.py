@@ -54,6 +54,10 @@ def _front_matter(text: str) -> tuple[dict, str]:
 
 
 def read_sources(shared: Path = SHARED) -> list[Source]:
+    if not all((shared / name / "articles").is_dir() for name in SOURCES):
+        # From a git worktree outside the checkout's parent the sets are not where ../shared
+        # points: say so, rather than fail later on an empty list of sentences.
+        raise SystemExit(f"{shared}: the shared bench sets ({', '.join(SOURCES)}) are not there")
     sources = []
     for name, lang in SOURCES.items():
         for path in sorted((shared / name / "articles").glob("*.md")):
