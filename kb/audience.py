@@ -31,6 +31,12 @@ def visible(record: Mapping, audience: str) -> bool:
     return audience == INTERNAL or record.get("audience") == PUBLIC
 
 
+def visible_id(articles: Mapping[str, Mapping], article_id: str | None, audience: str) -> bool:
+    """Is ``article_id`` an article of the index that a caller of ``audience`` may see?"""
+    record = articles.get(article_id) if article_id is not None else None
+    return record is not None and visible(record, audience)
+
+
 def visible_ids(articles: Mapping[str, Mapping], audience: str) -> set[str]:
     return {a for a, r in articles.items() if visible(r, audience)}
 

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from kb import store
-from kb.audience import INTERNAL, PUBLIC, visible, visible_ids
+from kb.audience import INTERNAL, PUBLIC, visible_id, visible_ids
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, encode_one, load_embedder
 from kb.errors import InvalidQuery, UnknownArticle, UnknownTopic
@@ -216,8 +216,7 @@ class Engine:
         """An article the caller's audience may not see is as unknown to it as a missing one
         (the store accepts any article the query returned: a public caller holding the id of
         an internal query must still not reach an internal article)."""
-        record = self.searcher.index.articles.get(article_id)
-        if audience == PUBLIC and (record is None or not visible(record, PUBLIC)):
+        if audience == PUBLIC and not visible_id(self.searcher.index.articles, article_id, PUBLIC):
             raise UnknownArticle(f"unknown article_id {article_id!r}")
         self.log.feedback(query_id, article_id, helpful,
                           visible_ids(self.searcher.index.articles, audience))
@@ -225,8 +224,7 @@ class Engine:
             self.observer.feedback_given(helpful)
 
     def article_stats(self, article_id: str, audience: str = INTERNAL) -> dict:
-        record = self.searcher.index.articles.get(article_id)
-        if record is None or not visible(record, audience):
+        if not visible_id(self.searcher.index.articles, article_id, audience):
             raise UnknownArticle(f"unknown article {article_id!r}")
         stats = self.log.article_stats(article_id)
         return stats[0] if stats else {"article_id": article_id, "helpful": 0, "not_helpful": 0,
@@ -246,8 +244,8 @@ class Engine:
         """A writer's decision on a gap topic: "dismissed", "answered" (by ``article_id``) or
         "reopened"; recorded with the topic's phrasings so it follows them if topics merge.
         A public writer decides on the topics of its report, by articles it may see."""
-        record = self.searcher.index.articles.get(article_id or "")
-        if action == "answered" and (record is None or not visible(record, audience)):
+        if action == "answered" and not visible_id(self.searcher.index.articles, article_id,
+                                                   audience):
             raise UnknownArticle(f"unknown article {article_id!r}")
         reporter = self.public_gaps.reporter if audience == PUBLIC else self.gap_reporter
         topics = reporter.topics(self.searcher.index)

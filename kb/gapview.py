@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from kb.audience import Scrubber, visible
+from kb.audience import Scrubber, visible_id
 from kb.storage.base import Decision, GapEvent, Store
 from kb.topics import GapReporter, Topic
 
@@ -44,7 +44,7 @@ class AudienceLog:
     def decisions(self) -> list[Decision]:
         articles = self._articles()
         return [d for d in self._log.decisions() if d.article_id is None
-                or d.article_id in articles and visible(articles[d.article_id], self.audience)]
+                or visible_id(articles, d.article_id, self.audience)]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
@@ -77,8 +77,7 @@ class AudienceGaps:
         articles = self._articles()
 
         def shown(article_id: str | None) -> bool:
-            return article_id is not None and article_id in articles and visible(
-                articles[article_id], self.audience)
+            return visible_id(articles, article_id, self.audience)
 
         scrubber = self._scrubber()
         examples = [e for e in topic.examples if self._text(scrubber, e, drop=True) is not None]

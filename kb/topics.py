@@ -141,17 +141,17 @@ def _trend(recent: int, before: int) -> str:
     return "steady"
 
 
-def _in_range(days: Counter, first: str, last: str) -> int:
-    return sum(n for day, n in days.items() if (not first or day >= first)
-               and (not last or day <= last))
+def _in_range(days: Counter, first: str, last: str) -> dict[str, int]:
+    """The day counts of the days ``first`` to ``last`` (ISO days, both included; "" is open)."""
+    return {day: n for day, n in days.items()
+            if (not first or day >= first) and (not last or day <= last)}
 
 
 def _ranged(topic: Topic, days: Counter, first: str, last: str, today: dt.datetime) -> Topic:
     """A copy of ``topic`` counting only the queries of the days ``first`` to ``last``: its
     count, its weeks, and its trend as of the range's end (the 7 days up to ``last``, else up
     to today, against the rest of the range). The cached topic stays whole."""
-    kept = {day: n for day, n in days.items()
-            if (not first or day >= first) and (not last or day <= last)}
+    kept = _in_range(days, first, last)
     end = min(last, today.date().isoformat()) if last else today.date().isoformat()
     cutoff = (dt.date.fromisoformat(end) - dt.timedelta(days=7)).isoformat()
     recent = sum(n for day, n in kept.items() if cutoff < day <= end)
@@ -513,7 +513,8 @@ class TopicIndex:
                 continue
             if last_day and s["first_seen"][:10] > last_day:
                 continue
-            in_range = _in_range(s["days"], first_day, last_day) if ranged else s["count"]
+            in_range = (sum(_in_range(s["days"], first_day, last_day).values()) if ranged
+                        else s["count"])
             if in_range < max(1, min_count):
                 continue
             mine = ({d.id: d for norm in s["norms"] for d in by_norm.get(norm, ())}

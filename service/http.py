@@ -3,8 +3,8 @@
 A request uvicorn cannot parse (a broken request line, a request head longer than h11's buffer)
 never reaches the app: uvicorn answers a plain-text ``400 Invalid HTTP request received.``.
 These subclasses answer it as every other error, ``{"error": {"code", "message"}}``; a request
-head longer than h11's buffer is a 431 from either parser. ``kb serve`` gives h11 a buffer larger than
-``KB_MAX_URL_CHARS`` so that an over-long URL reaches the app and gets its 414.
+head longer than h11's buffer is a 431 from either parser. ``kb serve`` gives h11 a buffer
+larger than ``KB_MAX_URL_CHARS`` so that an over-long URL reaches the app and gets its 414.
 """
 
 from __future__ import annotations
