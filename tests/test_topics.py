@@ -200,6 +200,8 @@ def test_two_replicas_on_one_database_report_the_same_topics(database_url):
             store = first if n % 2 else second  # each replica logs half of the traffic
             _record(store, f"{topic} question {n % 7}",
                     vector=np.array(vectors[topic], dtype=np.float32) + noise)
+        for store in (first, second):  # each replica's queued writes are in the database
+            store.flush(store.timeout)
         one, other = TopicIndex(link=0.8), TopicIndex(link=0.8)
         one.refresh(first)
         for _ in range(3):  # the other replica reads as the traffic arrives, in pieces
