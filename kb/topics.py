@@ -42,7 +42,7 @@ MAX_POSTING = 2000  # a bigram or tag shared by more phrasings than this says no
 MAX_PHRASINGS = 20000
 MAX_ANSWERED = 20000  # distinct answered phrasings kept to vote on topics
 MAX_NEAR = 200
-MAX_SEEN = 50000  # query ids remembered, to skip one read twice
+MAX_SEEN = 50000  # events remembered, to skip one read twice
 EXAMPLES = 8
 
 
@@ -266,17 +266,18 @@ class TopicIndex:
         added = 0
         for event in events:
             q = event.query
+            # A store may hand an event over twice (it reads back past its cursor).
+            key = q.id if event.kind in ("answered", "unanswered") else f"{event.kind}:{event.seq}"
+            if key in self._seen:
+                continue
+            self._seen[key] = None
+            if len(self._seen) > MAX_SEEN:
+                self._seen.popitem(last=False)
             if event.kind == "reported":
                 # counted as answered when it arrived; a gap since an agent said so
                 if self._answered_count.get(q.norm, 0) > 0:
                     self._answered_count[q.norm] -= 1
                 event = GapEvent(event.seq, "unanswered", q, None, event.ts)
-            elif event.kind != "not_helpful":  # a store may hand a query over twice
-                if q.id in self._seen:
-                    continue
-                self._seen[q.id] = None
-                if len(self._seen) > MAX_SEEN:
-                    self._seen.popitem(last=False)
             added += 1
             if event.kind == "answered":
                 self._answered(event)
@@ -595,7 +596,8 @@ class TopicIndex:
     @staticmethod
     def _fixed(s: dict) -> dict:
         """What a topic says that only its members change (kept with its summary)."""
-        marked = s["not_helpful"].most_common(1)
+        # ties by name: replicas that read the same votes in another order agree
+        marked = sorted(s["not_helpful"].items(), key=lambda x: (-x[1], x[0]))[:1]
         kinds = s["kinds"]
         return dict(
             id=s["id"],

@@ -112,6 +112,7 @@ class Indexing:
             self.app.state.engine = Engine(self.settings, self.embedder,
                                            store=getattr(self.app.state, "store", None),
                                            observer=getattr(self.app.state, "metrics", None))
+            self.app.state.engine.start_gap_topics()
         else:
             engine.reload(version=name)
 

@@ -5,10 +5,11 @@ import random
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from kb.gapview import render
 from kb.storage.base import GapEvent, LoggedQuery
-from kb.storage.sql import SqlStore
+from kb.storage.sql import SqlStore, engine_url
 from kb.storage.sql import normalized as _norm
 from kb.topics import TopicIndex, link_threshold, suggested_title, topics_csv
 
@@ -212,6 +213,49 @@ def test_two_replicas_on_one_database_report_the_same_topics(database_url):
     finally:
         first.close()
         second.close()
+
+
+def _marks(index, log):
+    return sum(t.count for t in index.report(log, {}, include_closed=True))
+
+
+def test_a_vote_another_replica_commits_late_is_counted_once(postgres_url):
+    """PostgreSQL numbers a row when it is inserted, not when it commits: the vote of a
+    replica that commits late lands behind the cursor of a reader that saw a later one."""
+    log = SqlStore(postgres_url)
+    engine = sa.create_engine(engine_url(postgres_url))
+    try:
+        slow_q, fast_q = (_record(log, "how do I book a meeting room", answered=True,
+                                  neighbours=("rooms",)) for _ in range(2))
+        log.flush(log.timeout)
+        index = TopicIndex()
+        index.refresh(log)
+        with engine.connect() as slow:
+            slow.execute(sa.text("INSERT INTO feedback (query_id, article_id, helpful, ts) "
+                                 "VALUES (:q, 'rooms', false, :ts)"),
+                         {"q": slow_q, "ts": "2026-11-20T10:00:00+00:00"})  # not committed
+            log.feedback(fast_q, "rooms", False)
+            index.refresh(log)  # the later vote: the cursor passes the slow one's number
+            assert _marks(index, log) == 1
+            slow.commit()
+        for _ in range(2):  # read once, however often the reader comes back
+            index.refresh(log)
+            assert _marks(index, log) == 2
+    finally:
+        engine.dispose()
+        log.close()
+
+
+def test_a_changed_vote_reaches_a_reader_past_it(log):
+    qid = _record(log, "how do I book a meeting room", answered=True, neighbours=("rooms",))
+    log.feedback(qid, "rooms", True)
+    index = TopicIndex()
+    index.refresh(log)
+    assert _marks(index, log) == 0
+    log.feedback(qid, "rooms", False)  # the agent changes their mind
+    log.feedback(qid, "rooms", False)  # and clicks again: still one vote
+    index.refresh(log)
+    assert _marks(index, log) == 1
 
 
 def test_writers_decisions_close_topics_and_new_queries_reopen_an_answered_one(log):

@@ -53,6 +53,7 @@ feedback = Table(
     Column("article_id", String, nullable=False),
     Column("helpful", Boolean, nullable=False),
     Column("ts", String, nullable=False),
+    sqlite_autoincrement=True,  # a changed vote is a new row, with an id never handed out
 )
 
 events = Table(

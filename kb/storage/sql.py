@@ -305,6 +305,10 @@ class SqlStore:
                                           set_={"helpful": stmt.excluded.helpful,
                                                 "ts": stmt.excluded.ts})
         with self._write() as conn:
+            # A changed vote is a new row: a reader whose cursor is past the old one reads it.
+            conn.execute(sa.delete(feedback).where(feedback.c.query_id == query_id,
+                                                   feedback.c.article_id == article_id,
+                                                   feedback.c.helpful != bool(helpful)))
             conn.execute(stmt)
 
     def record_event(self, kind: str, article_id: str | None,
@@ -430,8 +434,9 @@ class SqlStore:
             return {r[0]: TopicStatus(*r) for r in rows}
 
     # -- what the topic report reads incrementally (kb.topics) ------------------------------
-    # PostgreSQL hands out sequence numbers before commit, so a query may land behind the
-    # cursor: reads go back this far, and the reader skips what it has seen (TopicIndex).
+    # PostgreSQL hands out sequence numbers before commit, so a query, a vote or an event
+    # written by another replica may land behind the cursor: reads go back this far, and the
+    # reader skips what it has seen (TopicIndex).
     OVERLAP = 1000
 
     def _arrival(self) -> Any:
@@ -464,7 +469,7 @@ class SqlStore:
             marks = list(conn.execute(
                 sa.select(feedback.c.id, feedback.c.article_id, feedback.c.ts, *_COLUMNS)
                 .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
-                .where(feedback.c.id > f_after, feedback.c.id <= last_f,
+                .where(feedback.c.id > max(0, f_after - back), feedback.c.id <= last_f,
                        sa.not_(feedback.c.helpful), queries.c.purged_at.is_(None))
                 .order_by(feedback.c.id).limit(limit)))
             if len(marks) == limit:
@@ -475,7 +480,7 @@ class SqlStore:
             reports = list(conn.execute(
                 sa.select(events.c.id, events.c.ts, *_COLUMNS)
                 .join_from(events, queries, queries.c.id == events.c.query_id)
-                .where(events.c.id > e_after, events.c.id <= last_e,
+                .where(events.c.id > max(0, e_after - back), events.c.id <= last_e,
                        events.c.kind == "reported_missing", queries.c.purged_at.is_(None))
                 .order_by(events.c.id).limit(limit)))
             if len(reports) == limit:
