@@ -91,6 +91,9 @@ class Phrasing:
     scripts: Counter = field(default_factory=Counter)
     channels: Counter = field(default_factory=Counter)
     days: Counter = field(default_factory=Counter)  # "YYYY-MM-DD" -> queries
+    # what a date range shows of it: (day, script, channel) -> queries; day -> first, last
+    daily: Counter = field(default_factory=Counter)
+    spans: dict[str, tuple[str, str]] = field(default_factory=dict)
     kinds: Counter = field(default_factory=Counter)
     sent_to: Counter = field(default_factory=Counter)  # the article each query got first
     not_helpful: Counter = field(default_factory=Counter)  # article -> not-helpful marks
@@ -147,11 +150,12 @@ def _in_range(days: Counter, first: str, last: str) -> dict[str, int]:
             if (not first or day >= first) and (not last or day <= last)}
 
 
-def _ranged(topic: Topic, days: Counter, first: str, last: str, today: dt.datetime) -> Topic:
-    """A copy of ``topic`` counting only the queries of the days ``first`` to ``last``: its
-    count, its weeks, and its trend as of the range's end (the 7 days up to ``last``, else up
-    to today, against the rest of the range). The cached topic stays whole."""
-    kept = _in_range(days, first, last)
+def _ranged(topic: Topic, s: dict, first: str, last: str, today: dt.datetime) -> Topic:
+    """A copy of ``topic`` (summary ``s``) showing only the queries of the days ``first`` to
+    ``last``: count, languages, channels, first and last seen, weeks, the wordings asked in the
+    range, and the trend as of the range's end (the 7 days up to ``last``, else up to today,
+    against the rest of the range). The cached topic stays whole."""
+    kept = _in_range(s["days"], first, last)
     end = min(last, today.date().isoformat()) if last else today.date().isoformat()
     cutoff = (dt.date.fromisoformat(end) - dt.timedelta(days=7)).isoformat()
     recent = sum(n for day, n in kept.items() if cutoff < day <= end)
@@ -159,9 +163,29 @@ def _ranged(topic: Topic, days: Counter, first: str, last: str, today: dt.dateti
     weekly: Counter = Counter()
     for day, n in kept.items():
         weekly[_week(day)] += n
-    return dataclasses.replace(topic, count=count, last_7_days=recent, before=count - recent,
-                               trend=_trend(recent, count - recent),
-                               weekly=dict(sorted(weekly.items())))
+    languages: Counter = Counter()
+    channels: Counter = Counter()
+    asked: list[tuple[int, list[str]]] = []
+    seen: list[tuple[str, str]] = []
+    for wordings, daily, spans in s["asked"]:
+        n = 0
+        for (day, written, channel), k in daily.items():
+            if day in kept:
+                languages[written] += k
+                channels[channel] += k
+                n += k
+        if n:
+            asked.append((n, wordings))
+            seen += [span for day, span in spans.items() if day in kept]
+    asked.sort(key=lambda a: -a[0])  # stable: ties keep the whole topic's order
+    examples = list(dict.fromkeys(w for _, ws in asked for w in ws))[:EXAMPLES]
+    return dataclasses.replace(
+        topic, count=count, last_7_days=recent, before=count - recent,
+        trend=_trend(recent, count - recent), weekly=dict(sorted(weekly.items())),
+        languages=dict(languages.most_common()), channels=dict(channels.most_common()),
+        first_seen=min((f for f, _ in seen), default=topic.first_seen),
+        last_seen=max((la for _, la in seen), default=topic.last_seen),
+        examples=examples or topic.examples)
 
 
 def suggested_title(text: str) -> str:
@@ -335,9 +359,14 @@ class TopicIndex:
             p.wordings.append(q.query)
         p.first_seen = min(p.first_seen, event.ts) if p.first_seen else event.ts
         p.last_seen = max(p.last_seen, event.ts)
-        p.scripts[script(q.query, q.lang)] += 1
+        written = script(q.query, q.lang)
+        day = event.ts[:10]
+        p.scripts[written] += 1
         p.channels[q.channel] += 1
-        p.days[event.ts[:10]] += 1
+        p.days[day] += 1
+        p.daily[day, written, q.channel] += 1
+        first, last = p.spans.get(day, (event.ts, event.ts))
+        p.spans[day] = (min(first, event.ts), max(last, event.ts))
         p.kinds[event.kind] += 1
         if q.neighbours:
             p.sent_to[q.neighbours[0]] += 1
@@ -538,7 +567,7 @@ class TopicIndex:
                     topic.status = "mostly_answered"
                 s["topic"] = (key, topic)
             if include_closed or topic.status == "open":
-                topics.append(_ranged(topic, s["days"], first_day, last_day, today)
+                topics.append(_ranged(topic, s, first_day, last_day, today)
                               if ranged else topic)
         topics.sort(key=lambda t: (-t.count, t.first_seen, t.id))
         return topics
@@ -588,6 +617,8 @@ class TopicIndex:
             "gap_ids": gap_ids,
             "answered_near": set().union(*(p.answered_near for p in ps)),
             "weekly": dict(sorted(weekly.items())),
+            # for a date range: each phrasing's wordings and days, most asked first
+            "asked": [(p.wordings, p.daily, p.spans) for p in by_count],
             "near": sorted((Counter(total["sent_to"]) + Counter(total["not_helpful"])).items(),
                            key=lambda x: (-x[1], x[0]))[:3],
             **total,

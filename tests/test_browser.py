@@ -21,8 +21,10 @@ import pytest
 import uvicorn
 from playwright import sync_api as playwright  # a dev dependency: installed by `make install`
 
+import kb.storage.sql
 from kb.config import Settings
 from kb.embedding import Embedder
+from kb.storage.sql import SqlStore
 from service.app import create_app
 from tests.conftest import ROOT
 from tests.test_web_api import web_kb  # noqa: F401  (the fixture knowledge base, indexed)
@@ -217,6 +219,51 @@ def test_agent_to_writer(tab: Tab, served: Served) -> None:
     dismissed.locator("button.reopen").click()
     page.locator("tr.topic", has_text="meeting room").locator(".st-open").wait_for()
     tab.shot("writers-decisions")
+
+
+def test_dashboard_date_range_shows_that_range(tab: Tab, served: Served,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two askings in October (a ticket and a search, two scripts) and one today: the October
+    range counts, splits and dates only October's."""
+    log = SqlStore(f"sqlite:///{served.settings.gap_db}")
+    for ts, channel, text in [("2026-10-05T09:00:00+00:00", "suggest", "公司班车时间表"),
+                              ("2026-10-06T17:30:00+00:00", "search", "公司班車時間表"),
+                              (None, "search", "公司班车时间表")]:
+        if ts:
+            monkeypatch.setattr(kb.storage.sql, "now", lambda ts=ts: ts)
+        else:
+            monkeypatch.undo()
+        log.record(channel=channel, query=text, lang="zh", filters={}, answered=False,
+                   confidence=0.1, neighbours=[], top_score=None, vector=None,
+                   index_version="v1")
+    log.close()
+    page = tab.page
+
+    def row() -> dict[str, str]:
+        topic = page.locator("tr.topic", has_text="公司班")
+        topic.wait_for()
+        cells = {c.get_attribute("data-label"): c.inner_text()
+                 for c in topic.locator("td").all()}
+        return {"count": cells["次数 Count"], "channels": cells["渠道 Channels"],
+                "languages": cells["语言 Languages"],
+                "seen": topic.locator(".seen").inner_text()}
+
+    tab.go("/writers?since=2026-10-01&until=2026-10-31")
+    october = row()
+    assert october["count"] == "2"
+    assert sorted(october["channels"].split(" · ")) == ["search 1", "suggest 1"]
+    assert sorted(october["languages"].split(" · ")) == ["zh-Hans 1", "zh-Hant 1"]
+    assert october["seen"] == "首次 first 2026-10-05 · 最近 last 2026-10-06"
+    tab.shot("writers-range")
+    page.locator("#since").fill("")
+    page.locator("#until").fill("")
+    page.locator("#range button[type=submit]").click()
+    page.wait_for_url(lambda url: "since" not in url)
+    page.locator("tr.topic", has_text="公司班").locator("td.num", has_text="3").wait_for()
+    whole = row()
+    assert sorted(whole["channels"].split(" · ")) == ["search 2", "suggest 1"]
+    assert whole["seen"].startswith("首次 first 2026-10-05 · 最近 last ")
+    assert not whole["seen"].endswith("2026-10-06")
 
 
 def served_version(tab: Tab) -> str:

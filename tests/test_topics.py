@@ -120,13 +120,35 @@ def test_a_date_range_counts_only_its_queries_and_trends_as_of_its_end():
     # the 7 days up to the 18th hold one, the rest of the range one: steady, two in all
     assert (topic.count, topic.last_7_days, topic.before, topic.trend) == (2, 1, 1, "steady")
     assert topic.weekly == {"2026-W44": 1, "2026-W47": 1}
-    room, invoice = report(index, since="2026-11-21", until="2026-11-21")
-    assert (invoice.count, room.count) == (2, 1) or (room.count, invoice.count) == (2, 1)
+    assert topic.channels == {"search": 2} and topic.languages == {"zh-Hans": 2}
+    assert (topic.first_seen, topic.last_seen) == ("2026-11-01T09:00:00+00:00",
+                                                   "2026-11-18T09:00:00+00:00")
+    invoice, room = report(index, since="2026-11-21", until="2026-11-21")
+    assert (invoice.count, room.count) == (2, 1)
+    assert invoice.channels == {"suggest": 1, "search": 1}
+    assert invoice.first_seen == invoice.last_seen == "2026-11-21T09:00:00+00:00"
     assert report(index, since="2026-11-19", until="2026-11-19") == []
     assert [t.count for t in report(index, until="2026-11-20", min_count=3)] == [3]
     assert report(index, until="2026-11-20", min_count=4) == []
     # the cached whole topic is left as it was
     assert max(t.count for t in report(index)) == 5
+
+
+def test_a_date_range_shows_the_wordings_asked_in_it():
+    vector = np.array([1.0, 0.0, 0.0])
+    index = TopicIndex(link=0.8)
+    index.add([event("退款多久到账", ts="2026-11-02T09:00:00+00:00", vector=vector, lang="zh"),
+               event("退款多久到賬", ts="2026-11-02T10:00:00+00:00", vector=vector, lang="zh"),
+               event("how long does a refund take", ts="2026-11-20T09:00:00+00:00",
+                     vector=vector, channel="suggest")])
+    [whole] = report(index)
+    assert whole.count == 3 and len(whole.examples) == 3
+    [late] = report(index, since="2026-11-15")
+    assert late.examples == ["how long does a refund take"]
+    assert late.languages == {"en": 1} and late.channels == {"suggest": 1}
+    [early] = report(index, until="2026-11-10")
+    assert sorted(early.examples) == sorted(["退款多久到账", "退款多久到賬"])
+    assert early.languages == {"zh-Hans": 1, "zh-Hant": 1}
 
 
 def test_not_helpful_and_unanswered_phrasings_of_one_question_are_one_topic():

@@ -136,6 +136,7 @@
         " ", el("span", { class: "badge" }, KIND[t.kind] || t.kind),
         t.title && same(t.title) !== same(t.representative) ? el("div", { class: "hint" }, "问法 Asked as: " + t.representative) : null,
         examples.length ? el("ul", { class: "examples" }, examples.slice(0, 4).map((e) => el("li", {}, e))) : null,
+        t.first_seen ? el("div", { class: "hint seen" }, `首次 first ${t.first_seen.slice(0, 10)} · 最近 last ${String(t.last_seen || "").slice(0, 10)}`) : null,
         t.ticket_ids && t.ticket_ids.length ? el("div", { class: "hint" }, "工单 Tickets: " + t.ticket_ids.join(", ")) : null)),
       num("次数 Count", t.count),
       td("趋势 Trend", el("div", {}, sparkline(weekly(t), `每周次数 per week: ${weekly(t).join(", ")}`),
