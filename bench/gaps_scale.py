@@ -24,7 +24,7 @@ import numpy as np
 
 from kb.storage.schema import queries
 from kb.storage.sql import SqlStore, normalized
-from kb.topics import GapReporter
+from kb.topics import GapReporter, topics_json
 
 
 def fill(store: SqlStore, total: int, distinct: int, topics: int, dim: int,
@@ -95,7 +95,7 @@ def main() -> None:
             store.flush()
             t0 = time.perf_counter()
             topics = reporter.report(None)
-            json.dumps({"topics": [t.to_dict() for t in topics]}, ensure_ascii=False)
+            topics_json(topics)  # what the route sends
             timings.append(time.perf_counter() - t0)
         found = {}
         index = reporter.topics(None)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from kb.csvsafe import csv_text
 from kb.storage.base import Decision, GapEvent, Store
@@ -42,6 +43,7 @@ MAX_POSTING = 2000  # a bigram or tag shared by more phrasings than this says no
 MAX_PHRASINGS = 20000
 MAX_ANSWERED = 20000  # distinct answered phrasings kept to vote on topics
 MAX_NEAR = 200
+READ_LIMIT = 20000  # events read from the log at a time
 MAX_SEEN = 50000  # events remembered, to skip one read twice
 EXAMPLES = 8
 
@@ -268,9 +270,9 @@ class TopicIndex:
         with self._lock:
             new = 0
             while True:
-                events, cursor = log.gap_events(self.cursor)
+                events, cursor = log.gap_events(self.cursor, READ_LIMIT)
                 new += self._add(events)
-                done = cursor == self.cursor or not events
+                done = cursor == self.cursor or len(events) < READ_LIMIT
                 self.cursor = cursor
                 if done:
                     break
@@ -704,6 +706,12 @@ class TopicIndex:
 CSV_FIELDS = ("id", "kind", "status", "title", "count", "phrasings", "languages", "channels",
               "last_7_days", "trend", "first_seen", "last_seen", "nearest_articles", "examples",
               "ticket_ids", "resolved_by", "resolved_at")
+
+
+def topics_json(topics: list[Topic]) -> bytes:
+    """The report as ``GET /gaps`` sends it: orjson writes the dataclasses directly, an order
+    of magnitude sooner than the standard library for a report of thousands of topics."""
+    return orjson.dumps({"topics": topics}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def topics_csv(topics: list[Topic]) -> str:

@@ -166,7 +166,8 @@ class Store(Protocol):
     # -- what the topic report reads incrementally (kb.topics) ------------------------------
     def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000
                    ) -> tuple[list[GapEvent], tuple[int, int, int]]:
-        """Queries and not-helpful marks logged after the cursor, and the next cursor."""
+        """Queries and not-helpful marks logged after the cursor, and the next cursor; fewer
+        than ``limit`` events means all there were."""
         ...
 
     def resolution_mark(self) -> tuple[int, str | None]:

@@ -10,6 +10,7 @@ same length. Either way a locked or unreachable database is a ``StorageBusy`` wi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -442,57 +443,68 @@ class SqlStore:
     def _arrival(self) -> Any:
         return sa.literal_column("queries.rowid" if self._sqlite else "queries.seq")
 
+    @functools.cached_property
+    def _gap_statements(self) -> dict[str, Any]:
+        """gap_events' statements, built once: building them costs more than running them on
+        a report's few new rows."""
+        arrival = self._arrival()
+        lo, hi, limit = (sa.bindparam(name, type_=sa.Integer) for name in ("lo", "hi", "limit"))
+        return {
+            "last_q": sa.select(sa.func.coalesce(sa.func.max(arrival), 0)).select_from(queries),
+            "last_f": sa.select(sa.func.coalesce(sa.func.max(feedback.c.id), 0)),
+            "last_e": sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)),
+            "queries": sa.select(arrival, *_COLUMNS)
+            .where(arrival > lo, arrival <= hi, queries.c.purged_at.is_(None),
+                   queries.c.outside_filters.is_(None))
+            .order_by(arrival).limit(limit),
+            "marks": sa.select(feedback.c.id, feedback.c.article_id, feedback.c.ts, *_COLUMNS)
+            .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
+            .where(feedback.c.id > lo, feedback.c.id <= hi, sa.not_(feedback.c.helpful),
+                   queries.c.purged_at.is_(None))
+            .order_by(feedback.c.id).limit(limit),
+            # answered queries an agent reported as missing since: gaps after all
+            "reports": sa.select(events.c.id, events.c.ts, *_COLUMNS)
+            .join_from(events, queries, queries.c.id == events.c.query_id)
+            .where(events.c.id > lo, events.c.id <= hi, events.c.kind == "reported_missing",
+                   queries.c.purged_at.is_(None))
+            .order_by(events.c.id).limit(limit),
+        }
+
     def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000
                    ) -> tuple[list[GapEvent], tuple[int, int, int]]:
         """Queries and not-helpful marks logged after the cursor ``after`` (query order,
         feedback id), oldest first, and the cursor to pass next. Answered queries come too
         (kind "answered"): the report weighs a question's gaps against its answers. A query
         reported as missing is a gap whatever the search decided; one answered only outside
-        its filters is not a gap of the knowledge base."""
+        its filters is not a gap of the knowledge base. Fewer than ``limit`` events: all
+        there were."""
         self.flush(self.timeout)  # this process's own queries, just served
-        q_after, f_after, e_after = (*after, 0, 0, 0)[:3]
         back = 0 if self._sqlite else self.OVERLAP
-        arrival = self._arrival()
+        statements = self._gap_statements
+        found: dict[str, list[Any]] = {}
+        ends = []
         with self._read() as conn:
-            # The ends first: a row stored while reading is left for the next call.
-            last_q = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(arrival), 0))
-                                      .select_from(queries)).scalar_one())
-            last_f = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(feedback.c.id), 0))
-                                      ).scalar_one())
-            rows = list(conn.execute(
-                sa.select(arrival, *_COLUMNS)
-                .where(arrival > max(0, q_after - back), arrival <= last_q,
-                       queries.c.purged_at.is_(None), queries.c.outside_filters.is_(None))
-                .order_by(arrival).limit(limit)))
-            if len(rows) == limit:
-                last_q = int(rows[-1][0])
-            marks = list(conn.execute(
-                sa.select(feedback.c.id, feedback.c.article_id, feedback.c.ts, *_COLUMNS)
-                .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
-                .where(feedback.c.id > max(0, f_after - back), feedback.c.id <= last_f,
-                       sa.not_(feedback.c.helpful), queries.c.purged_at.is_(None))
-                .order_by(feedback.c.id).limit(limit)))
-            if len(marks) == limit:
-                last_f = int(marks[-1][0])
-            last_e = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))
-                                      ).scalar_one())
-            # answered queries an agent reported as missing since: gaps after all
-            reports = list(conn.execute(
-                sa.select(events.c.id, events.c.ts, *_COLUMNS)
-                .join_from(events, queries, queries.c.id == events.c.query_id)
-                .where(events.c.id > max(0, e_after - back), events.c.id <= last_e,
-                       events.c.kind == "reported_missing", queries.c.purged_at.is_(None))
-                .order_by(events.c.id).limit(limit)))
-            if len(reports) == limit:
-                last_e = int(reports[-1][0])
+            for (name, end), done in zip((("queries", "last_q"), ("marks", "last_f"),
+                                          ("reports", "last_e")), (*after, 0, 0, 0)[:3],
+                                         strict=False):
+                # The end first: a row stored while reading is left for the next call.
+                last = int(conn.execute(statements[end]).scalar_one())
+                rows = list(conn.execute(statements[name], {
+                    "lo": max(0, done - back), "hi": last, "limit": limit}))
+                if len(rows) == limit:
+                    last = int(rows[-1][0])
+                found[name] = rows
+                ends.append(max(last, done))
         out = []
-        for r in rows:
+        for r in found["queries"]:
             q = _logged(r[1:])
             kind = "unanswered" if (not q.answered or q.reported) else "answered"
             out.append(GapEvent(int(r[0]), kind, q, None, q.ts))
-        out += [GapEvent(int(r[0]), "not_helpful", _logged(r[3:]), r[1], r[2]) for r in marks]
-        out += [GapEvent(int(r[0]), "reported", _logged(r[2:]), None, r[1]) for r in reports]
-        return out, (max(last_q, q_after), max(last_f, f_after), max(last_e, e_after))
+        out += [GapEvent(int(r[0]), "not_helpful", _logged(r[3:]), r[1], r[2])
+                for r in found["marks"]]
+        out += [GapEvent(int(r[0]), "reported", _logged(r[2:]), None, r[1])
+                for r in found["reports"]]
+        return out, (ends[0], ends[1], ends[2])
 
     def resolution_mark(self) -> tuple[int, str | None]:
         with self._read() as conn:

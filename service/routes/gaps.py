@@ -6,10 +6,10 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from kb.errors import InvalidQuery
-from kb.topics import topics_csv
+from kb.topics import topics_csv, topics_json
 from service.deps import EngineDep, ReadingGaps, ReadingStats
 from service.schemas import ArticleStats, GapReport, TopicAnswered, TopicDecision
 
@@ -43,7 +43,7 @@ def gaps(
                         headers={"Content-Disposition": 'attachment; filename="kb-gaps.csv"'})
     # The topics are the library's, already in the shape of GapReport (a test holds them to
     # it): validating thousands of them again per request would cost more than the report.
-    return JSONResponse({"topics": [t.to_dict() for t in topics]})
+    return Response(topics_json(topics), media_type="application/json")
 
 
 def _moment(name: str, value: str | None) -> str | None:
