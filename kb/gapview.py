@@ -38,14 +38,7 @@ class AudienceLog:
 
     def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000
                    ) -> tuple[list[GapEvent], tuple[int, ...]]:
-        # Reads on until the log has no more: fewer than ``limit`` events means all there were.
-        kept: list[GapEvent] = []
-        while True:
-            events, cursor = self._log.gap_events(after, limit)
-            kept += [e for e in events if e.query.audience == self.audience]
-            if len(events) < limit or cursor == after:
-                return kept, cursor
-            after = cursor
+        return self._log.gap_events(after, limit, audience=self.audience)
 
     def decisions(self) -> list[Decision]:
         articles = self._articles()

@@ -334,3 +334,16 @@ def test_concurrent_processes_lose_nothing(database_url):
     assert len({q.query for q in store.unanswered()}) == 120
     assert sum(s["helpful"] + s["not_helpful"] for s in store.article_stats()) == 120
     store.close()
+
+
+def test_gap_events_of_one_audience(store):
+    record(store, "internal one")
+    public = record(store, "public one", audience="public")
+    qid = record(store, "public answered", answered=True, audience="public")
+    store.feedback(qid, "a1", False)
+    record(store, "internal two")
+    events, cursor = store.gap_events(audience="public")
+    assert {(e.kind, e.query.id) for e in events} == {
+        ("unanswered", public), ("answered", qid), ("not_helpful", qid)}
+    assert cursor == store.gap_events()[1]  # past the other audience's rows too
+    assert store.gap_events(cursor, audience="public")[0] in ([], events)  # PostgreSQL re-reads

@@ -164,10 +164,11 @@ class Store(Protocol):
     def topic_statuses(self) -> dict[str, TopicStatus]: ...
 
     # -- what the topic report reads incrementally (kb.topics) ------------------------------
-    def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000
-                   ) -> tuple[list[GapEvent], tuple[int, int, int]]:
-        """Queries and not-helpful marks logged after the cursor, and the next cursor; fewer
-        than ``limit`` events means all there were."""
+    def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000,
+                   audience: str | None = None) -> tuple[list[GapEvent], tuple[int, int, int]]:
+        """Queries and not-helpful marks logged after the cursor (of queries logged for
+        ``audience``, if given), and the next cursor; fewer than ``limit`` events means all
+        there were."""
         ...
 
     def resolution_mark(self) -> tuple[int, str | None]:

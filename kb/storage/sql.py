@@ -10,7 +10,6 @@ same length. Either way a locked or unreachable database is a ``StorageBusy`` wi
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import math
@@ -141,6 +140,7 @@ class SqlStore:
         self.timeout = timeout
         self._reads = make_engine(url, timeout)
         self._sqlite = self._reads.dialect.name == "sqlite"
+        self._statements: dict[bool, dict[str, Any]] = {}
         self._writes = make_engine(url, timeout, immediate=True) if self._sqlite else self._reads
         if upgrade:
             self.upgrade()
@@ -443,44 +443,50 @@ class SqlStore:
     def _arrival(self) -> Any:
         return sa.literal_column("queries.rowid" if self._sqlite else "queries.seq")
 
-    @functools.cached_property
-    def _gap_statements(self) -> dict[str, Any]:
+    def _gap_statements(self, audience: bool) -> dict[str, Any]:
         """gap_events' statements, built once: building them costs more than running them on
-        a report's few new rows."""
+        a report's few new rows. ``audience``: only the queries logged for one."""
+        built = self._statements.get(audience)
+        if built is None:
+            built = self._statements[audience] = self._build_gap_statements(audience)
+        return built
+
+    def _build_gap_statements(self, audience: bool) -> dict[str, Any]:
         arrival = self._arrival()
         lo, hi, limit = (sa.bindparam(name, type_=sa.Integer) for name in ("lo", "hi", "limit"))
+        mine = queries.c.audience == sa.bindparam("audience") if audience else sa.true()
         return {
             "last_q": sa.select(sa.func.coalesce(sa.func.max(arrival), 0)).select_from(queries),
             "last_f": sa.select(sa.func.coalesce(sa.func.max(feedback.c.id), 0)),
             "last_e": sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)),
             "queries": sa.select(arrival, *_COLUMNS)
             .where(arrival > lo, arrival <= hi, queries.c.purged_at.is_(None),
-                   queries.c.outside_filters.is_(None))
+                   queries.c.outside_filters.is_(None), mine)
             .order_by(arrival).limit(limit),
             "marks": sa.select(feedback.c.id, feedback.c.article_id, feedback.c.ts, *_COLUMNS)
             .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
             .where(feedback.c.id > lo, feedback.c.id <= hi, sa.not_(feedback.c.helpful),
-                   queries.c.purged_at.is_(None))
+                   queries.c.purged_at.is_(None), mine)
             .order_by(feedback.c.id).limit(limit),
             # answered queries an agent reported as missing since: gaps after all
             "reports": sa.select(events.c.id, events.c.ts, *_COLUMNS)
             .join_from(events, queries, queries.c.id == events.c.query_id)
             .where(events.c.id > lo, events.c.id <= hi, events.c.kind == "reported_missing",
-                   queries.c.purged_at.is_(None))
+                   queries.c.purged_at.is_(None), mine)
             .order_by(events.c.id).limit(limit),
         }
 
-    def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000
-                   ) -> tuple[list[GapEvent], tuple[int, int, int]]:
+    def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000,
+                   audience: str | None = None) -> tuple[list[GapEvent], tuple[int, int, int]]:
         """Queries and not-helpful marks logged after the cursor ``after`` (query order,
         feedback id), oldest first, and the cursor to pass next. Answered queries come too
         (kind "answered"): the report weighs a question's gaps against its answers. A query
         reported as missing is a gap whatever the search decided; one answered only outside
         its filters is not a gap of the knowledge base. Fewer than ``limit`` events: all
-        there were."""
+        there were. ``audience``: only the events of queries logged for it."""
         self.flush(self.timeout)  # this process's own queries, just served
         back = 0 if self._sqlite else self.OVERLAP
-        statements = self._gap_statements
+        statements = self._gap_statements(audience is not None)
         found: dict[str, list[Any]] = {}
         ends = []
         with self._read() as conn:
@@ -490,7 +496,8 @@ class SqlStore:
                 # The end first: a row stored while reading is left for the next call.
                 last = int(conn.execute(statements[end]).scalar_one())
                 rows = list(conn.execute(statements[name], {
-                    "lo": max(0, done - back), "hi": last, "limit": limit}))
+                    "lo": max(0, done - back), "hi": last, "limit": limit,
+                    "audience": audience}))
                 if len(rows) == limit:
                     last = int(rows[-1][0])
                 found[name] = rows
