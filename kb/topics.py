@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 
 from kb.csvsafe import csv_text
+from kb.errors import StorageBusy
 from kb.storage.base import Decision, GapEvent, Store
 from kb.storage.sql import shown_url
 from kb.text import to_simplified
@@ -797,6 +798,8 @@ class GapReporter:
             while not self._stop.is_set():
                 try:
                     self.topics(index_of()).refresh(self.log)
+                except StorageBusy as exc:  # busy or away for now: the next round retries
+                    log.warning("gap topics not updated: %s", exc.message)
                 except Exception:  # the report keeps what it had; the next round retries
                     log.exception("could not update the gap topics from %s", shown_url(self.log.url))
                 self._stop.wait(self.refresh_seconds)
