@@ -24,6 +24,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -349,9 +350,17 @@ def bench_set(path: Path, work: Path, embedder: Embedder,
     return result
 
 
-def reindex_only(path: Path, work: Path, port: int = 8765) -> dict:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def reindex_only(path: Path, work: Path, port: int | None = None) -> dict:
     """How soon a running service serves a one-article edit after `kb index` starts, on the
-    benchmark's copy of the set (copied and indexed first if need be)."""
+    benchmark's copy of the set (copied and indexed first if need be). A free port by default:
+    a fixed one may be taken by another benchmark's service, which would answer instead."""
+    port = free_port() if port is None else port
     articles_dir, index = work / "articles", work / "index"
     if not articles_dir.is_dir():
         shutil.rmtree(work, ignore_errors=True)

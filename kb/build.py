@@ -26,6 +26,7 @@ from kb import store
 from kb.articles import Article, load_articles
 from kb.chunking import Chunk, chunk_article
 from kb.config import Settings
+from kb.dictcache import translations_into
 from kb.embedding import Embedder
 from kb.errors import ArticleError, KBError
 from kb.expansion import build_lexicon, read_glossary, write_lexicon
@@ -272,7 +273,8 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
             articles_json="[" + ", ".join(p.record_json for p in articles) + "]",
             chunks_jsonl="".join(p.chunks_jsonl for p in articles),
             vectors=vectors, lexical=lexical, tokens=tokens, calibration=calibration)
-        lexicon = build_lexicon(glossary, lexical.vocabulary())
+        vocabulary = lexical.vocabulary()
+        lexicon = build_lexicon(glossary, vocabulary, translations_into(vocabulary))
         write_lexicon(staging, lexicon)
         store.publish(root, staging, version)
     except BaseException:

@@ -80,6 +80,33 @@ def test_reused_vectors_are_the_ones_a_fresh_build_computes(kb_copy, tmp_path, f
     assert (index.lexical.scores(probe) == kept.lexical.scores(probe)).all()
 
 
+def test_a_rebuild_through_the_dictionary_cache_equals_a_full_build(kb_copy, tmp_path,
+                                                                    fake_embedder, monkeypatch):
+    from kb.bridge import cedict
+    from kb.search import Searcher
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    build(kb_copy, tmp_path / "kept", fake_embedder)  # writes the cache
+    path = kb_copy / "refund-timeline-zh.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\n打印机退款密码 zebracorn refund.\n",
+                    encoding="utf-8")
+    build(kb_copy, tmp_path / "kept", fake_embedder)  # reads it, and reuses tokens
+    assert list((tmp_path / "cache" / "kb" / "dictionary").glob("cedict-*.sqlite3"))
+    # The other way: a fresh build that hands build_lexicon the whole parsed dictionary.
+    monkeypatch.setattr(kb.build, "translations_into", lambda vocabulary: cedict())
+    build(kb_copy, tmp_path / "fresh", fake_embedder)
+    kept, fresh = load_index(tmp_path / "kept"), load_index(tmp_path / "fresh")
+    for name in ["lexicon.json", "lexical/tokens.txt", "chunks.jsonl"]:
+        assert (kept.path / name).read_bytes() == (fresh.path / name).read_bytes()
+    assert kept.lexicon == fresh.lexicon and kept.lexicon.bridge.zh_en
+    searches = [Searcher(index, fake_embedder) for index in (kept, fresh)]
+    for query in ["退款", "refund", "打印机", "printer offline", "password", "密码", "zebracorn"]:
+        outcomes = [s.search(query, k=5) for s in searches]
+        assert [(h.id, h.score, h.snippet) for h in outcomes[0].hits] == [
+            (h.id, h.score, h.snippet) for h in outcomes[1].hits]
+        assert outcomes[0].confidence == outcomes[1].confidence
+
+
 def test_unchanged_articles_publish_nothing_and_load_no_model(kb_copy, tmp_path, fake_embedder):
     root = tmp_path / "index"
     first = build(kb_copy, root, fake_embedder)
