@@ -226,7 +226,7 @@ def server(request, tmp_path_factory, fixture_index, real_embedder):
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(create_app(settings, real_embedder), http=request.param,
                             h11_max_incomplete_event_size=settings.max_url_chars + HEAD_ALLOWANCE,
-                            log_level="warning")
+                            log_level="warning", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -235,8 +235,9 @@ def server(request, tmp_path_factory, fixture_index, real_embedder):
             break
         threading.Event().wait(0.05)
     yield sock.getsockname(), request.param
-    server.should_exit = True
-    thread.join(10)
+    server.should_exit = True  # connections a test left open are closed after 5 s
+    thread.join(30)
+    assert not thread.is_alive(), "the service did not stop"
 
 
 def raw(address, data: bytes) -> tuple[int, dict, bytes]:
