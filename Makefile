@@ -34,7 +34,7 @@ test-fast: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -m 'not slow'
 
 bench: install
-	HF_HUB_OFFLINE=1 $(PY) -m bench.run
+	HF_HUB_OFFLINE=1 $(PY) -m bench.run && HF_HUB_OFFLINE=1 $(PY) -m bench.tickets
 
 # Only the re-index target: how soon a running service serves a one-article edit.
 bench-reindex: install

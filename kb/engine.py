@@ -25,7 +25,7 @@ from kb.rerank import Reranker
 from kb.search import Filters, Outcome, Searcher, Started
 from kb.storage import Store, exists, open_store
 from kb.store import Index, load_index
-from kb.tickets import ticket_query
+from kb.tickets import begin_ticket
 from kb.topics import GapReporter, Topic
 
 log = logging.getLogger(__name__)
@@ -171,9 +171,8 @@ class Engine:
             raise InvalidQuery(f"description is {len(description)} characters long; the limit "
                                f"is {self.settings.max_ticket_chars}")
         searcher.validate(subject or description[: self.settings.max_query_chars])
-        tq = ticket_query(subject, description)
-        started = searcher.begin(tq.display, tq.lexical, tq.dense, filters or Filters(), k, wait,
-                                 audience)
+        started = begin_ticket(searcher, subject, description, filters or Filters(), k, wait,
+                               audience)
         return self._pending(searcher, started, "suggest", ticket_id)
 
     def _pending(self, searcher: Searcher, started: Started, channel: str,

@@ -36,15 +36,15 @@ def test_a_ticket_of_letters_is_read_in_linear_time():
 
 def test_other_requests_are_answered_while_a_ticket_is_read(client, monkeypatch):
     entered, released, answered_meanwhile = threading.Event(), threading.Event(), []
-    real = kb.engine.ticket_query
+    real = kb.engine.begin_ticket
 
-    def slow(subject, description):
+    def slow(*args, **kwargs):
         entered.set()
         # On the event loop this would block every other request until the wait timed out.
         answered_meanwhile.append(released.wait(30))
-        return real(subject, description)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(kb.engine, "ticket_query", slow)
+    monkeypatch.setattr(kb.engine, "begin_ticket", slow)
     with ThreadPoolExecutor(1) as pool:
         ticket = pool.submit(client.post, "/suggest", json={
             "ticket_id": "T-1", "subject": "VPN", "description": LETTERS})
