@@ -18,9 +18,8 @@ import re
 from dataclasses import dataclass
 
 from kb.audience import INTERNAL
-from kb.embedding import encode_one
 from kb.search import Filters, Searcher, Started
-from kb.text import content_terms, detect_lang, tokenize
+from kb.text import content_terms, tokenize
 
 BUDGET = 300  # characters of description kept: the model reads ~256 tokens in all
 SUBJECT_WEIGHT = 2  # times a subject token (or an identifier) counts; a description token once
@@ -102,12 +101,7 @@ def derived_subject(description: str, limit: int = 30) -> str:
 
 def begin_ticket(searcher: Searcher, subject: str, description: str, filters: Filters, k: int,
                  wait: bool = False, audience: str = INTERNAL) -> Started:
-    """The lexical half of a ticket's search done, its vector on the way (see Searcher.begin,
-    which takes a query text; a ticket's tokens are weighted here, so they are passed as such)."""
+    """A ticket's search begun (see Searcher.begin) with its tokens weighted as above."""
     tq = ticket_query(subject, description)
-    lang = detect_lang(tq.dense)
-    expansions = searcher.expansions(tq.dense, tq.tokens)
-    lexical = searcher.lexical(tq.tokens, filters, audience, expansions, lang)
-    vector = encode_one(searcher.embedder, tq.dense, wait)
-    return Started(tq.display, tq.dense, tq.terms, lang, filters, k, lexical, vector, tq.tokens,
-                   audience=audience, expansions=expansions)
+    return searcher.begin(tq.display, tq.dense, filters, k, wait, audience,
+                          analyzed=(tq.tokens, tq.terms))
