@@ -1,13 +1,14 @@
 """Cross-language retrieval and section choice on the sample knowledge base.
 
-    python -m bench.crosslang [--index DIR]
+    python -m bench.crosslang [--index DIR] [--misses]
 
 Builds ``articles/`` (the sample knowledge base, with its glossary) and runs two labelled
 sets of ``tests/golden/``: ``queries.jsonl`` (mostly one language) and ``crosslang.jsonl``
 (every query's only relevant article is in the other language), each direction apart. For
 each it prints nDCG@10, Recall@1/5, the share of wrong result lists (no relevant article in
 the top 5) that still claim an answer, and how many of the top-5 shown sections are
-"related documents" lists.
+"related documents" lists. ``--misses`` prints each cross-language query whose article is not
+first: its top three and the first relevant one, with each one's fused score and signals.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from kb.build import build_index
 from kb.config import Settings
 from kb.embedding import Embedder, load_embedder
 from kb.evaluation import LabelledQuery, read_queries, report_from_runs
-from kb.search import Searcher
+from kb.ranking import rank
+from kb.search import Filters, Searcher
 from kb.store import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +55,32 @@ def measure(searcher: Searcher, labelled: list[LabelledQuery]) -> dict:
             "related_sections_in_top5": related_shown, "top5_shown": shown}
 
 
-def run(embedder: Embedder, index: Path) -> dict:
+def misses(searcher: Searcher, labelled: list[LabelledQuery]) -> str:
+    """Each query whose first result is not relevant, with the signals its top three and its
+    first relevant article won by (dense as fused: imputed across languages)."""
+    index = searcher.index
+    lines = []
+    for q in labelled:
+        started = searcher.begin_search(q.query, k=10, wait=True)
+        cands = searcher.candidates(started.tokens, started.vector.result(), Filters(),
+                                    expansions=started.expansions, lang=started.lang)
+        ranked = rank(cands, index.calibration.weights(started.lang), 10)
+        ids = [index.article_ids[r.article] for r in ranked]
+        at = next((i for i, a in enumerate(ids) if a in q.relevant), None)
+        if at == 0:
+            continue
+        lines.append(f"{q.qid} ({q.lang}) {q.query}  relevant at "
+                     f"{'-' if at is None else at + 1}")
+        for i in sorted({0, 1, 2, *([at] if at is not None else [])} & set(range(len(ids)))):
+            r = ranked[i]
+            evidence = " ".join(f"{n}={v:.3f}" for n, v in sorted(r.signals.items()))
+            mark = "*" if ids[i] in q.relevant else " "
+            lines.append(f"  {mark}{i + 1} {ids[i]} ({index.articles[ids[i]]['lang']}) "
+                         f"fused={r.score:.3f} {evidence}")
+    return "\n".join(lines) + "\n"
+
+
+def run(embedder: Embedder, index: Path, show_misses: bool = False) -> dict:
     build_index(ROOT / "articles", index, lambda: embedder, embedder.name)
     searcher = Searcher(load_index(index), embedder, max_query_chars=10**6)
     results: dict = {}
@@ -61,6 +88,8 @@ def run(embedder: Embedder, index: Path) -> dict:
         labelled = read_queries(GOLDEN / queries, GOLDEN / qrels)
         results[name] = measure(searcher, labelled)
         if name == "crosslang":
+            if show_misses:
+                print(misses(searcher, labelled))
             for lang in ("zh", "en"):
                 part = [q for q in labelled if q.lang == lang]
                 results[f"crosslang {lang}→{'en' if lang == 'zh' else 'zh'}"] = measure(
@@ -85,10 +114,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, help="index folder to build into (default: a "
                         "temporary one)")
+    parser.add_argument("--misses", action="store_true", help="print the cross-language "
+                        "queries whose article is not first, with the signals of the top three")
     args = parser.parse_args()
     embedder = load_embedder(Settings())
     with tempfile.TemporaryDirectory() as tmp:
-        results = run(embedder, args.index or Path(tmp) / "index")
+        results = run(embedder, args.index or Path(tmp) / "index", args.misses)
     print(json.dumps(results, ensure_ascii=False, indent=1))
     print(table(results))
 

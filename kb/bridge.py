@@ -67,8 +67,11 @@ def parse(lines: list[str]) -> Dictionary:
     # OpenCC's), in one conversion.
     heads = normalize_lines([m.group(2) for m in entries])
     for m, head in zip(entries, heads, strict=True):
+        # Senses are separated by "/", near-synonyms of one sense by ";" ("to speak; to talk;
+        # to say"): the synonyms share their sense's rank.
         rank = 0
         for gloss in m.group(3).casefold().split("/"):
+            kept = False
             for part in gloss.split(";"):
                 part = part.strip()
                 if not part or _NOT_A_TRANSLATION.match(part):
@@ -77,7 +80,8 @@ def parse(lines: list[str]) -> Dictionary:
                 if not words or len(words) > MAX_GLOSS_WORDS:
                     continue
                 glosses.append((head, rank, words))
-                rank += 1
+                kept = True
+            rank += kept
     # Stemmed as kb.text stems an index's English words: plain words in one call, the rest
     # (wi-fi, e-mail, 3d) one at a time.
     vocabulary = sorted({w for _, _, words in glosses for w in words})

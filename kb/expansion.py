@@ -6,11 +6,17 @@ language's index terms) add BM25 evidence at a fraction of its weight. For each 
 best-matching alternative counts, so a term with many senses gains no more than one with one;
 and when the term itself is in the index, what its alternatives add to a chunk never exceeds
 what the term earns where it matches best, so a noisy sense cannot outrank an exact match.
+
+In an article of the other language a translation's own BM25 is on another scale than the
+query's words (a Chinese word counts as itself, its sub-words and its bigrams; the two
+languages' words have their own document frequencies), so there it carries the term's weight
+in the query instead (see ``expanded_scores``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +27,17 @@ import rjieba
 from kb.bridge import Dictionary, cedict
 from kb.glossary import Glossary
 from kb.lexical import LexicalIndex
-from kb.text import STOPWORDS, is_cjk, latin_tokens, pieces
+from kb.text import STOPWORDS, is_cjk, latin_tokens, pieces, tokenize
 
 # Weights of an alternative relative to the term itself. In an article of the query's own
-# language the term could have been used, so an equivalent counts less; in an article of the
-# other language a translation is the only way the term can appear, and counts as much as the
-# term would (a dictionary sense times how main a sense it is).
+# language the term could have been used, so an equivalent counts less. In an article of the
+# other language a translation is the only way the term can appear: a writer's equivalent
+# counts as the term would, a dictionary's main sense a little less (an exact match wins a
+# tie with a translation), a lesser sense less again.
 GLOSSARY_WEIGHT = 0.7
 BRIDGE_WEIGHT = 0.45
 CROSS_GLOSSARY_WEIGHT = 1.0
-CROSS_BRIDGE_WEIGHT = 1.0
+CROSS_BRIDGE_WEIGHT = 0.9
 MAX_SENSES = 4  # translations of a term kept among those the index holds
 LEXICON_FILE = "lexicon.json"
 
@@ -106,6 +113,8 @@ class Expansion:
     source: tuple[str, ...]  # the query term's own tokens
     text: str  # the query term, normalized
     alternatives: tuple[Alternative, ...]
+    weighed: tuple[str, ...] = ()  # the query's BM25 tokens from the term, repeats kept
+    occurs: int = 1  # how often the query has the term
 
 
 def _words(norm: str) -> list[str]:
@@ -121,6 +130,18 @@ def _words(norm: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _weighed(text: str, norm: str, tokens: list[str]) -> tuple[tuple[str, ...], int]:
+    """The query's tokens that come from ``text``, as often as the query has them (a Chinese
+    word counts as itself, its sub-words and its bigrams), and how often the query has it."""
+    own = tokenize(text, normalized=True)
+    weighed = tuple(t for t in tokens if t in set(own))
+    if is_cjk(text):
+        occurs = norm.count(text)
+    else:
+        occurs = min((tokens.count(t) for t in own), default=1)
+    return weighed, max(occurs, 1)
+
+
 def expand(lexicon: Lexicon, norm: str, tokens: list[str]) -> list[Expansion]:
     """Alternatives for the terms of a normalized query whose BM25 tokens are ``tokens``."""
     have = set(tokens)
@@ -130,7 +151,7 @@ def expand(lexicon: Lexicon, norm: str, tokens: list[str]) -> list[Expansion]:
         alts = tuple(Alternative(o.tokens, GLOSSARY_WEIGHT, o.text, CROSS_GLOSSARY_WEIGHT)
                      for o in others if not set(o.tokens) <= have)
         if alts:
-            out.append(Expansion(term.tokens, term.text, alts))
+            out.append(Expansion(term.tokens, term.text, alts, *_weighed(term.text, norm, tokens)))
         covered.add(term.text)
     for word in _words(norm):
         if any(word in c for c in covered):
@@ -139,16 +160,51 @@ def expand(lexicon: Lexicon, norm: str, tokens: list[str]) -> list[Expansion]:
         alts = tuple(Alternative((t,), BRIDGE_WEIGHT * w, t, CROSS_BRIDGE_WEIGHT * w)
                      for t, w in pairs if t not in have)
         if alts:
-            out.append(Expansion((word,), word, alts))
+            out.append(Expansion((word,), word, alts, *_weighed(word, norm, tokens)))
     return out
+
+
+def _nests(expansions: list[Expansion]) -> list[list[int]]:
+    """Expansions grouped where one term's tokens hold another's (账号 in 注销账号, 客户 in
+    客户端): one stretch of the query, whose weight in another language counts once."""
+    parent = list(range(len(expansions)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    tokens = [set(e.weighed or e.source) for e in expansions]
+    for i in range(len(expansions)):
+        for j in range(i):
+            if tokens[i] and tokens[j] and (tokens[i] <= tokens[j] or tokens[j] <= tokens[i]):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(expansions)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def _idf(scores: np.ndarray) -> float:
+    """Lucene's BM25 idf (kb.lexical's) of a token, from its scores in every chunk."""
+    df = int(np.count_nonzero(scores))
+    return math.log(1.0 + (len(scores) - df + 0.5) / (df + 0.5))
 
 
 def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Expansion],
                     mask: np.ndarray | None, other: np.ndarray | None = None) -> np.ndarray:
     """``base`` (the query's own BM25 per chunk) plus what each expansion adds; ``other``
-    marks the chunks of articles in another language than the query's."""
+    marks the chunks of articles in another language than the query's.
+
+    There a translation's BM25 is rescaled to carry the term's weight in the query: the idf
+    of the query's tokens from the term instead of its own, but no more than its own idf
+    counted as often as the term's tokens are (a rare word translated by a common one is no
+    rarer for it). What it keeps is its own term frequency in the chunk. Terms nested in one
+    another count once there, by their best alternative."""
     if not expansions:
         return base
+    if other is not None and not other.any():
+        other = None  # one language: nothing to rescale
     total = base.astype(np.float32, copy=True)
     cache: dict[str, np.ndarray] = {}
 
@@ -157,23 +213,41 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
             cache[token] = lexical.term_scores(token)
         return cache[token]
 
-    for e in expansions:
+    crossed = [np.zeros_like(total) for _ in expansions]
+    for e, cross in zip(expansions, crossed, strict=True):
         best = np.zeros_like(total)
+        weighed = e.weighed or e.source
+        # Counted once however often the query repeats the term (a ticket pasted twice): a
+        # translation is evidence for the term, not for its repetitions. A term the index
+        # lacks in its own language is as rare as a term can be.
+        count = len(weighed) / e.occurs
+        known = [t for t in weighed if scores(t).any()]
+        mass = sum(_idf(scores(t)) for t in known) / e.occurs if known else math.inf
+        # What the term earns in its best chunk: at its weight, the most an alternative adds
+        # in the other language.
+        ceiling = (float(np.sum([scores(t) for t in known], axis=0).max()) / e.occurs
+                   if known else math.inf)
         for alt in e.alternatives:
             if not alt.tokens:
                 continue
             s = np.mean([scores(t) for t in alt.tokens], axis=0)
-            weight = (alt.weight if other is None
-                      else np.where(other, alt.cross_weight, alt.weight).astype(np.float32))
-            np.maximum(best, weight * s, out=best)
-        # The term itself, where a chunk holds all of its tokens: the cap on its alternatives.
+            np.maximum(best, alt.weight * s, out=best)
+            if other is not None:
+                idf = float(np.mean([_idf(scores(t)) for t in alt.tokens]))
+                scale = min(mass / idf, count) if idf > 0 else 0.0
+                np.maximum(cross, alt.cross_weight * np.minimum(scale * s, ceiling), out=cross)
+        # The term itself, where a chunk holds all of its tokens: the cap on its alternatives
+        # in the query's language.
         if e.source:
             parts = np.stack([scores(t) for t in dict.fromkeys(e.source)])
             whole = parts.min(axis=0) > 0
             if whole.any():
                 own = float(parts.sum(axis=0)[whole].max())
                 np.minimum(best, own, out=best)
-        total += best
+        total += best if other is None else np.where(other, 0.0, best)
+    if other is not None:
+        for group in _nests(expansions):
+            total += np.where(other, np.max([crossed[i] for i in group], axis=0), 0.0)
     if mask is not None:
         total *= mask
     return total

@@ -31,7 +31,9 @@ class Term:
     def found_in(self, text: str, tokens: set[str]) -> bool:
         """Whether a normalized query (its text and its tokens) names this term."""
         if is_cjk(self.text):
-            return self.text in text
+            # One character inside a word is another morpheme (件 in 邮件): it names the term
+            # only as a word of its own.
+            return self.text in tokens if len(self.text) == 1 else self.text in text
         return bool(self.tokens) and all(t in tokens for t in self.tokens)
 
 

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from kb.bridge import Dictionary, cedict, parse
 from kb.build import build_index
-from kb.expansion import Lexicon, build_lexicon, expand, expanded_scores
+from kb.expansion import (
+    CROSS_BRIDGE_WEIGHT,
+    Alternative,
+    Expansion,
+    Lexicon,
+    build_lexicon,
+    expand,
+    expanded_scores,
+)
 from kb.glossary import Glossary
 from kb.search import Filters, Searcher
 from kb.store import load_index
@@ -33,6 +42,13 @@ def test_short_glosses_translate_both_ways_main_sense_first():
     assert "wang" not in dict(d.translate("王"))  # surnames are no translation
     assert "qualifi" not in dict(d.translate("证书"))  # nor are explanations
     assert dict(d.translate("refund")) == {"退款": 1.0}
+
+
+def test_near_synonyms_of_one_sense_share_its_rank():
+    d = parse(["說 说 [shuo1] /to speak; to talk; to say/to explain; to comment/"])
+    senses = dict(d.translate("说"))
+    assert senses["speak"] == senses["talk"] == senses["say"] == 1.0
+    assert senses["explain"] == senses["comment"] < 1.0
 
 
 def test_the_packaged_dictionary_is_cc_cedict():
@@ -111,3 +127,90 @@ def test_expansion_adds_nothing_to_a_query_without_translations():
     assert expand(lexicon, normalize("vpn 809"), tokens) == []
     base = np.array([1.0, 0.0], dtype=np.float32)
     assert expanded_scores(None, base, [], None) is base  # type: ignore[arg-type]
+
+
+def article_scores(searcher: Searcher, scores: np.ndarray) -> dict[str, float]:
+    """Each article's best chunk score."""
+    best: dict[str, float] = {}
+    for row, chunk in enumerate(searcher.index.chunks):
+        best[chunk.article_id] = max(best.get(chunk.article_id, 0.0), float(scores[row]))
+    return best
+
+
+def generic_kb(tmp_path, fake_embedder) -> Searcher:
+    """Chinese articles, two of five on 客户 (a common word), and one English refund article."""
+    kb = tmp_path / "articles"
+    kb.mkdir(parents=True)
+    for n, topic in enumerate(["营业时间", "联系方式", "会员等级", "发票抬头", "收货地址"]):
+        who = "客户" if n < 2 else "用户"
+        write(kb, f"zh-{n}", f"{who}{topic}", f"{who}可以在工作日查询{topic}。", "zh")
+    write(kb, "en-refund", "Refund policy", "A refund takes five days.", "en")
+    root = tmp_path / "index"
+    build_index(kb, root, lambda: fake_embedder, "fake")
+    index = load_index(root)
+    index.lexicon = build_lexicon(Glossary(), index.lexical.vocabulary(),
+                                  Dictionary({"退款": (("refund", 1.0),)}, {}))
+    return Searcher(index, fake_embedder)
+
+
+def test_a_translation_carries_the_weight_of_the_term_in_the_query(tmp_path, fake_embedder):
+    """客户退款: the English article holds the translation of the query's specific term, the
+    Chinese ones only its common word. A Chinese word counts in BM25 as itself and its bigram,
+    a translation once; rescaled to the term's weight in the query, the translation wins."""
+    searcher = generic_kb(tmp_path, fake_embedder)
+    tokens, _ = analyze("客户退款")
+    scores, _, _ = searcher.lexical(tokens, Filters(), expansions=searcher.expansions(
+        "客户退款", tokens), lang="zh")
+    best = article_scores(searcher, scores)
+    assert best["en-refund"] > max(v for a, v in best.items() if a.startswith("zh-"))
+    # the translation's own BM25, as it was added before, is below the common word's
+    raw = article_scores(searcher, searcher.index.lexical.term_scores("refund"))["en-refund"]
+    assert raw < best["zh-0"]
+    assert searcher.search("客户退款").hits[0].id == "en-refund"
+
+
+def test_a_dictionary_sense_weighs_below_the_term_in_its_best_chunk(tmp_path, fake_embedder):
+    searcher = small_kb(tmp_path, fake_embedder, Dictionary({"方便": (("toilet", 1.0),)}, {}))
+    lexical = searcher.index.lexical
+    tokens, _ = analyze("方便")
+    (expansion,) = searcher.expansions("方便", tokens)
+    other = searcher._article_lang[searcher.index.chunk_article] != "zh"
+    added = expanded_scores(lexical, np.zeros(lexical.size, dtype=np.float32), [expansion], None,
+                            other)
+    own = np.sum([lexical.term_scores(t) for t in expansion.weighed], axis=0)
+    assert 0 < added.max() <= CROSS_BRIDGE_WEIGHT * own.max() * (1 + 1e-6) < own.max()
+
+
+def test_terms_nested_in_one_another_count_once_in_the_other_language(tmp_path,
+                                                                      fake_embedder):
+    """账号 and 注销账号 are one stretch of the query: an English chunk with "account" is evidence
+    for it once, by the better of the two, not once for each."""
+    searcher = small_kb(tmp_path, fake_embedder, Dictionary({}, {}))
+    lexical = searcher.index.lexical
+    other = searcher._article_lang[searcher.index.chunk_article] != "zh"
+    zero = np.zeros(lexical.size, dtype=np.float32)
+    word = Expansion(("账号",), "账号", (Alternative(("refund",), 0.7, "refund", 1.0),),
+                     ("账号", "账号"))
+    phrase = Expansion(("注销", "账号"), "注销账号",
+                       (Alternative(("refund", "polici"), 0.7, "refund policy", 1.0),),
+                       ("注销", "账号", "注销", "销账", "账号"))
+    apart = [expanded_scores(lexical, zero, [e], None, other) for e in (word, phrase)]
+    together = expanded_scores(lexical, zero, [word, phrase], None, other)
+    assert together.max() > 0
+    np.testing.assert_allclose(together, np.maximum(*apart), rtol=1e-6)
+
+
+def test_a_repeated_term_carries_its_weight_once_in_the_other_language(tmp_path, fake_embedder):
+    """A ticket that says 退款 three times is no more about the English refund article than one
+    that says it once: its translation is evidence for the term, not for each repetition."""
+    searcher = generic_kb(tmp_path, fake_embedder)
+
+    def refund_article(query: str) -> float:
+        tokens, _ = analyze(query)
+        scores, _, _ = searcher.lexical(tokens, Filters(),
+                                        expansions=searcher.expansions(query, tokens), lang="zh")
+        return article_scores(searcher, scores)["en-refund"]
+
+    once = refund_article("客户退款")
+    assert once > 0
+    assert refund_article("客户退款 退款 退款") == pytest.approx(once)

@@ -108,3 +108,11 @@ def test_the_sample_glossary_is_valid():
     glossary = load_glossary(ROOT / "articles")
     assert len(glossary.groups) >= 50
     assert any({"退款", "refund"} <= {t.text for t in g} for g in glossary.groups)
+
+
+def test_a_one_character_term_is_named_only_as_a_word_of_its_own():
+    """件 (a parcel) inside 邮件 (e-mail) is another morpheme; 少了件 names it."""
+    lexicon = Lexicon.from_dict({"glossary": [["件", "parcel"]]})
+    for query, named in (("收不到邮件", False), ("快递少了件", True)):
+        tokens, _ = analyze(query)
+        assert bool(expand(lexicon, normalize(query), tokens)) is named, query
