@@ -26,7 +26,7 @@ from kb import store
 from kb.articles import Article, load_articles
 from kb.chunking import Chunk, chunk_article
 from kb.config import Settings
-from kb.dictcache import translations_into
+from kb.dictcache import lexicon_key, translations_into
 from kb.embedding import Embedder
 from kb.errors import ArticleError, KBError
 from kb.expansion import build_lexicon, read_glossary, write_lexicon
@@ -236,6 +236,7 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
         calibration = _carried_calibration(published, model)
     if (reusable is not None and hashes == old_hashes and published is not None
             and _carried_calibration(published, model) == calibration
+            and published[2].get("lexicon") == lexicon_key()
             and read_glossary(store.versions_dir(root) / published[0]) == glossary.to_list()):
         report.published = False
         report.reused = len(chunks)
@@ -266,6 +267,7 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
             "fingerprint": fingerprint,
             "vectors": vectors.describe(),
             "article_hashes": hashes,
+            "lexicon": lexicon_key(),
         }
         store.write_version(
             staging, manifest=manifest,

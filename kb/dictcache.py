@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from kb import bridge, text
+from kb import bridge, expansion, text
 from kb.bridge import Dictionary
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _version(package: str) -> str:
         return ""
 
 
-def _source_digest(module: object) -> str:
+def source_digest(module: object) -> str:
     path = getattr(module, "__file__", None)
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
@@ -57,8 +57,14 @@ def _source_digest(module: object) -> str:
 def cache_key() -> dict[str, str | int]:
     """What the packaged dictionary's parse depends on."""
     return {"format": CACHE_FORMAT, "tokenizer": text.TOKENIZER,
-            "bridge": _source_digest(bridge), "text": _source_digest(text),
+            "bridge": source_digest(bridge), "text": source_digest(text),
             **{p: _version(p) for p in _PACKAGES}}
+
+
+def lexicon_key() -> str:
+    """What a built lexicon depends on besides the articles and the glossary: the dictionary's
+    parse and the code that turns it into a lexicon (a build redoes a lexicon made otherwise)."""
+    return _digest({**cache_key(), "expansion": source_digest(expansion)})
 
 
 def translations_into(vocabulary: Iterable[str], *, folder: Path | None = None,

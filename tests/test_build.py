@@ -119,6 +119,16 @@ def test_unchanged_articles_publish_nothing_and_load_no_model(kb_copy, tmp_path,
     assert read_status(root)["ok"] and not read_status(root)["published"]
 
 
+def test_a_new_dictionary_or_lexicon_code_rebuilds_the_lexicon(kb_copy, tmp_path,
+                                                               fake_embedder, monkeypatch):
+    root = tmp_path / "index"
+    first = build(kb_copy, root, fake_embedder)
+    monkeypatch.setattr(kb.build, "lexicon_key", lambda: "another dictionary")
+    again = build_index(kb_copy, root, lambda: fake_embedder, "fake").report
+    assert again.published and again.version != first.version
+    assert again.reused == again.chunks  # the vectors are the articles': kept
+
+
 def test_invalid_articles_leave_the_published_index_untouched(kb_copy, tmp_path, fake_embedder):
     root = tmp_path / "index"
     first = build(kb_copy, root, fake_embedder)

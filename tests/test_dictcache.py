@@ -99,7 +99,7 @@ def test_the_key_follows_the_tokenizer_and_the_bridge_source(monkeypatch):
     monkeypatch.setattr(kb.text, "TOKENIZER", "kb-test")
     assert cache_key() != base
     monkeypatch.undo()
-    monkeypatch.setattr(dictcache, "_source_digest", lambda module: "edited")
+    monkeypatch.setattr(dictcache, "source_digest", lambda module: "edited")
     assert cache_key() != base
 
 
