@@ -6,11 +6,7 @@ some folds of the queries and scored on the others (cross-validation), then refi
 The answered model learns what a near miss looks like from the knowledge base itself: each
 answerable query is also replayed with the articles that answer it taken out, which is what a
 question about a missing article looks like here (it still finds related articles). Those
-replays, with the queries labelled unanswerable, are the negatives. A replay also leaves out
-the answers' near-duplicates (articles the knowledge base itself would call the same question,
-``kb.topics.link_threshold``, in languages where fusion trusts the embedding model): with a
-twin left in, the question is still answered and the replay would teach the model to flag
-answers.
+replays, with the queries labelled unanswerable, are the negatives.
 """
 
 from __future__ import annotations
@@ -28,9 +24,7 @@ from kb.evaluation import LabelledQuery, retrieval_metrics
 from kb.expansion import Expansion
 from kb.ranking import FEATURES, Calibration, Candidates, answer_features, rank
 from kb.search import Filters, Searcher, real_dense
-from kb.store import Index
 from kb.text import analyze, detect_lang
-from kb.topics import link_threshold
 
 ALPHAS = [round(a, 2) for a in np.linspace(0.0, 1.0, 21)]
 MIN_QUERIES_PER_LANG = 10  # fewer than this and the default weight is kept
@@ -121,38 +115,11 @@ def _features(searcher: Searcher, p: Prepared, calibration: Calibration,
     return answer_features(ranked, cov, candidates.query)
 
 
-def twins_of(index: Index, calibration: Calibration) -> Callable[[set[int]], set[int]]:
-    """``articles`` and the articles whose titles are as alike to one of them as the knowledge
-    base's own distinct questions are to each other (see kb.topics.link_threshold). Only in
-    languages where fusion trusts the embedding model at least as much as BM25: elsewhere its
-    cosines do not tell questions apart (as for gap topics, kb.topics.untrusted_languages)."""
-    langs = {a: index.articles[a].get("lang", "") for a in index.article_ids}
-    trusted = {lang for lang in set(langs.values())
-               if (w := calibration.weights(lang)).get("dense", 0.0) >= w.get("lexical", 0.0)}
-    rows = np.array([i for i, c in enumerate(index.chunks)
-                     if c.kind == "title" and langs.get(c.article_id) in trusted], dtype=np.int64)
-    if len(rows) < 3:
-        return lambda articles: set(articles)
-    titles = np.asarray(index.vectors.reconstruct_all()[rows], dtype=np.float32)
-    owner = index.chunk_article[rows]
-    where = {int(a): i for i, a in enumerate(owner)}
-    link = link_threshold(titles)
-
-    def twins(articles: set[int]) -> set[int]:
-        out = set(articles)
-        for a in articles:
-            if a in where:
-                out.update(owner[titles @ titles[where[a]] >= link].tolist())
-        return out
-    return twins
-
-
 def answer_examples(searcher: Searcher, prepared: list[Prepared], calibration: Calibration
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature rows, labels (1 answered), and kinds (0 answerable, 1 labelled unanswerable,
-    2 answerable replayed without its articles and their twins)."""
+    2 answerable replayed without its articles)."""
     ordinal = {a: i for i, a in enumerate(searcher.index.article_ids)}
-    twins = twins_of(searcher.index, calibration)
     rows, labels, kinds = [], [], []
     for p in prepared:
         feats = _features(searcher, p, calibration, p.candidates)
@@ -161,7 +128,7 @@ def answer_examples(searcher: Searcher, prepared: list[Prepared], calibration: C
         kinds.append(0 if p.query.relevant else 1)
         answers = {ordinal[a] for a in p.query.relevant if a in ordinal}
         if answers:
-            feats = _features(searcher, p, calibration, p.candidates.without(twins(answers)))
+            feats = _features(searcher, p, calibration, p.candidates.without(answers))
             rows.append([feats[f] for f in FEATURES])
             labels.append(0)
             kinds.append(2)
@@ -238,6 +205,6 @@ def calibration_summary(fitted: dict) -> str:
         f"of {fitted.get('answerable', 0)} (target {fitted.get('max_false_gap', 0):.0%})",
         f"  unanswerable flagged as gaps: {rate('flagged_unanswerable')} "
         f"of {fitted.get('unanswerable', 0)}",
-        f"  answerable with their articles (and twins) removed, flagged: "
-        f"{rate('flagged_without_answer')} of {fitted.get('replayed_without_answer', 0)}",
+        f"  answerable with their articles removed, flagged: {rate('flagged_without_answer')} "
+        f"of {fitted.get('replayed_without_answer', 0)}",
     ])
