@@ -1,0 +1,67 @@
+"""The answered model's fit: near-miss examples from the knowledge base itself, figures held out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kb.build import build_index
+from kb.calibrate import answer_examples, calibration_summary, fit, prepare
+from kb.evaluation import LabelledQuery
+from kb.ranking import FEATURES, Calibration
+from kb.search import Searcher
+from kb.store import load_index
+
+ARTICLES = [
+    ("vpn-809", "VPN fails with error 809", "Open UDP 500 and 4500 on the router."),
+    ("printer", "Printer shows offline", "Restart the print spooler."),
+    ("refund", "Refund takes five days", "Refunds reach the card in five days."),
+    ("password", "Reset a forgotten password", "Use the self-service portal."),
+    ("wifi", "Office wifi asks for a certificate", "Install the company certificate."),
+]
+
+
+def _searcher(tmp_path, fake_embedder) -> Searcher:
+    kb = tmp_path / "articles"
+    kb.mkdir()
+    for name, title, body in ARTICLES:
+        (kb / f"{name}.md").write_text(
+            f"---\nid: {name}\ntitle: {title}\ntype: faq\nlang: en\n---\n# {title}\n\n"
+            f"{body}\n", encoding="utf-8")
+    build_index(kb, tmp_path / "index", lambda: fake_embedder, fake_embedder.name)
+    return Searcher(load_index(tmp_path / "index"), fake_embedder)
+
+
+def test_each_answerable_query_is_replayed_as_a_near_miss_without_its_article(
+        tmp_path, fake_embedder):
+    searcher = _searcher(tmp_path, fake_embedder)
+    queries = [LabelledQuery("q1", "vpn error 809", "en", {"vpn-809": 1}),
+               LabelledQuery("q2", "book a meeting room", "en", {})]
+    x, labels, kinds = answer_examples(searcher, prepare(searcher, queries),
+                                       searcher.index.calibration)
+    assert list(kinds) == [0, 2, 1] and list(labels) == [1, 0, 0]
+    dense = list(FEATURES).index("dense")
+    assert x[1, dense] < x[0, dense] - 0.2  # the replay finds only other articles
+
+
+def test_the_fit_reports_held_out_figures_and_a_threshold_from_them(tmp_path, fake_embedder):
+    searcher = _searcher(tmp_path, fake_embedder)
+    words = {"vpn-809": "vpn error 809", "printer": "printer offline",
+             "refund": "refund five days", "password": "forgotten password",
+             "wifi": "wifi certificate"}
+    queries = [LabelledQuery(f"{a}-{n}", f"{text} {extra}", "en", {a: 1})
+               for a, text in words.items() for n, extra in enumerate(["", "help", "again"])]
+    queries += [LabelledQuery(f"none-{n}", text, "en", {}) for n, text in enumerate(
+        ["book a meeting room", "parking permit", "canteen menu", "travel insurance",
+         "company car"])]
+    calibration = fit(searcher, prepare(searcher, queries))
+    fitted = calibration.fitted
+    assert fitted["held_out"] and fitted["answerable"] == 15 and fitted["unanswerable"] == 5
+    assert fitted["replayed_without_answer"] == 15
+    assert set(calibration.answer_coef) == set(FEATURES)  # fit, not the defaults kept
+    assert calibration.answer_coef != {f: FEATURES[f].default for f in FEATURES}
+    assert 0.0 < calibration.answer_threshold < 1.0
+    assert "of 15" in calibration_summary(fitted)
+    # a file written by this fit reads back the same
+    assert Calibration.from_dict(calibration.to_dict()).answer_coef == calibration.answer_coef
+    assert np.isclose(Calibration.from_dict(calibration.to_dict()).answer_threshold,
+                      calibration.answer_threshold)
