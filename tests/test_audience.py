@@ -182,8 +182,8 @@ def test_a_public_key_sees_no_internal_id_or_title_anywhere(tmp_path, sample_ind
         # A public writer's report: the public queries' topics, without an internal name.
         r = c.get("/gaps", params={"include_resolved": True}, headers=keys["writer/public"])
         assert r.status_code == 200 and r.json()["topics"], r.text[:300]
-        # The same questions, but only the public channels' share of their traffic.
-        assert len(r.json()["topics"]) <= len(inside.json()["topics"])
+        # The same questions, but only the public channels' share of their traffic (as many
+        # topics or more: an internal wording may be what joins two public ones).
         assert (sum(t["count"] for t in r.json()["topics"])
                 < sum(t["count"] for t in inside.json()["topics"]))
         # Public queries' gaps were re-checked as public: never resolved by an internal article.
