@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kb.embedding import Embedder
 
@@ -63,7 +64,7 @@ def fuzz(app: FastAPI, cases: int,
     """Run at least ``cases`` generated requests against ``app`` (already started), valid and
     invalid in turn for every operation. Operations with fewer distinct requests than their
     share (``GET /healthz``) leave the rest to the others."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", _started(app))
     operations = sorted((result.ok() for result in schema.get_all_operations()),
                         key=lambda op: op.path not in FIRST)
     report = Report()
@@ -76,6 +77,24 @@ def fuzz(app: FastAPI, cases: int,
         if report.cases >= cases or report.cases == before:
             return report
     return report
+
+
+def _started(app: FastAPI) -> ASGIApp:
+    """``app``, which its caller started, for schemathesis: its test client would run the app's
+    startup a second time (a second engine and store over the first) and never its shutdown."""
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return asgi
 
 
 def _run(operation, mode: GenerationMode, round_: int, examples: int, report: Report) -> None:
