@@ -230,6 +230,12 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
         for alt in e.alternatives:
             if not alt.tokens:
                 continue
+            if len(alt.tokens) == 1:  # a translation: only the rows holding it change
+                at, s = lexical.posting(alt.tokens[0])
+                weight = (alt.weight if other is None else
+                          np.where(other[at], alt.cross_weight, alt.weight).astype(np.float32))
+                best[at] = np.maximum(best[at], weight * s)
+                continue
             s = np.mean([scores(t) for t in alt.tokens], axis=0)
             np.maximum(best, alt.weight * s, out=best)
             if other is not None:

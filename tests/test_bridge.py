@@ -109,8 +109,8 @@ def test_a_noisy_sense_cannot_outrank_an_exact_match(tmp_path, fake_embedder):
 def test_a_translation_finds_the_other_languages_article(tmp_path, fake_embedder):
     def refund_evidence(searcher: Searcher) -> float:
         tokens, _ = analyze("退款")
-        scores, _, _ = searcher.lexical(tokens, Filters(),
-                                        expansions=searcher.expansions("退款", tokens), lang="zh")
+        scores = searcher.lexical(tokens, Filters(), expansions=searcher.expansions(
+            "退款", tokens), lang="zh").every_row(len(searcher.index.chunks))
         return max(scores[r] for r, c in enumerate(searcher.index.chunks)
                    if c.article_id == "en-refund")
 
