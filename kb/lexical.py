@@ -27,7 +27,7 @@ class LexicalIndex:
                  rows: np.ndarray | None = None) -> None:
         self._bm25 = bm25  # None for an empty knowledge base, which bm25s cannot index
         self._vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
-        self._chunks = size
+        self.chunks = size  # of the whole knowledge base, however many rows this index has
         # Only these rows (ascending) are scored, if given (see ``over``); _where holds each
         # chunk's place among them, or -1.
         self.rows = rows
@@ -83,7 +83,7 @@ class LexicalIndex:
         indptr, indices = matrix["indptr"], matrix["indices"]
         # Marked in a flag per chunk rather than sorted: a common token's chunks are a large
         # share of a big knowledge base, and one pass over the flags is cheaper than a sort.
-        held = np.zeros(self._chunks, dtype=bool)
+        held = np.zeros(self.chunks, dtype=bool)
         for i in {self._vocab[t] for t in tokens if t in self._vocab}:
             held[indices[indptr[i]:indptr[i + 1]]] = True
         if self._where is not None:
@@ -94,7 +94,7 @@ class LexicalIndex:
         """This index with only ``rows`` (ascending, e.g. ``postings`` of a query's tokens):
         ``scores`` and ``term_scores`` return one value per row of ``rows``, each exactly the
         whole index's value for that row."""
-        return LexicalIndex(self._bm25, self._chunks, np.asarray(rows, dtype=np.int64))
+        return LexicalIndex(self._bm25, self.chunks, np.asarray(rows, dtype=np.int64))
 
     def posting(self, token: str) -> tuple[np.ndarray, np.ndarray]:
         """Where ``token``'s chunks are among this index's rows, and its BM25 in each: the

@@ -129,3 +129,20 @@ def test_best_first_takes_the_first_of_rows_tied_at_the_cut():
     held = np.array([1, 2, 3, 5, 6, 7])
     assert sorted(held[best_first(scores[held], 4)].tolist()) == [1, 2, 3, 6]
     assert best_first(scores, 0).tolist() == [] and sorted(best_first(scores, 9).tolist()) == list(range(8))
+
+
+@pytest.mark.parametrize("query", ["客户退款", "客户退款 客户退款", "退款", "客户 退款"])
+def test_translations_into_the_other_language_score_as_over_every_row(tmp_path, query):
+    """Where translations are rescaled for the other language's articles (kb.expansion)."""
+    from kb.bridge import parse
+    from tests.test_bridge import LINES, generic_kb, small_kb
+
+    for s in (generic_kb(tmp_path / "generic", FakeEmbedder()),
+              small_kb(tmp_path / "small", FakeEmbedder(), parse(LINES))):
+        assert s._article_lang.tolist().count("en") >= 1
+        tokens, _ = analyze(query)
+        expansions = s.expansions(query, tokens)
+        assert expansions
+        fast = s.lexical(tokens, Filters(), "internal", expansions, "zh")
+        full = every_row(s, tokens, Filters(), "internal", expansions, "zh")
+        assert fast.every_row(len(s.index.chunks)).tobytes() == full.scores.tobytes()
