@@ -119,11 +119,11 @@ def in_child(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def queries() -> list[str]:
+def queries(shared: Path = SHARED) -> list[str]:
     rng = random.Random(18)
     out = []
     for name, n in QUERY_SETS.items():
-        lines = (SHARED / name / "queries.dev.jsonl").read_text(encoding="utf-8").splitlines()
+        lines = (shared / name / "queries.dev.jsonl").read_text(encoding="utf-8").splitlines()
         out += [json.loads(line)["query"] for line in rng.sample(lines, n)]
     rng.shuffle(out)
     return out
@@ -177,6 +177,46 @@ def search_figures(index_root: Path, texts: list[str]) -> dict:
             "search_p95_ms": percentile(search, 95) * 1e3,
             "exact_search_p50_ms": percentile(search_exact, 50) * 1e3,
             "recall_at_10": hits / (10 * len(texts)), "same_top_result_of_100": same_top}
+
+
+class Known:
+    """An embedder that knows the vectors of some texts already: searches without the model."""
+
+    def __init__(self, name: str, texts: list[str], vectors: np.ndarray) -> None:
+        self.name, self.dim = name, vectors.shape[1]
+        self._rows = dict(zip(texts, vectors, strict=True))
+
+    def embed(self, texts) -> np.ndarray:  # type: ignore[no-untyped-def]
+        return np.stack([self._rows[t] for t in texts])
+
+
+def profile_search(index_root: Path, texts: list[str], top: int = 30) -> None:
+    """cProfile of three passes of searches without the model (its vectors made first),
+    printed to stderr by each function's own time: where a search spends what it adds to the
+    model's time."""
+    import cProfile
+    import pstats
+
+    from kb.embedding import embed_queries
+    from kb.search import Searcher
+    from kb.store import load_index
+
+    model = real_embedder()
+    searcher = Searcher(load_index(index_root), Known(model.name, texts,
+                                                      embed_queries(model, texts)))
+    for q in texts[:10]:
+        searcher.search(q, k=10)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for _ in range(3):
+        for q in texts:
+            searcher.search(q, k=10)
+    profiler.disable()
+    seconds = time.perf_counter() - started
+    print(f"{3 * len(texts)} searches, {seconds / (3 * len(texts)) * 1e3:.1f} ms each under "
+          "the profiler", file=sys.stderr)
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(top)
 
 
 def agreement(articles: Path, n: int = 400) -> dict:
@@ -234,11 +274,34 @@ def table(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def built(articles: Path, index: Path, reuse: bool) -> dict:
+    """One build's figures, from a child process; with ``reuse``, an index built before (and
+    the figures recorded beside it) stands in for a new build."""
+    record = index.with_name(index.name + ".build.json")
+    if reuse and record.exists() and (index / "CURRENT").exists():
+        print(f"reusing {index}", file=sys.stderr)
+        return json.loads(record.read_text())
+    figures = in_child("_build", "--articles", str(articles), "--index", str(index))
+    record.write_text(json.dumps(figures) + "\n")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("step", nargs="?", default="all", choices=["all", "_build", "_serve"])
     parser.add_argument("--articles", type=Path)
     parser.add_argument("--index", type=Path)
+    parser.add_argument("--sets", type=Path, default=SHARED,
+                        help=f"the shared bench sets (default {SHARED})")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the indexes a previous run built in bench/work/scale (the "
+                             "generated articles are always kept); for iterating on search")
+    parser.add_argument("--quarter", action="store_true",
+                        help="build and search only the quarter knowledge base (5,000 articles);"
+                             " prints its search figures, writes nothing to bench/results")
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile searches on an index built before (the quarter one "
+                             "with --quarter), without the model")
     args = parser.parse_args()
     if args.step == "_build":
         print(json.dumps(_build(args.articles, args.index)))
@@ -249,19 +312,26 @@ def main() -> None:
     articles = WORK / "articles"
     if not articles.exists():
         print(f"generating {ARTICLES} articles in {articles}", file=sys.stderr)
-        generate(articles, ARTICLES)
+        generate(articles, ARTICLES, shared=args.sets)
     quarter = subset(articles, QUARTER)
-    result: dict = {"command": "python -m bench.scale", "date": time.strftime("%Y-%m-%d")}
+    if args.profile:
+        profile_search(WORK / ("index-quarter" if args.quarter else "index"), queries(args.sets))
+        return
+    command = "python -m bench.scale" + (" --quarter" if args.quarter else "")
+    result: dict = {"command": command, "date": time.strftime("%Y-%m-%d")}
     print("building (a quarter, then all) ...", file=sys.stderr)
-    result["build_quarter"] = in_child("_build", "--articles", str(quarter), "--index",
-                                       str(WORK / "index-quarter"))
-    result["build"] = in_child("_build", "--articles", str(articles), "--index",
-                               str(WORK / "index"))
+    result["build_quarter"] = built(quarter, WORK / "index-quarter", args.reuse)
+    if args.quarter:
+        print("search latency and recall (a quarter) ...", file=sys.stderr)
+        result["search"] = search_figures(WORK / "index-quarter", queries(args.sets))
+        print(json.dumps(result, indent=1))
+        return
+    result["build"] = built(articles, WORK / "index", args.reuse)
     print("serving memory ...", file=sys.stderr)
     result["serve_quarter"] = in_child("_serve", "--index", str(WORK / "index-quarter"))
     result["serve"] = in_child("_serve", "--index", str(WORK / "index"))
     print("search latency and recall ...", file=sys.stderr)
-    result["search"] = search_figures(WORK / "index", queries())
+    result["search"] = search_figures(WORK / "index", queries(args.sets))
     result["agreement"] = agreement(articles)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(result, indent=1) + "\n")

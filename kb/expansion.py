@@ -185,10 +185,11 @@ def _nests(expansions: list[Expansion]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _idf(scores: np.ndarray) -> float:
-    """Lucene's BM25 idf (kb.lexical's) of a token, from its scores in every chunk."""
+def _idf(scores: np.ndarray, chunks: int) -> float:
+    """Lucene's BM25 idf (kb.lexical's) of a token, from its scores in the rows that hold it
+    (or every row) of a knowledge base of ``chunks`` chunks."""
     df = int(np.count_nonzero(scores))
-    return math.log(1.0 + (len(scores) - df + 0.5) / (df + 0.5))
+    return math.log(1.0 + (chunks - df + 0.5) / (df + 0.5))
 
 
 def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Expansion],
@@ -222,7 +223,8 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
         # lacks in its own language is as rare as a term can be.
         count = len(weighed) / e.occurs
         known = [t for t in weighed if scores(t).any()]
-        mass = sum(_idf(scores(t)) for t in known) / e.occurs if known else math.inf
+        mass = (sum(_idf(scores(t), lexical.chunks) for t in known) / e.occurs if known
+                else math.inf)
         # What the term earns in its best chunk: at its weight, the most an alternative adds
         # in the other language.
         ceiling = (float(np.sum([scores(t) for t in known], axis=0).max()) / e.occurs
@@ -233,7 +235,7 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
             s = np.mean([scores(t) for t in alt.tokens], axis=0)
             np.maximum(best, alt.weight * s, out=best)
             if other is not None:
-                idf = float(np.mean([_idf(scores(t)) for t in alt.tokens]))
+                idf = float(np.mean([_idf(scores(t), lexical.chunks) for t in alt.tokens]))
                 scale = min(mass / idf, count) if idf > 0 else 0.0
                 np.maximum(cross, alt.cross_weight * np.minimum(scale * s, ceiling), out=cross)
         # The term itself, where a chunk holds all of its tokens: the cap on its alternatives

@@ -1,7 +1,13 @@
-"""BM25 over chunks (bm25s), on tokens from kb.text, as ids in a vocabulary the builder keeps."""
+"""BM25 over chunks (bm25s), on tokens from kb.text, as ids in a vocabulary the builder keeps.
+
+A query scores only the chunks that hold one of its tokens, so ``over`` restricts the index to
+those rows: the same scores, summed in the same order, in arrays as long as the rows rather than
+the knowledge base.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import bm25s
@@ -17,10 +23,19 @@ def new_vocabulary() -> dict[str, int]:
 
 
 class LexicalIndex:
-    def __init__(self, bm25: bm25s.BM25 | None, size: int) -> None:
+    def __init__(self, bm25: bm25s.BM25 | None, size: int,
+                 rows: np.ndarray | None = None) -> None:
         self._bm25 = bm25  # None for an empty knowledge base, which bm25s cannot index
-        self.size = size
         self._vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
+        self.chunks = size  # of the whole knowledge base, however many rows this index has
+        # Only these rows (ascending) are scored, if given (see ``over``); _where holds each
+        # chunk's place among them, or -1.
+        self.rows = rows
+        self.size = size if rows is None else len(rows)
+        self._where: np.ndarray | None = None
+        if rows is not None:
+            self._where = np.full(size, -1, dtype=np.int32)
+            self._where[rows] = np.arange(len(rows), dtype=np.int32)
 
     @classmethod
     def build(cls, documents: list[list[int]], vocabulary: dict[str, int]) -> LexicalIndex:
@@ -60,24 +75,72 @@ class LexicalIndex:
     def known(self, tokens: list[str]) -> list[str]:
         return [t for t in tokens if t in self._vocab]
 
-    def term_scores(self, token: str) -> np.ndarray:
-        """BM25 contribution of one token to every chunk (what scores() sums per token)."""
-        out = np.zeros(self.size, dtype=np.float32)
+    def postings(self, tokens: Iterable[str]) -> np.ndarray:
+        """Rows holding at least one of ``tokens``, ascending: the only rows they score."""
+        if self._bm25 is None:
+            return np.zeros(0, dtype=np.int64)
+        matrix = self._bm25.scores
+        indptr, indices = matrix["indptr"], matrix["indices"]
+        # Marked in a flag per chunk rather than sorted: a common token's chunks are a large
+        # share of a big knowledge base, and one pass over the flags is cheaper than a sort.
+        held = np.zeros(self.chunks, dtype=bool)
+        for i in {self._vocab[t] for t in tokens if t in self._vocab}:
+            held[indices[indptr[i]:indptr[i + 1]]] = True
+        if self._where is not None:
+            held &= self._where >= 0
+        return np.flatnonzero(held)
+
+    def over(self, rows: np.ndarray) -> LexicalIndex:
+        """This index with only ``rows`` (ascending, e.g. ``postings`` of a query's tokens):
+        ``scores`` and ``term_scores`` return one value per row of ``rows``, each exactly the
+        whole index's value for that row."""
+        return LexicalIndex(self._bm25, self.chunks, np.asarray(rows, dtype=np.int64))
+
+    def posting(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """Where ``token``'s chunks are among this index's rows, and its BM25 in each: the
+        rows where term_scores(token) is not 0, and its values there."""
         tid = self._vocab.get(token)
         if tid is None or self._bm25 is None:
-            return out
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return self._posting(tid)
+
+    def _posting(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self._bm25 is not None
         matrix = self._bm25.scores
         lo, hi = int(matrix["indptr"][tid]), int(matrix["indptr"][tid + 1])
-        out[matrix["indices"][lo:hi]] = matrix["data"][lo:hi]
+        rows, data = matrix["indices"][lo:hi], matrix["data"][lo:hi]
+        if self._where is None:
+            return rows, data
+        at = self._where[rows]
+        held = at >= 0
+        return (at, data) if held.all() else (at[held], data[held])
+
+    def term_scores(self, token: str) -> np.ndarray:
+        """BM25 contribution of one token to every row (what scores() sums per token)."""
+        out = np.zeros(self.size, dtype=np.float32)
+        at, data = self.posting(token)
+        out[at] = data
         return out
 
     def vocabulary(self) -> list[str]:
         return list(self._vocab)
 
     def scores(self, tokens: list[str], mask: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every chunk; chunks outside ``mask`` (0/1 per chunk) score 0."""
+        """BM25 score of every row; rows outside ``mask`` (0/1 per row) score 0. A token
+        repeated in ``tokens`` counts again, as in bm25s."""
         known = self.known(tokens)
         if not known or self._bm25 is None:
             return np.zeros(self.size, dtype=np.float32)
-        scores = self._bm25.get_scores(known, weight_mask=mask)
-        return np.asarray(scores, dtype=np.float32)
+        if self.rows is None:
+            scores = self._bm25.get_scores(known, weight_mask=mask)
+            return np.asarray(scores, dtype=np.float32)
+        # As bm25s sums (lucene BM25 has no score for absent tokens): token by token, in
+        # float32; a token's rows are distinct, so one fancy-index add is its np.add.at.
+        assert self._bm25.nonoccurrence_array is None
+        out = np.zeros(self.size, dtype=np.float32)
+        for token in known:
+            at, data = self._posting(self._vocab[token])
+            out[at] += data
+        if mask is not None:
+            out *= mask
+        return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,37 @@ def best(scores: np.ndarray, k: int) -> np.ndarray:
     if k >= len(scores):
         return np.arange(len(scores))
     return np.argpartition(-scores, k - 1)[:k]
+
+
+def best_first(scores: np.ndarray, k: int) -> np.ndarray:
+    """``best``, but of rows tied at the k-th score the first ones: the same rows whichever
+    subset of rows holding them is given (the lexical half sees only some rows)."""
+    if k >= len(scores):
+        return np.arange(len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k]
+    kth = scores[top].min()
+    above = top[scores[top] > kth]
+    tied = np.flatnonzero(scores == kth)[:k - len(above)]
+    return np.concatenate((above, tied))
+
+
+@dataclass(frozen=True)
+class Lexical:
+    """The lexical half of a query: BM25 of the rows holding one of its tokens or an
+    expansion's (every other row scores 0), and of those the best rows that matched."""
+
+    rows: np.ndarray  # ascending
+    scores: np.ndarray  # one per row, 0 outside the filters and the audience
+    top: np.ndarray  # rows, at most POOL of them
+    known: float  # share of the query's distinct tokens the knowledge base knows
+
+    def every_row(self, size: int) -> np.ndarray:
+        """BM25 of every row of a knowledge base of ``size`` chunks."""
+        out = np.zeros(size, dtype=np.float32)
+        out[self.rows] = self.scores
+        return out
 
 
 @dataclass(frozen=True)
@@ -118,7 +149,7 @@ class Started:
     lang: str
     filters: Filters
     k: int
-    lexical: tuple[np.ndarray, np.ndarray, float]
+    lexical: Lexical
     vector: Future[np.ndarray]
     tokens: list[str] = field(default_factory=list)
     audience: str = INTERNAL
@@ -260,21 +291,27 @@ class Searcher:
 
     def lexical(self, tokens: list[str], filters: Filters, audience: str = INTERNAL,
                 expansions: list[Expansion] | None = None,
-                lang: str | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-        """BM25 score of every chunk (0 outside the filters and the audience), its query's
-        expansions included, the best rows that matched, and the share of distinct tokens the
-        knowledge base knows."""
+                lang: str | None = None) -> Lexical:
+        """BM25 of the query's tokens, its expansions included, over the rows that hold one
+        of them (0 outside the filters and the audience), the best rows that matched, and the
+        share of distinct tokens the knowledge base knows. The rows holding none score 0 and
+        are not looked at; of rows tied at the last candidate's score the first are taken."""
         mask = self._mask(filters, audience)
-        weights = None if mask is None else mask.astype(np.float32)
-        scores = self.index.lexical.scores(tokens, weights)
+        lexical = self.index.lexical
+        wanted = [*tokens, *(t for e in expansions or () for t in e.source),
+                  *(t for e in expansions or () for a in e.alternatives for t in a.tokens)]
+        rows = lexical.postings(wanted)
+        view = lexical.over(rows)
+        weights = None if mask is None else mask[rows].astype(np.float32)
+        scores = view.scores(tokens, weights)
         if expansions:
-            other = (None if lang is None or not len(self.index.chunks)
-                     else self._article_lang[self.index.chunk_article] != lang)
-            scores = expanded_scores(self.index.lexical, scores, expansions, weights, other)
-        rows = best(scores, POOL)
+            other = (None if lang is None
+                     else self._article_lang[self.index.chunk_article[rows]] != lang)
+            scores = expanded_scores(view, scores, expansions, weights, other)
+        top = best_first(scores, POOL)
         distinct = set(tokens)
-        known = len(set(self.index.lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
-        return scores, rows[scores[rows] > 0], known
+        known = len(set(lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
+        return Lexical(rows, scores, rows[top[scores[top] > 0]], known)
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
                    audience: str = INTERNAL, expansions: list[Expansion] | None = None,
@@ -282,7 +319,7 @@ class Searcher:
         return self._candidates(self.lexical(tokens, filters, audience, expansions, lang), qvec,
                                 filters, audience, lang)
 
-    def _candidates(self, lexical: tuple[np.ndarray, np.ndarray, float], qvec: np.ndarray,
+    def _candidates(self, lexical: Lexical, qvec: np.ndarray,
                     filters: Filters, audience: str = INTERNAL,
                     lang: str | None = None) -> Candidates:
         mask = self._mask(filters, audience)
@@ -291,7 +328,7 @@ class Searcher:
             nothing = np.zeros(len(self.index.chunks), dtype=np.float32)
             evidence = Evidence({"dense": nothing, "lexical": nothing})
             return Candidates(empty, empty, row_signals(evidence, empty))
-        lex_all, lex_rows, known = lexical
+        lex_all, lex_rows = lexical.every_row(len(self.index.chunks)), lexical.top
         vectors = self.index.vectors
         if vectors.exact:
             cosines = vectors.scores(qvec)
@@ -308,7 +345,8 @@ class Searcher:
             cosines = np.zeros(len(self.index.chunks), dtype=np.float32)  # read at rows only
             cosines[rows] = vectors.cosines(qvec, rows)
             seen = vectors.sample_cosines(qvec, mask)  # the spread, from a fixed sample of rows
-        query = {"dense_mean": float(seen.mean()), "dense_std": float(seen.std()), "known": known}
+        query = {"dense_mean": float(seen.mean()), "dense_std": float(seen.std()),
+                 "known": lexical.known}
         signals_of = row_signals
         if lang is not None and not self.multilingual:
             imputed = self._impute_dense(cosines, lex_all, rows, lang)
@@ -332,15 +370,17 @@ class Searcher:
         if len(sections) < 2 or not terms:
             return row
         alternatives = {e.text: [a.text for a in e.alternatives] for e in expansions or ()}
+        weighed = [(term, 3.0 if any(ch.isdigit() for ch in term) else 1.0,
+                    alternatives.get(term, ())) for term in terms]
 
+        @cache
         def held(r: int) -> float:
             text = self._section_text(r)
             total = 0.0
-            for term in terms:
-                weight = 3.0 if any(ch.isdigit() for ch in term) else 1.0
+            for term, weight, alts in weighed:
                 if _holds(text, term):
                     total += weight
-                elif any(_holds(text, a) for a in alternatives.get(term, ())):
+                elif any(_holds(text, a) for a in alts):
                     total += weight / 2
             return total
 

@@ -140,12 +140,7 @@ class VectorIndex:
         on the cores the model needs next.
         """
         assert self._rows is not None, "an IVF index scores candidates, not every row"
-        out = np.empty(self.size, dtype=np.float32)
-        if self.size:
-            q = np.ascontiguousarray(query.reshape(-1), dtype=np.float32)
-            faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(q),
-                                         faiss.swig_ptr(self._rows), self.dim, self.size)
-        return out
+        return _inner(self._rows, query)
 
     def top(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
         """Rows of about the ``k`` highest scores among the rows ``mask`` admits (IVF: the
@@ -171,18 +166,18 @@ class VectorIndex:
     def cosines(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact inner products of ``query`` with ``rows``."""
         if self._rows is not None:
-            return self._rows[rows] @ query.reshape(-1)
+            return _inner(self._rows[rows], query)
         assert self._ivf is not None
         if not len(rows):
             return np.zeros(0, dtype=np.float32)
-        found = self._ivf.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
-        return found @ query.reshape(-1).astype(np.float32)
+        return _inner(self._ivf.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64)),
+                      query)
 
     def sample_cosines(self, query: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Cosines of a fixed random sample of the rows ``mask`` admits (IVF), standing for
         every row's where a statistic of them all is wanted."""
         assert self._ivf is not None
-        scores = self._sample @ query.reshape(-1).astype(np.float32)
+        scores = _inner(self._sample, query)
         if mask is None:
             return scores
         admitted = scores[mask[self._sample_rows]]
@@ -193,6 +188,18 @@ class VectorIndex:
             return self._rows.copy()
         assert self._ivf is not None
         return self._ivf.reconstruct_n(0, self.size)
+
+
+def _inner(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``rows @ query`` by FAISS's kernel on this thread: a BLAS product of a query's size
+    wakes OpenBLAS's threads, which then spin on the cores the model needs."""
+    out = np.empty(len(rows), dtype=np.float32)
+    if len(rows):
+        q = np.ascontiguousarray(query.reshape(-1), dtype=np.float32)
+        m = np.ascontiguousarray(rows, dtype=np.float32)
+        faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(m),
+                                     m.shape[1], len(m))
+    return out
 
 
 def _train(vectors: np.ndarray, nlist: int) -> np.ndarray:
