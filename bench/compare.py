@@ -64,6 +64,14 @@ def env_for(tree: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1", **extra}
 
 
+def _answer(rev: str, worker: subprocess.Popen) -> dict:
+    line = worker.stdout.readline()  # type: ignore[union-attr]
+    if not line:
+        raise SystemExit(f"revision {rev} stopped without answering (its error is above; a "
+                         f"revision older than the index format cannot load this index)")
+    return json.loads(line)
+
+
 def in_process(trees: dict[str, Path], index: Path, queries: list[str]) -> dict[str, dict]:
     workers = {rev: subprocess.Popen([sys.executable, "-c", WORKER, str(index)], cwd=tree,
                                      env=env_for(tree), stdin=subprocess.PIPE,
@@ -71,15 +79,15 @@ def in_process(trees: dict[str, Path], index: Path, queries: list[str]) -> dict[
                for rev, tree in trees.items()}
     times: dict[str, dict[str, list[float]]] = {rev: {"model": [], "search": []} for rev in trees}
     try:
-        for worker in workers.values():
-            json.loads(worker.stdout.readline())  # type: ignore[union-attr]
+        for rev, worker in workers.items():
+            _answer(rev, worker)
         for n, start in enumerate(range(0, len(queries), LATENCY_BLOCK)):
             block = json.dumps(queries[start:start + LATENCY_BLOCK])
             order = list(workers.items())
             for rev, worker in order if n % 2 == 0 else order[::-1]:
                 worker.stdin.write(block + "\n")  # type: ignore[union-attr]
                 worker.stdin.flush()  # type: ignore[union-attr]
-                result = json.loads(worker.stdout.readline())  # type: ignore[union-attr]
+                result = _answer(rev, worker)
                 for key in ("model", "search"):
                     times[rev][key] += result[key]
     finally:
