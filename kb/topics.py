@@ -91,10 +91,8 @@ class Phrasing:
     count: int = 0
     first_seen: str = ""
     last_seen: str = ""
-    scripts: Counter = field(default_factory=Counter)
-    channels: Counter = field(default_factory=Counter)
-    days: Counter = field(default_factory=Counter)  # "YYYY-MM-DD" -> queries
-    # what a date range shows of it: (day, script, channel) -> queries; day -> first, last
+    # ("YYYY-MM-DD", script, channel) -> queries, whence its days, scripts and channels;
+    # day -> first and last seen that day (what a date range shows of it)
     daily: Counter = field(default_factory=Counter)
     spans: dict[str, tuple[str, str]] = field(default_factory=dict)
     kinds: Counter = field(default_factory=Counter)
@@ -362,12 +360,8 @@ class TopicIndex:
             p.wordings.append(q.query)
         p.first_seen = min(p.first_seen, event.ts) if p.first_seen else event.ts
         p.last_seen = max(p.last_seen, event.ts)
-        written = script(q.query, q.lang)
         day = event.ts[:10]
-        p.scripts[written] += 1
-        p.channels[q.channel] += 1
-        p.days[day] += 1
-        p.daily[day, written, q.channel] += 1
+        p.daily[day, script(q.query, q.lang), q.channel] += 1
         first, last = p.spans.get(day, (event.ts, event.ts))
         p.spans[day] = (min(first, event.ts), max(last, event.ts))
         p.kinds[event.kind] += 1
@@ -582,8 +576,12 @@ class TopicIndex:
         total: dict[str, Counter] = {k: Counter() for k in (
             "scripts", "channels", "days", "kinds", "sent_to", "not_helpful")}
         for p in ps:
-            for k, counter in total.items():
-                counter.update(getattr(p, k))
+            for (day, written, channel), n in p.daily.items():
+                total["days"][day] += n
+                total["scripts"][written] += n
+                total["channels"][channel] += n
+            for k in ("kinds", "sent_to", "not_helpful"):
+                total[k].update(getattr(p, k))
         by_count = sorted(ps, key=lambda p: (-p.count, p.first_seen, p.norm))
         vectors = [p.vector for p in ps if p.vector is not None]
         cohesion = 1.0
