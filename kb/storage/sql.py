@@ -452,28 +452,32 @@ class SqlStore:
         return built
 
     def _build_gap_statements(self, audience: bool) -> dict[str, Any]:
+        """Per kind of event: the statement of its last row, and that of its rows after ``lo``."""
         arrival = self._arrival()
         lo, hi, limit = (sa.bindparam(name, type_=sa.Integer) for name in ("lo", "hi", "limit"))
         mine = queries.c.audience == sa.bindparam("audience") if audience else sa.true()
         return {
-            "last_q": sa.select(sa.func.coalesce(sa.func.max(arrival), 0)).select_from(queries),
-            "last_f": sa.select(sa.func.coalesce(sa.func.max(feedback.c.id), 0)),
-            "last_e": sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)),
-            "queries": sa.select(arrival, *_COLUMNS)
-            .where(arrival > lo, arrival <= hi, queries.c.purged_at.is_(None),
-                   queries.c.outside_filters.is_(None), mine)
-            .order_by(arrival).limit(limit),
-            "marks": sa.select(feedback.c.id, feedback.c.article_id, feedback.c.ts, *_COLUMNS)
-            .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
-            .where(feedback.c.id > lo, feedback.c.id <= hi, sa.not_(feedback.c.helpful),
-                   queries.c.purged_at.is_(None), mine)
-            .order_by(feedback.c.id).limit(limit),
+            "queries": (
+                sa.select(sa.func.coalesce(sa.func.max(arrival), 0)).select_from(queries),
+                sa.select(arrival, *_COLUMNS)
+                .where(arrival > lo, arrival <= hi, queries.c.purged_at.is_(None),
+                       queries.c.outside_filters.is_(None), mine)
+                .order_by(arrival).limit(limit)),
+            "marks": (
+                sa.select(sa.func.coalesce(sa.func.max(feedback.c.id), 0)),
+                sa.select(feedback.c.id, feedback.c.article_id, feedback.c.ts, *_COLUMNS)
+                .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
+                .where(feedback.c.id > lo, feedback.c.id <= hi, sa.not_(feedback.c.helpful),
+                       queries.c.purged_at.is_(None), mine)
+                .order_by(feedback.c.id).limit(limit)),
             # answered queries an agent reported as missing since: gaps after all
-            "reports": sa.select(events.c.id, events.c.ts, *_COLUMNS)
-            .join_from(events, queries, queries.c.id == events.c.query_id)
-            .where(events.c.id > lo, events.c.id <= hi, events.c.kind == "reported_missing",
-                   queries.c.purged_at.is_(None), mine)
-            .order_by(events.c.id).limit(limit),
+            "reports": (
+                sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)),
+                sa.select(events.c.id, events.c.ts, *_COLUMNS)
+                .join_from(events, queries, queries.c.id == events.c.query_id)
+                .where(events.c.id > lo, events.c.id <= hi,
+                       events.c.kind == "reported_missing", queries.c.purged_at.is_(None), mine)
+                .order_by(events.c.id).limit(limit)),
         }
 
     def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000,
@@ -486,16 +490,15 @@ class SqlStore:
         there were. ``audience``: only the events of queries logged for it."""
         self.flush(self.timeout)  # this process's own queries, just served
         back = 0 if self._sqlite else self.OVERLAP
-        statements = self._gap_statements(audience is not None)
         found: dict[str, list[Any]] = {}
         ends = []
         with self._read() as conn:
-            for (name, end), done in zip((("queries", "last_q"), ("marks", "last_f"),
-                                          ("reports", "last_e")), (*after, 0, 0, 0)[:3],
-                                         strict=False):
+            for (name, (last_row, rows_after)), done in zip(
+                    self._gap_statements(audience is not None).items(), (*after, 0, 0, 0)[:3],
+                    strict=True):
                 # The end first: a row stored while reading is left for the next call.
-                last = int(conn.execute(statements[end]).scalar_one())
-                rows = list(conn.execute(statements[name], {
+                last = int(conn.execute(last_row).scalar_one())
+                rows = list(conn.execute(rows_after, {
                     "lo": max(0, done - back), "hi": last, "limit": limit,
                     "audience": audience}))
                 if len(rows) == limit:
