@@ -221,6 +221,7 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
     chunks = [c for p in articles for c in p.chunks]
     hashes = {p.article.id: p.hash for p in articles}
     fingerprint = store.fingerprint(model, max_chunk_chars)
+    lexicon_made_by = lexicon_key()
 
     published = _published(root)
     old_hashes = published[2]["article_hashes"] if published else {}
@@ -236,7 +237,7 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
         calibration = _carried_calibration(published, model)
     if (reusable is not None and hashes == old_hashes and published is not None
             and _carried_calibration(published, model) == calibration
-            and published[2].get("lexicon") == lexicon_key()
+            and published[2].get("lexicon") == lexicon_made_by
             and read_glossary(store.versions_dir(root) / published[0]) == glossary.to_list()):
         report.published = False
         report.reused = len(chunks)
@@ -267,7 +268,7 @@ def _build_parsed(root: Path, parsed: list[Article], embedder_factory: Callable[
             "fingerprint": fingerprint,
             "vectors": vectors.describe(),
             "article_hashes": hashes,
-            "lexicon": lexicon_key(),
+            "lexicon": lexicon_made_by,
         }
         store.write_version(
             staging, manifest=manifest,

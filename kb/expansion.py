@@ -134,7 +134,8 @@ def _weighed(text: str, norm: str, tokens: list[str]) -> tuple[tuple[str, ...], 
     """The query's tokens that come from ``text``, as often as the query has them (a Chinese
     word counts as itself, its sub-words and its bigrams), and how often the query has it."""
     own = tokenize(text, normalized=True)
-    weighed = tuple(t for t in tokens if t in set(own))
+    mine = set(own)
+    weighed = tuple(t for t in tokens if t in mine)
     if is_cjk(text):
         occurs = norm.count(text)
     else:
