@@ -62,6 +62,11 @@ class Lexical:
     top: np.ndarray  # rows, at most POOL of them
     known: float  # share of the query's distinct tokens the knowledge base knows
 
+    @property
+    def complete(self) -> bool:
+        """Whether ``top`` holds every row with lexical evidence."""
+        return len(self.top) < POOL or int(np.count_nonzero(self.scores)) <= POOL
+
     def every_row(self, size: int) -> np.ndarray:
         """BM25 of every row of a knowledge base of ``size`` chunks."""
         out = np.zeros(size, dtype=np.float32)
@@ -346,7 +351,7 @@ class Searcher:
             cosines[rows] = vectors.cosines(qvec, rows)
             seen = vectors.sample_cosines(qvec, mask)  # the spread, from a fixed sample of rows
         query = {"dense_mean": float(seen.mean()), "dense_std": float(seen.std()),
-                 "known": lexical.known}
+                 "known": lexical.known, "lexical_complete": float(lexical.complete)}
         signals_of = row_signals
         if lang is not None and not self.multilingual:
             imputed = self._impute_dense(cosines, lex_all, rows, lang)

@@ -178,3 +178,20 @@ def test_an_other_language_candidate_takes_its_dense_place_among_its_own_languag
     out = searcher._impute_dense(cosines, lexical, np.arange(4), "zh")
     assert out[:2].tolist() == [0.3, 0.7]
     assert out[2] == pytest.approx(0.7) and out[3] == pytest.approx(0.3)
+
+
+def test_a_word_one_article_alone_holds_finds_it_whatever_the_dense_weight(
+        kb_copy, tmp_path, real_embedder):
+    """A new product name or code added to one article: the dense model does not know it, and
+    a calibration that trusts dense evidence must not bury the one article holding it."""
+    from kb.build import build_index
+
+    path = kb_copy / "wifi-8021x.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\nSee also benchedit4411x0.\n",
+                    encoding="utf-8")
+    index = build_index(kb_copy, tmp_path / "index", lambda: real_embedder,
+                        real_embedder.name).index
+    index.calibration.fusion = {"en": {"dense": 1.0, "lexical": 0.0}}
+    searcher = Searcher(index, real_embedder)
+    assert top(searcher, "benchedit4411x0")[0] == "wifi-8021x"
+    assert top(searcher, "BenchEdit4411x0?")[0] == "wifi-8021x"
