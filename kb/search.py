@@ -22,6 +22,7 @@ from kb.store import Index
 from kb.text import (
     analyze,
     detect_lang,
+    is_identifier,
     normalize,
     normalize_lines,
     starts_a_word,
@@ -375,7 +376,7 @@ class Searcher:
         if len(sections) < 2 or not terms:
             return row
         alternatives = {e.text: [a.text for a in e.alternatives] for e in expansions or ()}
-        weighed = [(term, 3.0 if any(ch.isdigit() for ch in term) else 1.0,
+        weighed = [(term, 3.0 if is_identifier(term) else 1.0,
                     alternatives.get(term, ())) for term in terms]
 
         @cache

@@ -157,6 +157,12 @@ def latin_tokens(piece: str) -> list[str]:
 TOKENIZER = "kb-1"
 
 
+def is_identifier(token: str) -> bool:
+    """An error code, order number or version as ``tokenize`` keeps it whole: ASCII with a
+    digit."""
+    return token.isascii() and any(ch.isdigit() for ch in token)
+
+
 def tokenize(text: str, *, normalized: bool = False) -> list[str]:
     """Tokens for BM25. Pass ``normalized=True`` when the text already went through normalize()."""
     return _split(text if normalized else normalize(text), tokens=True, terms=False)[0]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from kb.audience import INTERNAL
 from kb.search import Filters, Searcher, Started
-from kb.text import content_terms, tokenize
+from kb.text import content_terms, is_identifier, tokenize
 
 BUDGET = 300  # characters of description kept: the model reads ~256 tokens in all
 SUBJECT_WEIGHT = 2  # times a subject token (or an identifier) counts; a description token once
@@ -57,11 +57,6 @@ def key_sentences(subject: str, description: str, budget: int = BUDGET) -> list[
         chosen.append((pos, sentence[:budget]))
         used += len(sentence)
     return [s for _, s in sorted(chosen)]
-
-
-def is_identifier(token: str) -> bool:
-    """An error code, order number or version as kb.text keeps it whole: ASCII with a digit."""
-    return token.isascii() and any(ch.isdigit() for ch in token)
 
 
 def clauses(text: str) -> list[str]:

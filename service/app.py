@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from kb import __version__
 from kb.config import Settings, load_settings
 from kb.embedding import Embedder, load_embedder
-from kb.engine import Engine
 from kb.errors import IndexNotFound
 from kb.keys import Permission
 from kb.storage import open_store, shown_url
@@ -19,7 +18,7 @@ from kb.storage.retention import Retention
 from service import access_log, auth, errors, login, logs
 from service import metrics as metrics_module
 from service.deps import requirement
-from service.indexing import Indexing
+from service.indexing import Indexing, open_engine
 from service.limits import RequestLimits
 from service.metrics import Metrics, RequestMetrics, Sampler, TimedEmbedder
 from service.routes import admin, articles, gaps, keys, pages, search
@@ -42,8 +41,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         app.state.auth = access = auth.Auth(settings, store)
         log.info("%s", access.describe())
         try:
-            app.state.engine = Engine(settings, model, store=store, observer=metrics)
-            app.state.engine.start_gap_topics()
+            app.state.engine = open_engine(app, settings, model)
         except IndexNotFound as exc:
             # Serve anyway: /readyz says 503 until an index is published.
             log.warning("%s", exc.message)

@@ -28,6 +28,15 @@ from kb.store import RecheckTurn, ServingLock, current_version
 log = logging.getLogger("kb.service")
 
 
+def open_engine(app: FastAPI, settings: Settings, embedder: Embedder) -> Engine:
+    """An engine over the published index with the process's query log and metrics, its gap
+    topics kept up to date in the background; IndexNotFound before anything is published."""
+    engine = Engine(settings, embedder, store=getattr(app.state, "store", None),
+                    observer=getattr(app.state, "metrics", None))
+    engine.start_gap_topics()
+    return engine
+
+
 class Indexing:
     def __init__(self, app: FastAPI, settings: Settings, embedder: Embedder) -> None:
         self.app = app
@@ -109,10 +118,7 @@ class Indexing:
     def _serve(self, name: str | None) -> None:
         engine: Engine | None = self.app.state.engine
         if engine is None:  # started before anything was published
-            self.app.state.engine = Engine(self.settings, self.embedder,
-                                           store=getattr(self.app.state, "store", None),
-                                           observer=getattr(self.app.state, "metrics", None))
-            self.app.state.engine.start_gap_topics()
+            self.app.state.engine = open_engine(self.app, self.settings, self.embedder)
         else:
             engine.reload(version=name)
 

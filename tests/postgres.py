@@ -13,13 +13,14 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.serving import free_port
 
 TEMPLATE = "kb_template"
 
@@ -33,12 +34,6 @@ def _bin_dir() -> Path | None:
         if (path / "initdb").exists() and (path / "pg_ctl").exists():
             return path
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -70,7 +65,7 @@ class Server:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr}")
         for _ in range(5):  # another process may take the free port first
-            self.port = _free_port()
+            self.port = free_port()
             options = (f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off "
                        "-c synchronous_commit=off -c full_page_writes=off "
                        "-c max_connections=200")
