@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kb.config import Settings, load_settings
-from kb.errors import KBError, error_lines
+from kb.errors import EvalDataError, KBError, error_lines
 
 if TYPE_CHECKING:
     from kb.embedding import Embedder
@@ -256,20 +256,43 @@ def _load_searcher(cfg: Settings) -> Searcher:
 
 @app.command()
 @handled
-def calibrate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
+def calibrate(queries: Annotated[Path | None, typer.Option(
+                  "--queries", help="Queries, JSON lines.")] = None,
+              qrels: Annotated[Path | None, typer.Option(
+                  "--qrels", help="Relevance labels, TSV.")] = None,
+              from_log: Annotated[bool, typer.Option(
+                  "--from-log", help="Also learn from agents' feedback in the query log: a "
+                  "query voted helpful or whose reply was copied is answered by that article; "
+                  "one reported missing has no answer.")] = False,
+              index: IndexOpt = None,
               max_false_gap: Annotated[float, typer.Option(
                   min=0.0, max=0.5, help="Share of answerable queries allowed to be flagged "
                   "as gaps on the calibration queries.")] = 0.08,
               output: Annotated[Path | None, typer.Option(
                   help="Also write the calibration JSON here.")] = None) -> None:
-    """Fit fusion weights and the answered threshold to labelled queries; publish them."""
+    """Fit fusion weights and the answered threshold to labelled queries (a file, the query
+    log's feedback, or both); publish them."""
     from kb.calibrate import calibration_summary, fit, prepare
-    from kb.evaluation import read_queries
+    from kb.evaluation import labelled_from_feedback, read_queries
+    from kb.storage import open_store
     from kb.store import publish_calibration
 
     cfg = load_settings(index=index)
-    labelled = read_queries(queries, qrels)
+    if (queries is None) != (qrels is None):
+        raise EvalDataError("--queries and --qrels go together: the queries and their labels")
+    if queries is None and not from_log:
+        raise EvalDataError("nothing to calibrate on: give --queries and --qrels, or --from-log")
+    labelled = read_queries(queries, qrels) if queries is not None and qrels is not None else []
     searcher = _load_searcher(cfg)
+    if from_log:
+        logged = labelled_from_feedback(open_store(cfg).feedback_labels(),
+                                        set(searcher.index.article_ids))
+        answered = sum(bool(q.relevant) for q in logged)
+        typer.echo(f"query log: {len(logged)} labelled phrasings ({answered} answered, "
+                   f"{len(logged) - answered} reported missing)")
+        labelled += logged
+    if not labelled:
+        raise EvalDataError("no labelled queries to calibrate on")
     prepared = prepare(searcher, labelled, lambda xs: _track(xs, "queries"))
     cal = fit(searcher, prepared, max_false_gap)
     version = publish_calibration(cfg.index, cal, cfg.keep_versions)

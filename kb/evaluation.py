@@ -6,10 +6,14 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytrec_eval
 
 from kb.errors import EvalDataError
+
+if TYPE_CHECKING:
+    from kb.storage.base import FeedbackLabel
 
 MEASURES = {"ndcg_cut.10", "recall.1,5,10", "recip_rank"}
 
@@ -50,6 +54,20 @@ def read_queries(queries: Path, qrels: Path) -> list[LabelledQuery]:
     if unknown:
         raise EvalDataError(f"{qrels}:1: qrels name queries not in {queries}: {unknown[:5]}")
     return out
+
+
+def labelled_from_feedback(labels: Iterable[FeedbackLabel],
+                           articles: set[str]) -> list[LabelledQuery]:
+    """Agents' labels as labelled queries, one per phrasing (the same words asked again count
+    once, with every article any asking named). An answer no longer in ``articles`` is
+    dropped, and a query left with none is no label either way."""
+    merged: dict[str, tuple[FeedbackLabel, set[str], bool]] = {}
+    for label in labels:
+        first, answers, named = merged.get(label.norm, (label, set(), False))
+        kept = {a for a in label.answers if a in articles}
+        merged[label.norm] = (first, answers | kept, named or bool(label.answers))
+    return [LabelledQuery(first.query_id, first.query, first.lang, dict.fromkeys(answers, 1))
+            for first, answers, named in merged.values() if answers or not named]
 
 
 def _lines(path: Path) -> Iterable[tuple[int, str]]:

@@ -174,3 +174,36 @@ def test_kb_index_still_accepts_the_old_local_flag(fake_cli):
     result = runner.invoke(cli, ["index", "--local"])  # old scripts: every build is local now
     assert result.exit_code == 0, result.output
     assert "1 added" in result.output
+
+
+def test_calibrate_learns_from_the_feedback_in_the_query_log(env, tmp_path):
+    from kb.config import load_settings
+    from kb.storage import open_store
+
+    asked = {"vpn 809": "vpn-error-809", "退款多久到账": "refund-timeline-zh",
+             "I forgot my password": "password-reset-en", "0x800CCC0E": "outlook-0x800ccc0e",
+             "打印机离线": "printer-offline-hant", "wifi keeps disconnecting": "wifi-8021x"}
+    logged = {}
+    for query in [*asked, "员工食堂几点开饭", "vpn 809"]:  # one asked twice: one phrasing
+        out = json.loads(runner.invoke(cli, ["search", query, "--json"]).stdout)
+        logged.setdefault(query, []).append(out)
+    store = open_store(load_settings())
+    for query, article in asked.items():
+        for out in logged[query]:
+            store.feedback(out["query_id"], article, True)
+    store.record_event("reported_missing", None, logged["员工食堂几点开饭"][0]["query_id"])
+    store.close()
+    result = runner.invoke(cli, ["calibrate", "--from-log", "--output", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    assert "query log: 7 labelled phrasings (6 answered, 1 reported missing)" in result.output
+    assert json.loads((tmp_path / "c.json").read_text())["fitted"]["queries"] == 7
+
+
+def test_calibrate_needs_labels_from_somewhere(env, tmp_path):
+    nothing = runner.invoke(cli, ["calibrate"])
+    assert nothing.exit_code == 2 and "--from-log" in nothing.output
+    queries, _ = write_eval(tmp_path)
+    half = runner.invoke(cli, ["calibrate", "--queries", str(queries)])
+    assert half.exit_code == 2 and "go together" in half.output
+    empty = runner.invoke(cli, ["calibrate", "--from-log"])  # an empty log
+    assert empty.exit_code == 2 and "no labelled queries" in empty.output

@@ -36,3 +36,17 @@ def test_bad_eval_files_name_path_and_line(tmp_path, queries, qrels, where):
     (tmp_path / "r.tsv").write_text(qrels)
     with pytest.raises(EvalDataError, match=where):
         read_queries(tmp_path / "q.jsonl", tmp_path / "r.tsv")
+
+
+def test_labels_from_feedback_are_one_per_phrasing_and_drop_unknown_articles():
+    from kb.evaluation import labelled_from_feedback
+    from kb.storage.base import FeedbackLabel
+
+    labels = [FeedbackLabel("q1", "How do I reset?", "how do i reset", "en", ("pw",)),
+              FeedbackLabel("q2", "how do I reset", "how do i reset", "en", ("sso",)),
+              FeedbackLabel("q3", "canteen hours", "canteen hours", "en", ()),
+              FeedbackLabel("q4", "old thing", "old thing", "en", ("deleted",)),
+              FeedbackLabel("q5", "canteen hours", "canteen hours", "en", ())]
+    out = labelled_from_feedback(labels, {"pw", "sso"})
+    assert [(q.qid, q.query, q.relevant) for q in out] == [
+        ("q1", "How do I reset?", {"pw": 1, "sso": 1}), ("q3", "canteen hours", {})]

@@ -347,3 +347,27 @@ def test_gap_events_of_one_audience(store):
         ("unanswered", public), ("answered", qid), ("not_helpful", qid)}
     assert cursor == store.gap_events()[1]  # past the other audience's rows too
     assert store.gap_events(cursor, audience="public")[0] in ([], events)  # PostgreSQL re-reads
+
+
+def test_feedback_labels_name_what_agents_said_answered(store):
+    helpful = record(store, "退款多久到账 13812345678")
+    copied = record(store, "怎么退款")
+    changed = record(store, "退钱")
+    missing = record(store, "员工食堂几点开饭")
+    unlabelled = record(store, "vpn 809")
+    only_unhelpful = record(store, "打印机离线")
+    store.feedback(helpful, "a1", True)
+    store.feedback(helpful, "a2", False)
+    store.record_event("copied", "a2", copied)
+    store.record_event("copied", "a1", changed)
+    store.feedback(changed, "a1", False)  # copied, then voted not helpful: no answer
+    store.record_event("reported_missing", None, missing)
+    store.feedback(only_unhelpful, "a3", False)
+    store.record_event("copied", "a3")  # a copy from the article view, no query named
+    labels = {label.query_id: label for label in store.feedback_labels()}
+    assert set(labels) == {helpful, copied, missing}
+    assert labels[helpful].answers == ("a1",) and labels[copied].answers == ("a2",)
+    assert labels[missing].answers == ()
+    assert "13812345678" not in labels[helpful].query  # the log's redacted text
+    assert labels[copied].lang == "zh" and labels[copied].norm
+    assert unlabelled not in labels and changed not in labels

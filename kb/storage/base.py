@@ -61,6 +61,19 @@ class ArticleHealth:
 
 
 @dataclass(frozen=True)
+class FeedbackLabel:
+    """What agents said of one logged query: the articles that answered it (voted helpful, or
+    a reply copied from it and not voted unhelpful since), or that nothing did (reported as
+    missing, no answer named)."""
+
+    query_id: str
+    query: str  # as the log keeps it: redacted
+    norm: str
+    lang: str
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TopicStatus:
     """A writer's decision on a gap topic: dismissed, or answered by an article."""
 
@@ -144,6 +157,10 @@ class Store(Protocol):
     def article_stats(self, article_id: str | None = None) -> list[dict]: ...
 
     def article_health(self, article_id: str | None = None) -> list[ArticleHealth]: ...
+
+    def feedback_labels(self) -> list[FeedbackLabel]:
+        """Every logged query (not purged) that agents labelled, oldest first."""
+        ...
 
     # -- gaps -----------------------------------------------------------------------------
     def unanswered(self, since: str | None = None) -> list[LoggedQuery]: ...

@@ -45,6 +45,7 @@ from kb.storage.base import (
     TOPIC_STATUSES,
     ArticleHealth,
     Decision,
+    FeedbackLabel,
     GapEvent,
     LoggedQuery,
     TopicStatus,
@@ -365,6 +366,34 @@ class SqlStore:
             entry = health.setdefault(article, {"article_id": article})
             entry.update(helpful=int(helpful), not_helpful=int(unhelpful), last_feedback=last)
         return [ArticleHealth(**health[a]) for a in sorted(health)]
+
+    def feedback_labels(self) -> list[FeedbackLabel]:
+        self.flush(self.timeout)
+        copied = (sa.select(events.c.query_id, events.c.article_id)
+                  .where(events.c.kind == "copied", events.c.query_id.is_not(None)))
+        labelled = sa.or_(queries.c.reported, queries.c.id.in_(sa.select(feedback.c.query_id)),
+                          queries.c.id.in_(copied.with_only_columns(events.c.query_id)))
+        stmt = (sa.select(queries.c.id, queries.c.query, queries.c.norm, queries.c.lang,
+                          queries.c.reported)
+                .where(labelled, queries.c.purged_at.is_(None))
+                .order_by(queries.c.ts, queries.c.id))
+        with self._read() as conn:
+            votes: dict[str, dict[str, bool]] = {}
+            for query_id, article, helpful in conn.execute(
+                    sa.select(feedback.c.query_id, feedback.c.article_id, feedback.c.helpful)):
+                votes.setdefault(query_id, {})[article] = bool(helpful)
+            copies: dict[str, set[str]] = {}
+            for query_id, article in conn.execute(copied):
+                copies.setdefault(query_id, set()).add(article)
+            rows = list(conn.execute(stmt))
+        out = []
+        for query_id, text, norm, lang, reported in rows:
+            voted = votes.get(query_id, {})
+            answers = {a for a, helpful in voted.items() if helpful} | {
+                a for a in copies.get(query_id, ()) if voted.get(a, True)}
+            if answers or reported:
+                out.append(FeedbackLabel(query_id, text, norm, lang, tuple(sorted(answers))))
+        return out
 
     # -- gaps -----------------------------------------------------------------------------
     def _queries(self, where: Sequence[Any], since: str | None) -> list[LoggedQuery]:
