@@ -7,8 +7,8 @@ on a handful of queries. Min-max rather than division by the best score: candida
 in a narrow band (say 0.3 to 0.7) while BM25 spans from 0, so dividing by the best would leave
 dense differences a fraction of the weight the mix gives them. The weights depend on the query
 language because an embedding model may be strong in one language and weak in another;
-``kb calibrate`` fits them per knowledge base. One rule stands above the weights: when a single
-article holds any of the query's words, it ranks first (see ``_sole_holder``).
+``kb calibrate`` fits them per knowledge base. One rule stands above the weights: an article that
+the query's own rare words single out ranks first (``Candidates.holder``).
 
 "Answered" is a logistic model over named features of the top articles (``FEATURES``), with a
 threshold fit to a target false-gap rate. Weights and coefficients are stored by name, so a
@@ -44,12 +44,16 @@ class Candidates:
     # Query-level evidence from gathering: the spread of cosines over every row the query may
     # see ("dense_mean", "dense_std"), the share of its tokens the knowledge base knows.
     query: dict[str, float] = field(default_factory=dict)
+    # The article that alone holds the query's words carrying most of its weight (see
+    # kb.search.Searcher.lexical): it ranks first.
+    holder: int | None = None
 
     def without(self, articles: set[int]) -> Candidates:
         """These candidates as if ``articles`` were not in the knowledge base."""
         keep = ~np.isin(self.articles, list(articles))
         return Candidates(self.rows[keep], self.articles[keep],
-                          {n: s[keep] for n, s in self.signals.items()}, dict(self.query))
+                          {n: s[keep] for n, s in self.signals.items()}, dict(self.query),
+                          None if self.holder in articles else self.holder)
 
 
 @dataclass
@@ -276,18 +280,6 @@ def fuse(c: Candidates, weights: dict[str, float]) -> np.ndarray:
     return fused
 
 
-def _sole_holder(c: Candidates, per_article: dict[str, np.ndarray]) -> int | None:
-    """The position of the one article that holds any of the query's words, if only one does
-    (``c.query["lexical_complete"]``: every row with lexical evidence is a candidate). A word
-    that a single article holds (a new product name, an error code) picks that article out,
-    and the dense model, which may not know the word, must not outvote it."""
-    lexical = per_article.get("lexical")
-    if lexical is None or not c.query.get("lexical_complete"):
-        return None
-    holders = np.flatnonzero(lexical > 0)
-    return int(holders[0]) if len(holders) == 1 else None
-
-
 def rank(c: Candidates, weights: dict[str, float], k: int) -> list[Ranked]:
     """Best ``k`` articles, each represented by its best-scoring chunk."""
     if len(c.rows) == 0:
@@ -304,11 +296,11 @@ def rank(c: Candidates, weights: dict[str, float], k: int) -> list[Ranked]:
                    for name, s in c.signals.items()}
     art_score = fuse(Candidates(present, present, per_article), weights)
     order_by = -art_score
-    sole = _sole_holder(c, per_article)
-    if sole is not None:  # first, at the best score, whatever the other evidence
-        art_score[sole] = art_score.max()
+    if c.holder is not None and (singled := np.flatnonzero(present == c.holder)).size:
+        # first, at the best score, whatever the other evidence
+        art_score[singled] = art_score.max()
         order_by = order_by.copy()
-        order_by[sole] = -np.inf
+        order_by[singled] = -np.inf
     top = np.argsort(order_by, kind="stable")[:k]
     # Python numbers, converted a column at a time
     names = list(per_article)

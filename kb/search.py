@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -62,11 +63,7 @@ class Lexical:
     scores: np.ndarray  # one per row, 0 outside the filters and the audience
     top: np.ndarray  # rows, at most POOL of them
     known: float  # share of the query's distinct tokens the knowledge base knows
-
-    @property
-    def complete(self) -> bool:
-        """Whether ``top`` holds every row with lexical evidence."""
-        return len(self.top) < POOL or int(np.count_nonzero(self.scores)) <= POOL
+    holder: int | None = None  # see Searcher.holder
 
     def every_row(self, size: int) -> np.ndarray:
         """BM25 of every row of a knowledge base of ``size`` chunks."""
@@ -174,6 +171,11 @@ def real_dense(ranked: list[Ranked]) -> list[Ranked]:
     return ranked
 
 
+def _idf(df: int, n: int) -> float:
+    """Lucene's BM25 idf, as bm25s scores with."""
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
 def _holds(text: str, term: str) -> bool:
     if term.isascii() and term.replace(" ", "").isalnum():
         return starts_a_word(text, term)
@@ -207,6 +209,8 @@ class Searcher:
             if chunk.kind == "section":
                 self._section_rows[int(index.chunk_article[row])].append(row)
         self._heading_text: dict[int, str] = {}
+        sizes = np.bincount(index.chunk_article, minlength=len(index.article_ids))
+        self._longest = int(sizes.max()) if len(sizes) else 0  # chunks of the longest article
 
     @property
     def version(self) -> str:
@@ -317,7 +321,28 @@ class Searcher:
         top = best_first(scores, POOL)
         distinct = set(tokens)
         known = len(set(lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
-        return Lexical(rows, scores, rows[top[scores[top] > 0]], known)
+        return Lexical(rows, scores, rows[top[scores[top] > 0]], known, self.holder(tokens))
+
+    def holder(self, tokens: list[str]) -> int | None:
+        """The article that alone holds query words carrying more than half of the query's
+        weight (the idf of its tokens the knowledge base knows), if one does; it counts only
+        where the query may see it (among its candidates). A product name or error code one
+        article has singles that article out, however little the dense model makes of the
+        word; a query whose weight lies in words many articles share is left to fusion."""
+        lexical, articles = self.index.lexical, self.index.chunk_article
+        own: dict[int, float] = {}
+        total = 0.0
+        for token in tokens:
+            rows, _ = lexical.posting(token)
+            if not len(rows):
+                continue
+            weight = _idf(len(rows), lexical.chunks)
+            total += weight
+            # more rows than the longest article has chunks: more than one article
+            if len(rows) <= self._longest and (held := np.unique(articles[rows])).size == 1:
+                own[int(held[0])] = own.get(int(held[0]), 0.0) + weight
+        best = max(own, key=own.__getitem__, default=None)
+        return best if best is not None and own[best] > total / 2 else None
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
                    audience: str = INTERNAL, expansions: list[Expansion] | None = None,
@@ -352,7 +377,7 @@ class Searcher:
             cosines[rows] = vectors.cosines(qvec, rows)
             seen = vectors.sample_cosines(qvec, mask)  # the spread, from a fixed sample of rows
         query = {"dense_mean": float(seen.mean()), "dense_std": float(seen.std()),
-                 "known": lexical.known, "lexical_complete": float(lexical.complete)}
+                 "known": lexical.known}
         signals_of = row_signals
         if lang is not None and not self.multilingual:
             imputed = self._impute_dense(cosines, lex_all, rows, lang)
@@ -364,7 +389,8 @@ class Searcher:
 
                 cosines = imputed
         evidence = Evidence({"dense": cosines, "lexical": lex_all}, lang or "en")
-        return Candidates(rows, self.index.chunk_article[rows], signals_of(evidence, rows), query)
+        return Candidates(rows, self.index.chunk_article[rows], signals_of(evidence, rows), query,
+                          lexical.holder)
 
     def shown_row(self, article: int, row: int, terms: set[str],
                   expansions: list[Expansion] | None = None) -> int:

@@ -67,22 +67,21 @@ def test_each_article_shows_its_best_fused_chunk_whatever_the_row_order():
     assert {r.article: (r.dense, r.lexical) for r in ranked}[3] == (np.float32(0.9), 4.0)
 
 
-def test_the_one_article_holding_the_query_words_ranks_first_whatever_the_weights():
-    # Article 2 alone holds the word; dense (weighted 0.9) prefers articles 0 and 1.
+def test_the_article_the_query_words_single_out_ranks_first_whatever_the_weights():
+    # Article 2 is singled out by the query's rare word; dense (weighted 0.9) prefers 0 and 1.
     c = cands([0.9, 0.8, 0.3], [0.0, 0.0, 4.0], [0, 1, 2])
-    c.query["lexical_complete"] = 1.0
+    c.holder = 2
     ranked = rank(c, mix(0.9), 3)
     assert [r.article for r in ranked] == [2, 0, 1]
     assert ranked[0].score == max(r.score for r in ranked)  # scores stay monotone
-    # Two articles with the word, or lexical rows left out of the candidates: fusion decides.
-    two = cands([0.9, 0.8, 0.3], [0.0, 1.0, 4.0], [0, 1, 2])
-    two.query["lexical_complete"] = 1.0
-    assert rank(two, mix(0.9), 3)[0].article == 0
-    partial = cands([0.9, 0.8, 0.3], [0.0, 0.0, 4.0], [0, 1, 2])
-    assert rank(partial, mix(0.9), 3)[0].article == 0
+    c.holder = None  # no article singled out: fusion decides
+    assert rank(c, mix(0.9), 3)[0].article == 0
+    c.holder = 7  # one the query may not see is not among the candidates: nothing changes
+    assert [r.article for r in rank(c, mix(0.9), 3)] == [0, 1, 2]
 
 
-def test_a_replay_without_the_one_holder_ranks_by_fusion():
+def test_a_replay_without_the_singled_out_article_ranks_by_fusion():
     c = cands([0.9, 0.8, 0.3], [0.0, 0.0, 4.0], [0, 1, 2])
-    c.query["lexical_complete"] = 1.0
+    c.holder = 2
+    assert c.without({2}).holder is None and c.without({0}).holder == 2
     assert [r.article for r in rank(c.without({2}), mix(0.9), 3)] == [0, 1]

@@ -11,6 +11,7 @@ from kb.errors import InvalidQuery, UnknownFilter
 from kb.search import Filters, Searcher
 from kb.snippets import flatten
 from kb.store import load_index
+from kb.text import analyze
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +196,6 @@ def test_a_word_one_article_alone_holds_finds_it_whatever_the_dense_weight(
     searcher = Searcher(index, real_embedder)
     assert top(searcher, "benchedit4411x0")[0] == "wifi-8021x"
     assert top(searcher, "BenchEdit4411x0?")[0] == "wifi-8021x"
+    assert top(searcher, "what about the benchedit4411x0 driver")[0] == "wifi-8021x"
+    # Words many articles share carry the query's weight: fusion decides.
+    assert searcher.holder(analyze("benchedit4411x0 password reset vpn outlook error")[0]) is None
