@@ -109,7 +109,8 @@ class AudienceGaps:
         self.reporter.close()
 
 STATUS = {"resolved": "resolved by", "answered": "answered by", "dismissed": "dismissed",
-          "mostly_answered": "mostly answered when asked"}
+          "mostly_answered": "mostly answered when asked",
+          "doubtful": "answered, with little confidence"}
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:
