@@ -424,3 +424,12 @@ def test_doubtful_answers_that_fall_short_together_as_far_as_a_flag_are_a_gap():
     assert topic.count == 2 and topic.doubtful == 2 and "book a meeting room" in topic.examples
     [apart] = [t for t in report(index, include_closed=True) if t.status == "doubtful"]
     assert "expense deadline" in apart.examples
+
+
+def test_a_doubtful_chinese_answer_joins_by_its_words_where_the_model_is_not_trusted():
+    index = TopicIndex(link=0.6, untrusted=frozenset({"zh"}), doubt=0.6)
+    index.add([event("退款多久到账", lang="zh", neighbours=("refund-zh",)),
+               _answered("退款多久到账呢", None, 0.5, lang="zh", neighbours=("refund-zh",)),
+               _answered("发票怎么开", None, 0.5, lang="zh", neighbours=("invoice",))])
+    [topic] = report(index)
+    assert topic.count == 2 and topic.doubtful == 1 and topic.languages == {"zh-Hans": 2}
