@@ -382,6 +382,7 @@ def test_a_doubtful_answer_joins_the_gap_it_is_alike_and_a_confident_one_counts_
     assert room_topic is topics["book a meeting room"]
     assert room_topic.count == 2 and room_topic.doubtful == 1
     assert room_topic.answered_alike == 0 and room_topic.status == "open"
+    assert "2 queries (1 answered doubtfully), 2 phrasings" in render([room_topic])
     expense = topics["expense deadline"]
     assert expense.answered_alike == 1 and expense.count == 1 and expense.doubtful == 0
     assert "expense report deadline" not in topics
