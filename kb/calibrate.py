@@ -149,6 +149,20 @@ def _probabilities(x: np.ndarray, coef: np.ndarray, bias: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x @ coef + bias, -50.0, 50.0)))
 
 
+def doubt_level(answerable: np.ndarray, unanswered: np.ndarray, threshold: float) -> float:
+    """The probability below which an answered query is doubtful: where the held-out
+    probabilities of questions without an answer here (unanswerable, replays) most outnumber
+    the answerable ones' (the largest gap between their distributions, Youden's J), never
+    below the answered threshold. The gap report weighs such queries with the stream."""
+    if not len(answerable) or not len(unanswered):
+        return threshold
+    levels = np.unique(np.concatenate([answerable, unanswered, [threshold]]))
+    levels = levels[levels >= threshold]
+    below_gap = (unanswered[None, :] < levels[:, None]).mean(axis=1)
+    below_ok = (answerable[None, :] < levels[:, None]).mean(axis=1)
+    return round(float(levels[int(np.argmax(below_gap - below_ok))]), 4)
+
+
 def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.08) -> Calibration:
     ids = searcher.index.article_ids
     base = searcher.index.calibration
@@ -182,6 +196,8 @@ def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.0
     # The threshold keeps at most max_false_gap of answerable queries below it, judged on
     # probabilities from models that did not see them.
     calibration.answer_threshold = float(np.quantile(held[kinds == 0], max_false_gap))
+    fitted["doubt"] = doubt_level(held[kinds == 0], held[kinds != 0],
+                                  calibration.answer_threshold)
     for name, kind in (("flagged_answerable", 0), ("flagged_unanswerable", 1),
                        ("flagged_without_answer", 2)):
         chosen = kinds == kind
@@ -207,4 +223,6 @@ def calibration_summary(fitted: dict) -> str:
         f"of {fitted.get('unanswerable', 0)}",
         f"  answerable with their articles removed, flagged: {rate('flagged_without_answer')} "
         f"of {fitted.get('replayed_without_answer', 0)}",
+        *([f"  answered but doubtful below probability {fitted['doubt']:.3f} "
+           "(such queries join the gap topics they are alike)"] if "doubt" in fitted else []),
     ])

@@ -109,7 +109,8 @@ class AudienceGaps:
         self.reporter.close()
 
 STATUS = {"resolved": "resolved by", "answered": "answered by", "dismissed": "dismissed",
-          "mostly_answered": "mostly answered when asked"}
+          "mostly_answered": "mostly answered when asked",
+          "doubtful": "answered, with little confidence"}
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:
@@ -137,7 +138,8 @@ def render(topics: list[Topic], width: int = 80) -> str:
     for n, t in enumerate(topics, 1):
         head = f"{n}.".ljust(pad) + t.title
         lines += textwrap.wrap(head, width=width, subsequent_indent=indent) or [head]
-        facts = (f"{t.count} queries, {t.phrasings} phrasings, {t.trend} "
+        doubtful = f" ({t.doubtful} answered doubtfully)" if t.doubtful else ""
+        facts = (f"{t.count} queries{doubtful}, {t.phrasings} phrasings, {t.trend} "
                  f"({t.last_7_days} in the last 7 days); seen {t.first_seen[:10]} to "
                  f"{t.last_seen[:10]}; id {t.id}")
         if t.status != "open":

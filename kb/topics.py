@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -32,7 +33,7 @@ import orjson
 
 from kb.csvsafe import csv_text
 from kb.errors import StorageBusy
-from kb.storage.base import Decision, GapEvent, Store
+from kb.storage.base import Decision, GapEvent, LoggedQuery, Store
 from kb.storage.sql import shown_url
 from kb.text import to_simplified
 
@@ -73,6 +74,11 @@ def _bigrams(norm: str) -> set[str]:
     return {norm[i : i + 2] for i in range(len(norm) - 1)} or {norm}
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))
+
+
 def _week(day: str) -> str:
     year, week, _ = dt.date.fromisoformat(day[:10]).isocalendar()
     return f"{year}-W{week:02d}"
@@ -102,6 +108,7 @@ class Phrasing:
     tickets: set[str] = field(default_factory=set)
     gap_ids: list[str] = field(default_factory=list)  # unanswered query ids (for re-checks)
     answered_near: set[str] = field(default_factory=set)  # answered phrasings this alike
+    shortfall: float = 0.0  # its doubtful askings' log-odds below the doubt level, summed
 
 
 @dataclass
@@ -129,6 +136,7 @@ class Topic:
     ticket_ids: list[str] = field(default_factory=list)
     cohesion: float = 1.0  # mean cosine of its phrasings to their centre (1: one phrasing)
     answered_alike: int = 0  # askings alike that were answered: a gap only if fewer than count
+    doubtful: int = 0  # of its count, the askings answered with little confidence
 
     def to_dict(self) -> dict:
         # Shallow: asdict() deep-copies every list and dict, the report's main cost.
@@ -207,10 +215,17 @@ class TopicIndex:
 
     def __init__(self, link: float = LINK_FLOOR, tags: dict[str, set[str]] | None = None,
                  max_phrasings: int = MAX_PHRASINGS,
-                 untrusted: frozenset[str] = frozenset()) -> None:
+                 untrusted: frozenset[str] = frozenset(), doubt: float = 0.0,
+                 threshold: float = 0.0) -> None:
         """``untrusted``: languages whose embeddings say little (the calibration gives the
-        model less weight than BM25 there); their phrasings meet by their words instead."""
+        model less weight than BM25 there); their phrasings meet by their words instead.
+        ``doubt``: an answered query less confident than this is doubtful (see ``_add``);
+        ``threshold``: the answered threshold below which a query is flagged."""
         self.link = link
+        self.doubt = doubt
+        # How far below the doubt level, in log-odds, a flagged query is at least: doubtful
+        # askings of one question that fall as far short together are evidence of a gap.
+        self.enough = _logit(doubt) - _logit(threshold) if threshold < doubt else float("inf")
         self.alike = link  # an answered asking counts against a topic it would have joined
         self.untrusted = untrusted
         self.tags = tags or {}
@@ -302,11 +317,17 @@ class TopicIndex:
                 # counted as answered when it arrived; a gap since an agent said so
                 if self._answered_count.get(q.norm, 0) > 0:
                     self._answered_count[q.norm] -= 1
+                elif q.answered and self._doubtful(q):
+                    self._undo_doubtful(q)
                 event = GapEvent(event.seq, "unanswered", q, None, event.ts)
             added += 1
             if event.kind == "answered":
-                self._answered(event)
-                continue
+                if not self._doubtful(event.query):
+                    self._answered(event)
+                    continue
+                # Answered, doubtfully: it joins a gap topic it is alike (another asking of a
+                # missing question), rather than counting against it as an answer would.
+                event = GapEvent(event.seq, "doubtful", q, None, event.ts)
             i = self._by_norm.get(q.norm)
             if i is None:
                 i = self._new_phrasing(event)
@@ -317,6 +338,26 @@ class TopicIndex:
         if len(self.phrasings) > self.max_phrasings:
             self._shrink()
         return added
+
+    def _doubtful(self, q: LoggedQuery) -> bool:
+        return q.confidence is not None and q.confidence < self.doubt
+
+    def _shortfall(self, q: LoggedQuery) -> float:
+        return _logit(self.doubt) - _logit(q.confidence or 0.0)
+
+    def _undo_doubtful(self, q: LoggedQuery) -> None:
+        """A doubtful asking later reported as missing: it comes back as a gap."""
+        i = self._by_norm.get(q.norm)
+        if i is None:
+            return
+        p = self.phrasings[i]
+        key = (q.ts[:10], script(q.query, q.lang), q.channel)
+        if p.kinds["doubtful"] > 0 and p.daily[key] > 0:
+            p.kinds["doubtful"] -= 1
+            p.shortfall = max(0.0, p.shortfall - self._shortfall(q))
+            p.daily[key] -= 1
+            p.count -= 1
+            self._summaries.pop(self._find(i), None)
 
     def _new_phrasing(self, event: GapEvent) -> int:
         q = event.query
@@ -375,6 +416,8 @@ class TopicIndex:
                 event.article_id, ""))
         elif event.kind == "unanswered":
             p.gap_ids.append(q.id)
+        elif event.kind == "doubtful":
+            p.shortfall += self._shortfall(q)
 
     def _vector_of(self, event: GapEvent) -> np.ndarray | None:
         v = event.query.vector
@@ -562,12 +605,21 @@ class TopicIndex:
                 if topic.status == "open" and topic.answered_alike > topic.count:
                     # Mostly answered when asked: its flags are near misses of the threshold.
                     topic.status = "mostly_answered"
+                elif topic.status == "open" and not self._evident(s):
+                    topic.status = "doubtful"
                 s["topic"] = (key, topic)
             if include_closed or topic.status == "open":
                 topics.append(_ranged(topic, s, first_day, last_day, today)
                               if ranged else topic)
         topics.sort(key=lambda t: (-t.count, t.first_seen, t.id))
         return topics
+
+    def _evident(self, s: dict) -> bool:
+        """A gap shows once one of its queries was flagged, marked or reported, or once its
+        askings answered doubtfully fall as far below the doubt level together as one
+        flagged query does alone; else it is listed apart (status "doubtful")."""
+        kinds = s["kinds"]
+        return bool(kinds["unanswered"] or kinds["not_helpful"]) or s["shortfall"] >= self.enough
 
     def _summarise(self, root: int) -> dict:
         members = sorted(self._members[root], key=lambda i: (self.phrasings[i].first_seen,
@@ -616,6 +668,7 @@ class TopicIndex:
             "not_helpful_at": {a: max(p.not_helpful_at[a] for p in ps if a in p.not_helpful_at)
                                for a in total["not_helpful"]},
             "gap_ids": gap_ids,
+            "shortfall": sum(p.shortfall for p in ps),
             "answered_near": set().union(*(p.answered_near for p in ps)),
             "weekly": dict(sorted(weekly.items())),
             # for a date range: each phrasing's wordings and days, most asked first
@@ -633,13 +686,14 @@ class TopicIndex:
         kinds = s["kinds"]
         return dict(
             id=s["id"],
-            kind="unanswered" if kinds["unanswered"] >= kinds["not_helpful"] else "not_helpful",
+            kind=("unanswered" if kinds["unanswered"] + kinds["doubtful"] >= kinds["not_helpful"]
+                  else "not_helpful"),
             title=s["title"], representative=s["representative"], count=s["count"],
             phrasings=s["phrasings"], languages=dict(s["scripts"].most_common()),
             channels=dict(s["channels"].most_common()), first_seen=s["first_seen"],
             last_seen=s["last_seen"], weekly=s["weekly"], examples=s["examples"],
             article_id=marked[0][0] if marked else None, ticket_ids=s["tickets"],
-            cohesion=s["cohesion"])
+            cohesion=s["cohesion"], doubtful=kinds["doubtful"])
 
     def _topic(self, s: dict, titles: dict[str, str], stats: dict[str, dict],
                cutoff: str) -> Topic:
@@ -737,6 +791,19 @@ def index_link(index: object) -> float:
     return link_threshold(np.asarray(vectors[rows], dtype=np.float32))
 
 
+def answer_threshold(index: object | None) -> float:
+    calibration = getattr(index, "calibration", None)
+    return float(getattr(calibration, "answer_threshold", 0.0))
+
+
+def doubt_level(index: object | None) -> float:
+    """The calibration's level below which an answered query is doubtful (0: none is)."""
+    calibration = getattr(index, "calibration", None)
+    fitted = getattr(calibration, "fitted", None) or {}
+    level = fitted.get("doubt", 0.0)
+    return float(level) if isinstance(level, int | float) else 0.0
+
+
 def untrusted_languages(index: object | None) -> frozenset[str]:
     """Languages of the index's articles and calibration where fusion weighs the embedding
     model below BM25: its cosines there do not tell questions apart."""
@@ -772,7 +839,9 @@ class GapReporter:
             if self._topics is None:
                 self._topics = TopicIndex(index_link(index) if index is not None else LINK_FLOOR,
                                           {a: set(r.get("tags", [])) for a, r in articles.items()},
-                                          untrusted=untrusted_languages(index))
+                                          untrusted=untrusted_languages(index),
+                                          doubt=doubt_level(index),
+                                          threshold=answer_threshold(index))
             if version != self._version:
                 # New phrasings take the new tags; the link threshold stays, so topics stay.
                 self._topics.tags = {a: set(r.get("tags", [])) for a, r in articles.items()}

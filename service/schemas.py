@@ -116,13 +116,16 @@ class GapTopic(BaseModel):
     weekly: dict[str, int] = Field(description="queries per ISO week")
     examples: list[str]
     nearest_articles: list[NearArticle]
-    status: Literal["open", "resolved", "answered", "dismissed", "mostly_answered"]
+    status: Literal["open", "resolved", "answered", "dismissed", "mostly_answered", "doubtful"]
     resolved_by: str | None
     resolved_at: str | None
     ticket_ids: list[str]
     cohesion: float
     answered_alike: int = Field(description="askings alike that were answered; a topic asked "
                                             "more often answered than not is mostly_answered")
+    doubtful: int = Field(default=0, description="of its count, the askings answered with less "
+                          "confidence than the calibration's doubt level; a topic of such "
+                          "askings only is doubtful")
 
 
 class TopicAnswered(Strict):

@@ -60,8 +60,19 @@ def test_the_fit_reports_held_out_figures_and_a_threshold_from_them(tmp_path, fa
     assert set(calibration.answer_coef) == set(FEATURES)  # fit, not the defaults kept
     assert calibration.answer_coef != {f: FEATURES[f].default for f in FEATURES}
     assert 0.0 < calibration.answer_threshold < 1.0
+    assert calibration.answer_threshold <= fitted["doubt"] < 1.0  # what the gap report reads
     assert "of 15" in calibration_summary(fitted)
     # a file written by this fit reads back the same
     assert Calibration.from_dict(calibration.to_dict()).answer_coef == calibration.answer_coef
     assert np.isclose(Calibration.from_dict(calibration.to_dict()).answer_threshold,
                       calibration.answer_threshold)
+
+
+def test_the_doubt_level_sits_where_gaps_most_outnumber_answers_and_never_below_the_threshold():
+    from kb.calibrate import doubt_level
+    answerable = np.array([0.3, 0.7, 0.8, 0.85, 0.9, 0.95])
+    unanswered = np.array([0.05, 0.1, 0.2, 0.4, 0.5, 0.6])
+    level = doubt_level(answerable, unanswered, threshold=0.25)
+    assert 0.6 < level <= 0.7  # below it: every unanswered one, one answerable in six
+    assert doubt_level(answerable, unanswered, threshold=0.75) == 0.75
+    assert doubt_level(answerable, np.array([]), threshold=0.25) == 0.25

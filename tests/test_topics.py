@@ -1,5 +1,6 @@
 """Gap topics: one per question across phrasings, languages and articles; kept incrementally."""
 
+import dataclasses
 import datetime as dt
 import random
 
@@ -361,3 +362,75 @@ def test_suggested_titles():
     assert suggested_title("how do i export my calendar") == "How do i export my calendar?"
     assert suggested_title("  vpn error 809   at hotel ") == "Vpn error 809 at hotel"
     assert suggested_title("退款多久到账？") == "退款多久到账？"
+
+
+def _answered(text, vector, confidence, **kw):
+    e = event(text, vector=vector, kind="answered", **kw)
+    return GapEvent(e.seq, e.kind, dataclasses.replace(e.query, answered=True,
+                                                       confidence=confidence), None, e.ts)
+
+
+def test_a_doubtful_answer_joins_the_gap_it_is_alike_and_a_confident_one_counts_against():
+    room, other = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    index = TopicIndex(link=0.8, doubt=0.6)
+    index.add([event("where is the meeting room booking", vector=room),
+               _answered("book a meeting room", room * 0.9 + other * 0.1, 0.5),
+               event("expense deadline", vector=other),
+               _answered("expense report deadline", other, 0.9)])
+    topics = {e: t for t in report(index, include_closed=True) for e in t.examples}
+    room_topic = topics["where is the meeting room booking"]
+    assert room_topic is topics["book a meeting room"]
+    assert room_topic.count == 2 and room_topic.doubtful == 1
+    assert room_topic.answered_alike == 0 and room_topic.status == "open"
+    assert "2 queries (1 answered doubtfully), 2 phrasings" in render([room_topic])
+    expense = topics["expense deadline"]
+    assert expense.answered_alike == 1 and expense.count == 1 and expense.doubtful == 0
+    assert "expense report deadline" not in topics
+
+
+def test_doubtful_answers_alone_are_listed_apart_from_the_open_gaps():
+    room = np.array([1.0, 0.0, 0.0])
+    index = TopicIndex(link=0.8, doubt=0.6)
+    index.add([_answered("book a meeting room", room, 0.5),
+               _answered("meeting room booking page", room, 0.4)])
+    assert report(index) == []
+    [topic] = report(index, include_closed=True)
+    assert topic.status == "doubtful" and topic.count == 2 and topic.doubtful == 2
+    # without a doubt level (no calibration fit one) an answered query is an answer
+    plain = TopicIndex(link=0.8)
+    plain.add([_answered("book a meeting room", room, 0.5)])
+    assert report(plain, include_closed=True) == []
+
+
+def test_a_doubtful_answer_reported_as_missing_is_counted_once():
+    room = np.array([1.0, 0.0, 0.0])
+    index = TopicIndex(link=0.8, doubt=0.6)
+    asked = _answered("book a meeting room", room, 0.5)
+    index.add([asked])
+    reported = dataclasses.replace(asked.query, reported=True)
+    index.add([GapEvent(next(_seq), "reported", reported, None, "2026-11-20T11:00:00+00:00")])
+    [topic] = report(index)
+    assert topic.count == 1 and topic.doubtful == 0 and topic.status == "open"
+
+
+def test_doubtful_answers_that_fall_short_together_as_far_as_a_flag_are_a_gap():
+    room, other = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    # threshold 0.3, doubt 0.5: a flagged query is at least 0.85 log-odds below the doubt
+    index = TopicIndex(link=0.8, doubt=0.5, threshold=0.3)
+    index.add([_answered("book a meeting room", room, 0.35),  # 0.62 below
+               _answered("meeting room booking page", room, 0.4),  # 0.41 below
+               _answered("expense deadline", other, 0.45),  # 0.20 below
+               _answered("expense report deadline", other, 0.45)])
+    [topic] = report(index)
+    assert topic.count == 2 and topic.doubtful == 2 and "book a meeting room" in topic.examples
+    [apart] = [t for t in report(index, include_closed=True) if t.status == "doubtful"]
+    assert "expense deadline" in apart.examples
+
+
+def test_a_doubtful_chinese_answer_joins_by_its_words_where_the_model_is_not_trusted():
+    index = TopicIndex(link=0.6, untrusted=frozenset({"zh"}), doubt=0.6)
+    index.add([event("退款多久到账", lang="zh", neighbours=("refund-zh",)),
+               _answered("退款多久到账呢", None, 0.5, lang="zh", neighbours=("refund-zh",)),
+               _answered("发票怎么开", None, 0.5, lang="zh", neighbours=("invoice",))])
+    [topic] = report(index)
+    assert topic.count == 2 and topic.doubtful == 1 and topic.languages == {"zh-Hans": 2}

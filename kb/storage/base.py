@@ -43,6 +43,7 @@ class LoggedQuery:
     results: list[str] = field(default_factory=list)
     answered: bool = False
     reported: bool = False  # an agent reported it as missing, whatever the search decided
+    confidence: float | None = None  # the answered model's probability when it was searched
 
 
 @dataclass(frozen=True)

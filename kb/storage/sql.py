@@ -652,16 +652,17 @@ _COLUMNS = (queries.c.id, queries.c.ts, queries.c.channel, queries.c.query, quer
             queries.c.lang, queries.c.filters, queries.c.ticket_id, queries.c.top_article,
             queries.c.top_score, queries.c.neighbours, queries.c.vector, queries.c.resolved_by,
             queries.c.resolved_at, queries.c.audience, queries.c.results, queries.c.answered,
-            queries.c.reported)
+            queries.c.reported, queries.c.confidence)
 
 
 def _logged(row: Sequence[Any]) -> LoggedQuery:
     (qid, ts, channel, query, norm, lang, filters, ticket, top, score, neigh, blob,
-     resolved_by, resolved_at, audience, results, answered, reported) = row
+     resolved_by, resolved_at, audience, results, answered, reported, confidence) = row
     vector = np.frombuffer(blob, dtype=np.float32) if blob else None
     return LoggedQuery(qid, ts, channel, query, norm, lang, json.loads(filters), ticket, top,
                        score, json.loads(neigh), vector, resolved_by, resolved_at, audience,
-                       json.loads(results), bool(answered), bool(reported))
+                       json.loads(results), bool(answered), bool(reported),
+                       None if confidence is None else float(confidence))
 
 
 def _redacted(value: Any) -> Any:

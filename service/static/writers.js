@@ -6,7 +6,8 @@
   const $ = (id) => document.getElementById(id);
   const KIND = { unanswered: "未回答 unanswered", not_helpful: "没帮助 not helpful", reported: "坐席报告 reported" };
   const STATUS = { open: "待处理 open", resolved: "已解决 resolved", answered: "已回答 answered",
-                   dismissed: "已忽略 dismissed", mostly_answered: "多数已答 mostly answered" };
+                   dismissed: "已忽略 dismissed", mostly_answered: "多数已答 mostly answered",
+                   doubtful: "答复存疑 answered doubtfully" };
   let health = {};
 
   function params() {
