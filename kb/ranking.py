@@ -7,8 +7,8 @@ on a handful of queries. Min-max rather than division by the best score: candida
 in a narrow band (say 0.3 to 0.7) while BM25 spans from 0, so dividing by the best would leave
 dense differences a fraction of the weight the mix gives them. The weights depend on the query
 language because an embedding model may be strong in one language and weak in another;
-``kb calibrate`` fits them per knowledge base. One rule stands above the weights: an article that
-the query's own rare words single out ranks first (``Candidates.holder``).
+``kb calibrate`` fits them per knowledge base. One rule stands above the weights: when a single
+article holds any of the query's words, it ranks first (``Candidates.holder``).
 
 "Answered" is a logistic model over named features of the top articles (``FEATURES``), with a
 threshold fit to a target false-gap rate. Weights and coefficients are stored by name, so a
@@ -44,8 +44,7 @@ class Candidates:
     # Query-level evidence from gathering: the spread of cosines over every row the query may
     # see ("dense_mean", "dense_std"), the share of its tokens the knowledge base knows.
     query: dict[str, float] = field(default_factory=dict)
-    # The article that alone holds the query's words carrying most of its weight (see
-    # kb.search.Searcher.lexical): it ranks first.
+    # The one article that holds any of the query's words, if only one does: it ranks first.
     holder: int | None = None
 
     def without(self, articles: set[int]) -> Candidates:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -63,7 +62,7 @@ class Lexical:
     scores: np.ndarray  # one per row, 0 outside the filters and the audience
     top: np.ndarray  # rows, at most POOL of them
     known: float  # share of the query's distinct tokens the knowledge base knows
-    holder: int | None = None  # see Searcher.holder
+    holder: int | None = None  # see Searcher._holder
 
     def every_row(self, size: int) -> np.ndarray:
         """BM25 of every row of a knowledge base of ``size`` chunks."""
@@ -169,11 +168,6 @@ def real_dense(ranked: list[Ranked]) -> list[Ranked]:
         if COSINE in r.signals:
             r.signals["dense"] = r.signals.pop(COSINE)
     return ranked
-
-
-def _idf(df: int, n: int) -> float:
-    """Lucene's BM25 idf, as bm25s scores with."""
-    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
 def _holds(text: str, term: str) -> bool:
@@ -321,28 +315,18 @@ class Searcher:
         top = best_first(scores, POOL)
         distinct = set(tokens)
         known = len(set(lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
-        return Lexical(rows, scores, rows[top[scores[top] > 0]], known, self.holder(tokens))
+        return Lexical(rows, scores, rows[top[scores[top] > 0]], known, self._holder(rows, scores))
 
-    def holder(self, tokens: list[str]) -> int | None:
-        """The article that alone holds query words carrying more than half of the query's
-        weight (the idf of its tokens the knowledge base knows), if one does; it counts only
-        where the query may see it (among its candidates). A product name or error code one
-        article has singles that article out, however little the dense model makes of the
-        word; a query whose weight lies in words many articles share is left to fusion."""
-        lexical, articles = self.index.lexical, self.index.chunk_article
-        own: dict[int, float] = {}
-        total = 0.0
-        for token in tokens:
-            rows, _ = lexical.posting(token)
-            if not len(rows):
-                continue
-            weight = _idf(len(rows), lexical.chunks)
-            total += weight
-            # more rows than the longest article has chunks: more than one article
-            if len(rows) <= self._longest and (held := np.unique(articles[rows])).size == 1:
-                own[int(held[0])] = own.get(int(held[0]), 0.0) + weight
-        best = max(own, key=own.__getitem__, default=None)
-        return best if best is not None and own[best] > total / 2 else None
+    def _holder(self, rows: np.ndarray, scores: np.ndarray) -> int | None:
+        """The one article whose chunks hold any of the query's words or their equivalents,
+        among those the query may see, if only one does. A product name or error code that a
+        single article has singles that article out, however little the dense model makes of
+        the word."""
+        held = rows[scores > 0]
+        if not len(held) or len(held) > self._longest:  # more chunks than any article has
+            return None
+        articles = np.unique(self.index.chunk_article[held])
+        return int(articles[0]) if articles.size == 1 else None
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, filters: Filters,
                    audience: str = INTERNAL, expansions: list[Expansion] | None = None,
