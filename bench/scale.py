@@ -190,7 +190,8 @@ class Known:
         return np.stack([self._rows[t] for t in texts])
 
 
-def profile_search(index_root: Path, texts: list[str], top: int = 30) -> None:
+def profile_search(index_root: Path, texts: list[str], top: int = 30,
+                   order: str = "tottime") -> None:
     """cProfile of three passes of searches without the model (its vectors made first),
     printed to stderr by each function's own time: where a search spends what it adds to the
     model's time."""
@@ -216,7 +217,7 @@ def profile_search(index_root: Path, texts: list[str], top: int = 30) -> None:
     seconds = time.perf_counter() - started
     print(f"{3 * len(texts)} searches, {seconds / (3 * len(texts)) * 1e3:.1f} ms each under "
           "the profiler", file=sys.stderr)
-    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(top)
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats(order).print_stats(top)
 
 
 def agreement(articles: Path, n: int = 400) -> dict:
@@ -302,6 +303,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="only profile searches on an index built before (the quarter one "
                              "with --quarter), without the model")
+    parser.add_argument("--profile-order", default="tottime", choices=["tottime", "cumulative"],
+                        help="with --profile: by each function's own time (default) or with "
+                             "what it calls")
     args = parser.parse_args()
     if args.step == "_build":
         print(json.dumps(_build(args.articles, args.index)))
@@ -315,9 +319,10 @@ def main() -> None:
         generate(articles, ARTICLES, shared=args.sets)
     quarter = subset(articles, QUARTER)
     if args.profile:
-        profile_search(WORK / ("index-quarter" if args.quarter else "index"), queries(args.sets))
+        profile_search(WORK / ("index-quarter" if args.quarter else "index"), queries(args.sets),
+                       order=args.profile_order)
         return
-    command = "python -m bench.scale" + (" --quarter" if args.quarter else "")
+    command = " ".join(["python -m bench.scale", *sys.argv[1:]])
     result: dict = {"command": command, "date": time.strftime("%Y-%m-%d")}
     print("building (a quarter, then all) ...", file=sys.stderr)
     result["build_quarter"] = built(quarter, WORK / "index-quarter", args.reuse)

@@ -186,11 +186,114 @@ def _nests(expansions: list[Expansion]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _idf(scores: np.ndarray, chunks: int) -> float:
-    """Lucene's BM25 idf (kb.lexical's) of a token, from its scores in the rows that hold it
-    (or every row) of a knowledge base of ``chunks`` chunks."""
-    df = int(np.count_nonzero(scores))
+def _idf(df: int, chunks: int) -> float:
+    """Lucene's BM25 idf (kb.lexical's) of a token held by ``df`` of ``chunks`` chunks."""
     return math.log(1.0 + (chunks - df + 0.5) / (df + 0.5))
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return bool(np.all(values[1:] > values[:-1]))
+
+
+class _Rows:
+    """Scratch arrays over the index's rows, made once per query: a flag and a slot per row,
+    to gather the rows of a few postings in one pass instead of a sort of them all."""
+
+    def __init__(self, size: int) -> None:
+        self._held = np.zeros(size, dtype=bool)
+        self._slot = np.empty(size, dtype=np.int32)
+
+    def union(self, positions: list[np.ndarray]) -> np.ndarray:
+        """The distinct positions of all of ``positions``, ascending."""
+        if len(positions) == 1 and _ascending(positions[0]):
+            return positions[0]  # one posting: its rows already are (bm25s keeps them so)
+        held = sum(len(at) for at in positions)
+        if held * 16 < len(self._held):  # few rows: a sort costs less than a pass over all
+            out = np.sort(np.concatenate(positions)) if positions else np.zeros(0, np.int64)
+            return out[np.concatenate(([True], out[1:] != out[:-1]))] if held else out
+        for at in positions:
+            self._held[at] = True
+        rows = np.flatnonzero(self._held)
+        self._held[rows] = False
+        return rows
+
+    def slots(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's place in ``rows``, read at the rows of ``rows`` only."""
+        self._slot[rows] = np.arange(len(rows), dtype=np.int32)
+        return self._slot
+
+
+class _Local:
+    """The tokens of one expansion over only the rows holding one of them (ascending
+    positions among the index's rows): every other row scores 0 for each of its tokens, so
+    adds 0 to the total, and is never looked at."""
+
+    def __init__(self, scratch: _Rows, postings: dict[str, tuple[np.ndarray, np.ndarray]],
+                 tokens: Iterable[str]) -> None:
+        held = {t: postings[t] for t in dict.fromkeys(tokens)}
+        self.rows = scratch.union([at for at, _ in held.values()])
+        self._values: dict[str, np.ndarray] = {}
+        if len(held) == 1 and self.rows is next(iter(held.values()))[0]:
+            self._values = {t: data for t, (_, data) in held.items()}  # its own rows
+            return
+        slot = scratch.slots(self.rows)
+        for t, (at, data) in held.items():
+            out = np.zeros(len(self.rows), dtype=np.float32)
+            out[slot[at]] = data
+            self._values[t] = out
+
+    def __call__(self, token: str) -> np.ndarray:
+        """The token's BM25 in each of these rows."""
+        return self._values[token]
+
+    def total(self, tokens: list[str]) -> np.ndarray:
+        """The tokens' BM25 summed in order, as numpy sums a stack of them along its first
+        axis (one float32 add per token)."""
+        out = self(tokens[0]).copy()
+        for t in tokens[1:]:
+            out += self(t)
+        return out
+
+    def biggest(self, values: np.ndarray) -> float:
+        """The largest of ``values`` and of the 0 every other row holds (all are >= 0)."""
+        return float(values.max()) if len(values) else 0.0
+
+
+class _Term:
+    """The two caps a term's own tokens set on its alternatives, each the largest over the
+    rows of a float32 sum of their BM25."""
+
+    def __init__(self, scratch: _Rows, postings: dict[str, tuple[np.ndarray, np.ndarray]],
+                 known: list[str], source: tuple[str, ...]) -> None:
+        self._known, self._parts = known, list(dict.fromkeys(source))
+        distinct = set(known) | set(source)
+        # One token, however often repeated: a sum of it is a rising function of its value,
+        # so is largest where it is, and its rows need not be gathered.
+        self._peak = (postings[next(iter(distinct))][1].max(initial=np.float32(0))
+                      if len(distinct) == 1 else None)
+        self._local = (_Local(scratch, postings, distinct)
+                       if self._peak is None and distinct else None)
+
+    def ceiling(self) -> float:
+        """Over every row, the largest sum of the known tokens (in their order)."""
+        if self._peak is not None:
+            total = self._peak
+            for _ in self._known[1:]:
+                total = np.float32(total + self._peak)
+            return float(total)
+        assert self._local is not None
+        return self._local.biggest(self._local.total(self._known))
+
+    def own(self) -> float | None:
+        """Over the rows holding every token of the term, the largest sum of them; None if
+        no row holds them all."""
+        if not self._parts:
+            return None
+        if self._peak is not None:
+            return float(self._peak) if self._peak > 0 else None
+        assert self._local is not None
+        whole = np.all([self._local(t) > 0 for t in self._parts], axis=0)
+        return float(self._local.total(self._parts)[whole].max()) if whole.any() else None
 
 
 def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Expansion],
@@ -202,55 +305,75 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
     of the query's tokens from the term instead of its own, but no more than its own idf
     counted as often as the term's tokens are (a rare word translated by a common one is no
     rarer for it). What it keeps is its own term frequency in the chunk. Terms nested in one
-    another count once there, by their best alternative."""
+    another count once there, by their best alternative.
+
+    Each expansion is computed over the rows holding one of its tokens only (see _Local):
+    the same float32 operations, in the same order, on those rows as over every row."""
     if not expansions:
         return base
     if other is not None and not other.any():
         other = None  # one language: nothing to rescale
     total = base.astype(np.float32, copy=True)
-    cache: dict[str, np.ndarray] = {}
-
-    def scores(token: str) -> np.ndarray:
-        if token not in cache:
-            cache[token] = lexical.term_scores(token)
-        return cache[token]
-
-    crossed = [np.zeros_like(total) for _ in expansions]
-    for e, cross in zip(expansions, crossed, strict=True):
-        best = np.zeros_like(total)
+    postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    df: dict[str, int] = {}
+    for e in expansions:
+        for t in (*(e.weighed or e.source), *e.source,
+                  *(t for alt in e.alternatives for t in alt.tokens)):
+            if t not in postings:
+                postings[t] = lexical.posting(t)
+                df[t] = int(np.count_nonzero(postings[t][1]))
+    # Per expansion, what it adds in the other language: its rows and values (see _nests).
+    crossed: list[tuple[np.ndarray, np.ndarray]] = []
+    scratch = _Rows(len(total))
+    for e in expansions:
         weighed = e.weighed or e.source
+        # Rows holding an alternative: every other row gains 0 from this expansion. The
+        # term's own tokens only set its two caps, each one number.
+        local = _Local(scratch, postings, (t for alt in e.alternatives for t in alt.tokens))
+        best = np.zeros(len(local.rows), dtype=np.float32)
+        cross = np.zeros_like(best)
         # Counted once however often the query repeats the term (a ticket pasted twice): a
         # translation is evidence for the term, not for its repetitions. A term the index
         # lacks in its own language is as rare as a term can be.
         count = len(weighed) / e.occurs
-        known = [t for t in weighed if scores(t).any()]
-        mass = (sum(_idf(scores(t), lexical.chunks) for t in known) / e.occurs if known
+        known = [t for t in weighed if df[t]] if other is not None else []
+        term = _Term(scratch, postings, known, e.source)
+        mass = (sum(_idf(df[t], lexical.chunks) for t in known) / e.occurs if known
                 else math.inf)
         # What the term earns in its best chunk: at its weight, the most an alternative adds
         # in the other language.
-        ceiling = (float(np.sum([scores(t) for t in known], axis=0).max()) / e.occurs
-                   if known else math.inf)
+        ceiling = term.ceiling() / e.occurs if known else math.inf
         for alt in e.alternatives:
             if not alt.tokens:
                 continue
-            s = np.mean([scores(t) for t in alt.tokens], axis=0)
+            # np.mean's float32 sum, then its division by the count (by 1: the value itself)
+            s = (local(alt.tokens[0]) if len(alt.tokens) == 1
+                 else local.total(list(alt.tokens)) / len(alt.tokens))
             np.maximum(best, alt.weight * s, out=best)
             if other is not None:
-                idf = float(np.mean([_idf(scores(t), lexical.chunks) for t in alt.tokens]))
+                idf = float(np.mean([_idf(df[t], lexical.chunks) for t in alt.tokens]))
                 scale = min(mass / idf, count) if idf > 0 else 0.0
                 np.maximum(cross, alt.cross_weight * np.minimum(scale * s, ceiling), out=cross)
         # The term itself, where a chunk holds all of its tokens: the cap on its alternatives
         # in the query's language.
-        if e.source:
-            parts = np.stack([scores(t) for t in dict.fromkeys(e.source)])
-            whole = parts.min(axis=0) > 0
-            if whole.any():
-                own = float(parts.sum(axis=0)[whole].max())
-                np.minimum(best, own, out=best)
-        total += best if other is None else np.where(other, 0.0, best)
+        own = term.own()
+        if own is not None:
+            np.minimum(best, own, out=best)
+        if other is None:
+            total[local.rows] += best
+        else:
+            total[local.rows] += np.where(other[local.rows], 0.0, best)
+            crossed.append((local.rows, cross))
     if other is not None:
         for group in _nests(expansions):
-            total += np.where(other, np.max([crossed[i] for i in group], axis=0), 0.0)
+            rows = scratch.union([crossed[i][0] for i in group])
+            slot = scratch.slots(rows)
+            most = np.zeros(len(rows), dtype=np.float32)
+            for i in group:
+                at, values = crossed[i]
+                spot = slot[at]
+                most[spot] = np.maximum(most[spot], values)
+            total[rows] += np.where(other[rows], most, 0.0)
     if mask is not None:
         total *= mask
     return total

@@ -24,7 +24,7 @@ def new_vocabulary() -> dict[str, int]:
 
 class LexicalIndex:
     def __init__(self, bm25: bm25s.BM25 | None, size: int,
-                 rows: np.ndarray | None = None) -> None:
+                 rows: np.ndarray | None = None, whole: Iterable[str] = ()) -> None:
         self._bm25 = bm25  # None for an empty knowledge base, which bm25s cannot index
         self._vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
         self.chunks = size  # of the whole knowledge base, however many rows this index has
@@ -33,6 +33,10 @@ class LexicalIndex:
         self.rows = rows
         self.size = size if rows is None else len(rows)
         self._where: np.ndarray | None = None
+        # Tokens all of whose chunks are among the rows (see ``over``), and each token's
+        # place among the rows once found: a query reads a token's posting more than once.
+        self._whole = {self._vocab[t] for t in whole if t in self._vocab}
+        self._found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if rows is not None:
             self._where = np.full(size, -1, dtype=np.int32)
             self._where[rows] = np.arange(len(rows), dtype=np.int32)
@@ -90,11 +94,12 @@ class LexicalIndex:
             held &= self._where >= 0
         return np.flatnonzero(held)
 
-    def over(self, rows: np.ndarray) -> LexicalIndex:
+    def over(self, rows: np.ndarray, whole: Iterable[str] = ()) -> LexicalIndex:
         """This index with only ``rows`` (ascending, e.g. ``postings`` of a query's tokens):
         ``scores`` and ``term_scores`` return one value per row of ``rows``, each exactly the
-        whole index's value for that row."""
-        return LexicalIndex(self._bm25, self.chunks, np.asarray(rows, dtype=np.int64))
+        whole index's value for that row. ``whole``: tokens whose every chunk is among
+        ``rows`` (those ``rows`` are the postings of), which then need no check."""
+        return LexicalIndex(self._bm25, self.chunks, np.asarray(rows, dtype=np.int64), whole)
 
     def posting(self, token: str) -> tuple[np.ndarray, np.ndarray]:
         """Where ``token``'s chunks are among this index's rows, and its BM25 in each: the
@@ -105,15 +110,26 @@ class LexicalIndex:
         return self._posting(tid)
 
     def _posting(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read-only: the data may be the index's own."""
+        found = self._found.get(tid)
+        if found is not None:
+            return found
         assert self._bm25 is not None
         matrix = self._bm25.scores
         lo, hi = int(matrix["indptr"][tid]), int(matrix["indptr"][tid + 1])
         rows, data = matrix["indices"][lo:hi], matrix["data"][lo:hi]
-        if self._where is None:
-            return rows, data
-        at = self._where[rows]
-        held = at >= 0
-        return (at, data) if held.all() else (at[held], data[held])
+        if self._where is not None:
+            at = self._where[rows]
+            if tid not in self._whole:
+                held = at >= 0
+                if not held.all():
+                    at, data = at[held], data[held]
+            rows = at
+        rows, data = rows.view(), data.view()
+        rows.flags.writeable = data.flags.writeable = False
+        if self._where is not None:  # a view lives for one query; the whole index stays
+            self._found[tid] = rows, data
+        return rows, data
 
     def term_scores(self, token: str) -> np.ndarray:
         """BM25 contribution of one token to every row (what scores() sums per token)."""
@@ -137,10 +153,16 @@ class LexicalIndex:
         # As bm25s sums (lucene BM25 has no score for absent tokens): token by token, in
         # float32; a token's rows are distinct, so one fancy-index add is its np.add.at.
         assert self._bm25.nonoccurrence_array is None
-        out = np.zeros(self.size, dtype=np.float32)
+        # Summed over every chunk, then read at the rows: a token's chunks are added where
+        # they are, with no lookup of their places among the rows.
+        every = np.zeros(self.chunks, dtype=np.float32)
+        matrix = self._bm25.scores
+        indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
         for token in known:
-            at, data = self._posting(self._vocab[token])
-            out[at] += data
+            tid = self._vocab[token]
+            lo, hi = indptr[tid], indptr[tid + 1]
+            every[indices[lo:hi]] += data[lo:hi]
+        out = every[self.rows]
         if mask is not None:
             out *= mask
         return out

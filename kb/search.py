@@ -46,6 +46,16 @@ def best_first(scores: np.ndarray, k: int) -> np.ndarray:
         return np.arange(len(scores))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
+    if len(scores) >= 16 * k:
+        # The k-th best of every 8th row is at most the k-th best of all: the partition then
+        # sorts out only the rows at or above it, which hold all of the top k and its ties.
+        floor = np.partition(scores[::8], -k)[-k]
+        keep = np.flatnonzero(scores >= floor)
+        return keep[best_first(scores[keep], k)] if len(keep) < len(scores) else _first(scores, k)
+    return _first(scores, k)
+
+
+def _first(scores: np.ndarray, k: int) -> np.ndarray:
     top = np.argpartition(-scores, k - 1)[:k]
     kth = scores[top].min()
     above = top[scores[top] > kth]
@@ -190,6 +200,7 @@ class Searcher:
         self.scrubber = Scrubber(index.articles)
         self._chunk_flat, self._chunk_text, self._article_text = self._fold(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
+        self._other_lang = lru_cache(maxsize=8)(self._compute_other_lang)
         # What public callers see of a chunk or line that quotes an internal article; made
         # when first shown, most chunks quote none.
         self._public_rows: dict[int, tuple[str, str]] = {}
@@ -279,6 +290,10 @@ class Searcher:
             return None
         return allowed[self.index.chunk_article] if len(self.index.chunks) else allowed[:0]
 
+    def _compute_other_lang(self, lang: str) -> np.ndarray:
+        """Chunks of articles in another language than ``lang``."""
+        return self._article_lang[self.index.chunk_article] != lang
+
     def validate(self, query: str) -> str:
         text = query.strip()
         if not text:
@@ -305,12 +320,11 @@ class Searcher:
         wanted = [*tokens, *(t for e in expansions or () for t in e.source),
                   *(t for e in expansions or () for a in e.alternatives for t in a.tokens)]
         rows = lexical.postings(wanted)
-        view = lexical.over(rows)
+        view = lexical.over(rows, wanted)
         weights = None if mask is None else mask[rows].astype(np.float32)
         scores = view.scores(tokens, weights)
         if expansions:
-            other = (None if lang is None
-                     else self._article_lang[self.index.chunk_article[rows]] != lang)
+            other = None if lang is None else self._other_lang(lang)[rows]
             scores = expanded_scores(view, scores, expansions, weights, other)
         top = best_first(scores, POOL)
         distinct = set(tokens)
@@ -386,8 +400,13 @@ class Searcher:
         if len(sections) < 2 or not terms:
             return row
         alternatives = {e.text: [a.text for a in e.alternatives] for e in expansions or ()}
+        # A term or equivalent that is in no section's text holds in none: only the others
+        # are looked for in each section.
+        joined = "\n".join(self._section_text(r) for r in sections)
         weighed = [(term, 3.0 if is_identifier(term) else 1.0,
-                    alternatives.get(term, ())) for term in terms]
+                    [a for a in alternatives.get(term, ()) if a in joined]) for term in terms]
+        weighed = [(term, weight, alts) for term, weight, alts in weighed
+                   if alts or term in joined]
 
         @cache
         def held(r: int) -> float:

@@ -2,13 +2,14 @@
 candidate rows and the ranking of scoring every row, as it was done before."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 
 from kb import search
 from kb.build import build_index
-from kb.expansion import expanded_scores
+from kb.expansion import Expansion, _nests
 from kb.lexical import LexicalIndex, new_vocabulary
 from kb.search import Filters, Lexical, Searcher, best_first
 from kb.store import load_index
@@ -33,6 +34,60 @@ def queries() -> list[str]:
     return [json.loads(line)["query"] for line in lines] + ["vpn vpn 809 809 809", "退款 退款"]
 
 
+def _idf(scores: np.ndarray, chunks: int) -> float:
+    df = int(np.count_nonzero(scores))
+    return math.log(1.0 + (chunks - df + 0.5) / (df + 0.5))
+
+
+def expanded_every_row(lexical: LexicalIndex, base: np.ndarray, expansions: list[Expansion],
+                       mask: np.ndarray | None, other: np.ndarray | None = None) -> np.ndarray:
+    """kb.expansion.expanded_scores as it was: every expansion over every row."""
+    if not expansions:
+        return base
+    if other is not None and not other.any():
+        other = None
+    total = base.astype(np.float32, copy=True)
+    cache: dict[str, np.ndarray] = {}
+
+    def scores(token: str) -> np.ndarray:
+        if token not in cache:
+            cache[token] = lexical.term_scores(token)
+        return cache[token]
+
+    crossed = [np.zeros_like(total) for _ in expansions]
+    for e, cross in zip(expansions, crossed, strict=True):
+        best = np.zeros_like(total)
+        weighed = e.weighed or e.source
+        count = len(weighed) / e.occurs
+        known = [t for t in weighed if scores(t).any()]
+        mass = (sum(_idf(scores(t), lexical.chunks) for t in known) / e.occurs if known
+                else math.inf)
+        ceiling = (float(np.sum([scores(t) for t in known], axis=0).max()) / e.occurs
+                   if known else math.inf)
+        for alt in e.alternatives:
+            if not alt.tokens:
+                continue
+            s = np.mean([scores(t) for t in alt.tokens], axis=0)
+            np.maximum(best, alt.weight * s, out=best)
+            if other is not None:
+                idf = float(np.mean([_idf(scores(t), lexical.chunks) for t in alt.tokens]))
+                scale = min(mass / idf, count) if idf > 0 else 0.0
+                np.maximum(cross, alt.cross_weight * np.minimum(scale * s, ceiling), out=cross)
+        if e.source:
+            parts = np.stack([scores(t) for t in dict.fromkeys(e.source)])
+            whole = parts.min(axis=0) > 0
+            if whole.any():
+                own = float(parts.sum(axis=0)[whole].max())
+                np.minimum(best, own, out=best)
+        total += best if other is None else np.where(other, 0.0, best)
+    if other is not None:
+        for group in _nests(expansions):
+            total += np.where(other, np.max([crossed[i] for i in group], axis=0), 0.0)
+    if mask is not None:
+        total *= mask
+    return total
+
+
 def every_row(s: Searcher, tokens, filters, audience, expansions, lang) -> Lexical:
     """The lexical half as it was: BM25 of every row from bm25s, expansions over every row
     (its candidates taken as the fast half takes them among tied rows)."""
@@ -41,7 +96,7 @@ def every_row(s: Searcher, tokens, filters, audience, expansions, lang) -> Lexic
     scores = s.index.lexical.scores(tokens, weights)
     if expansions:
         other = s._article_lang[s.index.chunk_article] != lang
-        scores = expanded_scores(s.index.lexical, scores, expansions, weights, other)
+        scores = expanded_every_row(s.index.lexical, scores, expansions, weights, other)
     top = best_first(scores, search.POOL)
     distinct = set(tokens)
     known = len(set(s.index.lexical.known(list(distinct)))) / len(distinct)
@@ -146,3 +201,13 @@ def test_translations_into_the_other_language_score_as_over_every_row(tmp_path, 
         fast = s.lexical(tokens, Filters(), "internal", expansions, "zh")
         full = every_row(s, tokens, Filters(), "internal", expansions, "zh")
         assert fast.every_row(len(s.index.chunks)).tobytes() == full.scores.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_best_first_of_many_rows_takes_what_one_partition_of_them_all_takes(seed):
+    # Enough rows for best_first to narrow them first; scores with many ties, at the cut too.
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, [3, 40, 400][seed % 3], 5_000).astype(np.float32)
+    for k in (1, 7, 100, 300):
+        assert len(scores) >= 16 * k
+        assert sorted(best_first(scores, k).tolist()) == sorted(search._first(scores, k).tolist())
