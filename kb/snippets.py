@@ -17,8 +17,9 @@ _WORD_REST = re.compile(r"[a-z0-9]*")
 
 
 def match_order(terms: set[str]) -> list[tuple[str, bool]]:
-    """(term, is an English stem) per term, longest first."""
-    return [(t, t.isascii() and t[-1:].isalnum()) for t in sorted(terms, key=len, reverse=True)
+    """(term, is an English stem) per term, longest first, equal lengths in their order: the
+    same snippet for the same query in every process (a set's order is not)."""
+    return [(t, t.isascii() and t[-1:].isalnum()) for t in sorted(terms, key=lambda t: (-len(t), t))
             if t]
 
 

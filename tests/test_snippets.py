@@ -47,3 +47,8 @@ def test_text_folded_in_advance_gives_the_same_snippet():
                         ("Run the  installer\nagain.", {"instal"})]:
         flat = flatten(text)
         assert window(flat, normalize(flat), match_order(terms)) == snippet(text, terms)
+
+
+def test_terms_of_equal_length_are_looked_for_in_one_order_whatever_the_set_order():
+    terms = {"vpn", "809", "err", "wifi", "sso", "pin"}
+    assert [t for t, _ in match_order(terms)] == ["wifi", "809", "err", "pin", "sso", "vpn"]
