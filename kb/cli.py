@@ -285,8 +285,12 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
     labelled = read_queries(queries, qrels) if queries is not None and qrels is not None else []
     searcher = _load_searcher(cfg)
     if from_log:
-        logged = labelled_from_feedback(open_store(cfg).feedback_labels(),
-                                        set(searcher.index.article_ids))
+        store = open_store(cfg)
+        try:
+            logged = labelled_from_feedback(store.feedback_labels(),
+                                            set(searcher.index.article_ids))
+        finally:
+            store.close()
         answered = sum(bool(q.relevant) for q in logged)
         typer.echo(f"query log: {len(logged)} labelled phrasings ({answered} answered, "
                    f"{len(logged) - answered} reported missing)")
