@@ -196,8 +196,8 @@ def fit(searcher: Searcher, prepared: list[Prepared], max_false_gap: float = 0.0
     # The threshold keeps at most max_false_gap of answerable queries below it, judged on
     # probabilities from models that did not see them.
     calibration.answer_threshold = float(np.quantile(held[kinds == 0], max_false_gap))
-    fitted["doubt"] = doubt_level(held[kinds == 0], held[kinds != 0],
-                                  calibration.answer_threshold)
+    calibration.answer_doubt = doubt_level(held[kinds == 0], held[kinds != 0],
+                                           calibration.answer_threshold)
     for name, kind in (("flagged_answerable", 0), ("flagged_unanswerable", 1),
                        ("flagged_without_answer", 2)):
         chosen = kinds == kind
@@ -223,6 +223,4 @@ def calibration_summary(fitted: dict) -> str:
         f"of {fitted.get('unanswerable', 0)}",
         f"  answerable with their articles removed, flagged: {rate('flagged_without_answer')} "
         f"of {fitted.get('replayed_without_answer', 0)}",
-        *([f"  answered but doubtful below probability {fitted['doubt']:.3f} "
-           "(such queries join the gap topics they are alike)"] if "doubt" in fitted else []),
     ])

@@ -304,7 +304,8 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
         output.write_text(json.dumps(cal.to_dict(), ensure_ascii=False, indent=1) + "\n")
     dense = {lang: round(w.get("dense", 0.0), 2) for lang, w in cal.fusion.items()}
     typer.echo(f"published {version} with calibration: dense weight per language {dense}, "
-               f"answered threshold {cal.answer_threshold:.3f}")
+               f"answered threshold {cal.answer_threshold:.3f}, answered but doubtful below "
+               f"{cal.answer_doubt:.3f} (such queries join the gap topics they are alike)")
     typer.echo(calibration_summary(cal.fitted))
     typer.echo(json.dumps(cal.fitted, ensure_ascii=False))
 

@@ -166,6 +166,9 @@ class Calibration:
     answer_coef: dict[str, float] = field(default_factory=dict)  # feature -> coefficient
     answer_bias: float = DEFAULT_BIAS
     answer_threshold: float = DEFAULT_THRESHOLD
+    # An answered query less confident than this is doubtful: the gap report weighs it with
+    # the queries alike it (kb.topics); 0, as before calibrations fit one, makes none doubtful.
+    answer_doubt: float = 0.0
     fitted: dict = field(default_factory=dict)
 
     def weights(self, lang: str) -> dict[str, float]:
@@ -183,7 +186,8 @@ class Calibration:
     def to_dict(self) -> dict:
         return {"format": CALIBRATION_FORMAT, "fusion": self.fusion,
                 "answer_coef": self.answer_coef, "answer_bias": self.answer_bias,
-                "answer_threshold": self.answer_threshold, "fitted": self.fitted}
+                "answer_threshold": self.answer_threshold, "answer_doubt": self.answer_doubt,
+                "fitted": self.fitted}
 
     @classmethod
     def from_dict(cls, data: object) -> Calibration:
@@ -252,6 +256,7 @@ def _parse(data: object) -> Calibration:
         answer_bias=_number(data.get("answer_bias", DEFAULT_BIAS), "answer_bias"),
         answer_threshold=_number(data.get("answer_threshold", DEFAULT_THRESHOLD),
                                  "answer_threshold", 0.0, 1.0),
+        answer_doubt=_number(data.get("answer_doubt", 0.0), "answer_doubt", 0.0, 1.0),
         fitted=fitted)
 
 

@@ -791,17 +791,11 @@ def index_link(index: object) -> float:
     return link_threshold(np.asarray(vectors[rows], dtype=np.float32))
 
 
-def answer_threshold(index: object | None) -> float:
+def answer_levels(index: object | None) -> tuple[float, float]:
+    """The index's answered threshold and doubt level (both 0 without an index)."""
     calibration = getattr(index, "calibration", None)
-    return float(getattr(calibration, "answer_threshold", 0.0))
-
-
-def doubt_level(index: object | None) -> float:
-    """The calibration's level below which an answered query is doubtful (0: none is)."""
-    calibration = getattr(index, "calibration", None)
-    fitted = getattr(calibration, "fitted", None) or {}
-    level = fitted.get("doubt", 0.0)
-    return float(level) if isinstance(level, int | float) else 0.0
+    return (float(getattr(calibration, "answer_threshold", 0.0)),
+            float(getattr(calibration, "answer_doubt", 0.0)))
 
 
 def untrusted_languages(index: object | None) -> frozenset[str]:
@@ -837,11 +831,11 @@ class GapReporter:
             version = getattr(index, "version", None)
             articles: dict[str, dict] = getattr(index, "articles", {}) or {}
             if self._topics is None:
+                threshold, doubt = answer_levels(index)
                 self._topics = TopicIndex(index_link(index) if index is not None else LINK_FLOOR,
                                           {a: set(r.get("tags", [])) for a, r in articles.items()},
                                           untrusted=untrusted_languages(index),
-                                          doubt=doubt_level(index),
-                                          threshold=answer_threshold(index))
+                                          doubt=doubt, threshold=threshold)
             if version != self._version:
                 # New phrasings take the new tags; the link threshold stays, so topics stay.
                 self._topics.tags = {a: set(r.get("tags", [])) for a, r in articles.items()}

@@ -60,12 +60,14 @@ def test_the_fit_reports_held_out_figures_and_a_threshold_from_them(tmp_path, fa
     assert set(calibration.answer_coef) == set(FEATURES)  # fit, not the defaults kept
     assert calibration.answer_coef != {f: FEATURES[f].default for f in FEATURES}
     assert 0.0 < calibration.answer_threshold < 1.0
-    assert calibration.answer_threshold <= fitted["doubt"] < 1.0  # what the gap report reads
+    assert calibration.answer_threshold <= calibration.answer_doubt < 1.0  # the gap report's
     assert "of 15" in calibration_summary(fitted)
     # a file written by this fit reads back the same
     assert Calibration.from_dict(calibration.to_dict()).answer_coef == calibration.answer_coef
     assert np.isclose(Calibration.from_dict(calibration.to_dict()).answer_threshold,
                       calibration.answer_threshold)
+    assert np.isclose(Calibration.from_dict(calibration.to_dict()).answer_doubt,
+                      calibration.answer_doubt)
 
 
 def test_the_doubt_level_sits_where_gaps_most_outnumber_answers_and_never_below_the_threshold():

@@ -187,6 +187,7 @@ def test_a_new_feature_is_one_function_and_one_name(monkeypatch):
     ('{"answer_coef": [1, 2, 3]}', "answer_coef has 3 coefficients"),
     ('{"answer_coef": {"fused": null}}', "answer_coef.fused must be a finite number"),
     ('{"answer_threshold": 2}', "answer_threshold must be between 0 and 1"),
+    ('{"answer_doubt": -0.1}', "answer_doubt must be between 0 and 1"),
     ('{"format": 2, "fusion": {"en": {"dense": -1}}}', "fusion.en.dense must be between 0"),
     ('{"format": 9}', "unknown format 9"),
 ])

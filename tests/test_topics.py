@@ -434,3 +434,18 @@ def test_a_doubtful_chinese_answer_joins_by_its_words_where_the_model_is_not_tru
                _answered("发票怎么开", None, 0.5, lang="zh", neighbours=("invoice",))])
     [topic] = report(index)
     assert topic.count == 2 and topic.doubtful == 1 and topic.languages == {"zh-Hans": 2}
+
+
+def test_the_report_takes_its_levels_from_the_index_calibration(tmp_path):
+    import types
+
+    from kb.ranking import Calibration
+    from kb.topics import GapReporter
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'g.sqlite3'}")
+    calibration = Calibration(answer_threshold=0.3, answer_doubt=0.6)
+    index = types.SimpleNamespace(version="v1", articles={}, chunks=[], calibration=calibration)
+    topics = GapReporter(store).topics(index)
+    assert topics.doubt == 0.6 and np.isclose(topics.enough, np.log(0.6 / 0.4) - np.log(0.3 / 0.7))
+    assert GapReporter(store).topics(None).doubt == 0.0  # no index: nothing is doubtful
+    store.close()
