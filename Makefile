@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: install serve index test test-fast lint bench bench-reindex bench-scale bench-gaps fuzz
+.PHONY: install serve index test test-fast lint bench bench-reindex bench-scale bench-gaps bench-splits fuzz
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: install
 # Only the re-index target: how soon a running service serves a one-article edit.
 bench-reindex: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run --only atec-faq-zh --reindex-only
+
+# nDCG@10 against the baselines over five halvings of each set's dev queries.
+bench-splits: install
+	HF_HUB_OFFLINE=1 $(PY) -m bench.splits
 
 # 20,000 generated articles: build, memory, search p50 and ANN recall (not part of `make test`).
 bench-scale: install

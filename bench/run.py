@@ -57,10 +57,11 @@ BUILD_REPEATS = 2  # full builds (each beside a bare embedding) and one-article 
 SALT = "kb-bench-split"  # fixed: the split is reproducible, and not chosen by looking at scores
 
 
-def split(labelled: list[LabelledQuery]) -> tuple[list[LabelledQuery], list[LabelledQuery]]:
+def split(labelled: list[LabelledQuery], salt: str = SALT
+          ) -> tuple[list[LabelledQuery], list[LabelledQuery]]:
     """Half the queries calibrate, the other half evaluate."""
     def half(q: LabelledQuery) -> int:
-        return int(hashlib.sha256(f"{SALT}:{q.qid}".encode()).hexdigest(), 16) % 2
+        return int(hashlib.sha256(f"{salt}:{q.qid}".encode()).hexdigest(), 16) % 2
 
     return [q for q in labelled if half(q) == 0], [q for q in labelled if half(q) == 1]
 

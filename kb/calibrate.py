@@ -74,10 +74,11 @@ def _folds(n: int, labels: np.ndarray | None = None) -> list[np.ndarray]:
     return [order[i::k] for i in range(k)]
 
 
-def _pick(scores: dict[float, float]) -> float:
-    # Among near-ties prefer the weight closest to an even mix: it generalises better.
+def best_weight(scores: dict[float, float]) -> float:
+    """The best-scoring weight; a tie goes to the one closest to an even mix. A band of
+    near-ties would pull every knowledge base toward 0.5, away from its own best mix."""
     best = max(scores.values())
-    return float(min((a for a, s in scores.items() if s >= best - 0.002),
+    return float(min((a for a, s in scores.items() if s >= best - 1e-9),
                      key=lambda a: abs(a - 0.5)))
 
 
@@ -101,9 +102,9 @@ def fit_fusion(prepared: list[Prepared], base: Calibration, ids: list[str],
         held_out = []
         for test in _folds(len(group)):
             train = np.setdiff1d(np.arange(len(group)), test)
-            alpha = _pick(dict(zip(ALPHAS, per_query[train].mean(axis=0), strict=True)))
+            alpha = best_weight(dict(zip(ALPHAS, per_query[train].mean(axis=0), strict=True)))
             held_out.extend(per_query[test, ALPHAS.index(alpha)])
-        fusion[lang] = _mix(start, _pick(dict(zip(ALPHAS, per_query.mean(axis=0), strict=True))))
+        fusion[lang] = _mix(start, best_weight(dict(zip(ALPHAS, per_query.mean(axis=0), strict=True))))
         fitted["ndcg10"][lang] = round(float(np.mean(held_out)), 4)
     return fusion
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kb.build import build_index
-from kb.calibrate import answer_examples, calibration_summary, fit, prepare
+from kb.calibrate import answer_examples, best_weight, calibration_summary, fit, prepare
 from kb.evaluation import LabelledQuery
 from kb.ranking import FEATURES, Calibration
 from kb.search import Searcher
@@ -78,3 +78,9 @@ def test_the_doubt_level_sits_where_gaps_most_outnumber_answers_and_never_below_
     assert 0.6 < level <= 0.7  # below it: every unanswered one, one answerable in six
     assert doubt_level(answerable, unanswered, threshold=0.75) == 0.75
     assert doubt_level(answerable, np.array([]), threshold=0.25) == 0.25
+
+
+def test_the_fusion_weight_is_the_best_scoring_one_and_a_tie_goes_to_the_even_mix():
+    # 0.8 scores a little better than 0.5: a band of near-ties would hand it to 0.5.
+    assert best_weight({0.2: 0.70, 0.5: 0.7985, 0.8: 0.80}) == 0.8
+    assert best_weight({0.3: 0.80, 0.45: 0.80, 0.9: 0.80}) == 0.45
