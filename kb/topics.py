@@ -313,7 +313,8 @@ class TopicIndex:
             self._seen[key] = None
             if len(self._seen) > MAX_SEEN:
                 self._seen.popitem(last=False)
-            if event.kind == "reported":
+            reported = event.kind == "reported"
+            if reported:
                 # counted as answered when it arrived; a gap since an agent said so
                 if self._answered_count.get(q.norm, 0) > 0:
                     self._answered_count[q.norm] -= 1
@@ -333,6 +334,8 @@ class TopicIndex:
                 i = self._new_phrasing(event)
                 fresh.append(i)
             self._record(self.phrasings[i], event)
+            if reported:
+                self.phrasings[i].kinds["reported"] += 1
             self._summaries.pop(self._find(i), None)
         self._link(fresh)
         if len(self.phrasings) > self.max_phrasings:
@@ -602,8 +605,7 @@ class TopicIndex:
                 topic = self._topic(s, titles, stats, cutoff)
                 topic.answered_alike = alike
                 self._status(topic, s, [mine[k] for k in sorted(mine)], edits, feedback)
-                if topic.status == "open" and topic.answered_alike > topic.count:
-                    # Mostly answered when asked: its flags are near misses of the threshold.
+                if topic.status == "open" and self._mostly_answered(s, alike):
                     topic.status = "mostly_answered"
                 elif topic.status == "open" and not self._evident(s):
                     topic.status = "doubtful"
@@ -613,6 +615,18 @@ class TopicIndex:
                               if ranged else topic)
         topics.sort(key=lambda t: (-t.count, t.first_seen, t.id))
         return topics
+
+    @staticmethod
+    def _mostly_answered(s: dict, alike: int) -> bool:
+        """Answered confidently, when asked alike, at least as often as not: its flags are
+        near misses of the threshold. A confident answer (at or above the doubt level) is no
+        weaker evidence than a flag (below the threshold, where the calibration leaves some
+        answerable queries on purpose), so a tie goes to the answer; unless an agent said
+        the answer was missing or not helpful, then only more answers than gaps outvote it."""
+        kinds = s["kinds"]
+        if kinds["reported"] or kinds["not_helpful"]:
+            return alike > s["count"]
+        return alike >= s["count"]
 
     def _evident(self, s: dict) -> bool:
         """A gap shows once one of its queries was flagged, marked or reported, or once its

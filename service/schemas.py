@@ -122,7 +122,7 @@ class GapTopic(BaseModel):
     ticket_ids: list[str]
     cohesion: float
     answered_alike: int = Field(description="askings alike that were answered; a topic asked "
-                                            "more often answered than not is mostly_answered")
+                                            "at least as often answered as not is mostly_answered")
     doubtful: int = Field(default=0, description="of its count, the askings answered with less "
                           "confidence than the calibration's doubt level; a topic of such "
                           "askings only is doubtful")

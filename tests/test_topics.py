@@ -203,6 +203,7 @@ def test_a_question_mostly_answered_when_asked_is_not_a_gap():
                event("book a meeting room", vector=room * 0.9 + other * 0.1, kind="answered"),
                event("meeting room booking page", vector=room, kind="answered"),
                event("expense deadline", vector=other),
+               event("expense deadline", vector=other),
                event("expense report deadline", vector=other, kind="answered")])
     # asked three times alike, answered twice: its one flag is the threshold's near miss
     assert [t.representative for t in report(index)] == ["expense deadline"]
@@ -449,3 +450,21 @@ def test_the_report_takes_its_levels_from_the_index_calibration(tmp_path):
     assert topics.doubt == 0.6 and np.isclose(topics.enough, np.log(0.6 / 0.4) - np.log(0.3 / 0.7))
     assert GapReporter(store).topics(None).doubt == 0.0  # no index: nothing is doubtful
     store.close()
+
+
+def test_a_flag_and_a_confident_answer_alike_tie_to_the_answer_unless_an_agent_said_otherwise():
+    room, other = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    index = TopicIndex(link=0.8)
+    index.add([event("where is the meeting room booking", vector=room),
+               event("book a meeting room", vector=room, kind="answered")])
+    [topic] = report(index, include_closed=True)
+    assert topic.count == 1 and topic.answered_alike == 1
+    assert topic.status == "mostly_answered" and report(index) == []
+    # an agent's report outweighs the model's answer: one gap, one answer stays open
+    asked = event("expense deadline", vector=other, kind="answered")
+    index.add([event("expense report deadline", vector=other, kind="answered"),
+               GapEvent(next(_seq), "reported", dataclasses.replace(asked.query, reported=True),
+                        None, "2026-11-20T11:00:00+00:00")])
+    [open_topic] = report(index)
+    assert open_topic.representative == "expense deadline"
+    assert open_topic.count == 1 and open_topic.answered_alike == 1
