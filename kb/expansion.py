@@ -338,7 +338,7 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
         count = len(weighed) / e.occurs
         known = [t for t in weighed if df[t]] if other is not None else []
         term = _Term(scratch, postings, known, e.source)
-        mass = (sum(_idf(df[t], lexical.chunks) for t in known) / e.occurs if known
+        mass = (sum(_idf(df[t], lexical.size) for t in known) / e.occurs if known
                 else math.inf)
         # What the term earns in its best chunk: at its weight, the most an alternative adds
         # in the other language.
@@ -351,7 +351,9 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
                  else local.total(list(alt.tokens)) / len(alt.tokens))
             np.maximum(best, alt.weight * s, out=best)
             if other is not None:
-                idf = float(np.mean([_idf(df[t], lexical.chunks) for t in alt.tokens]))
+                idfs = [_idf(df[t], lexical.size) for t in alt.tokens]
+                # np.mean of one value is that value: most alternatives are one token
+                idf = idfs[0] if len(idfs) == 1 else float(np.mean(idfs))
                 scale = min(mass / idf, count) if idf > 0 else 0.0
                 np.maximum(cross, alt.cross_weight * np.minimum(scale * s, ceiling), out=cross)
         # The term itself, where a chunk holds all of its tokens: the cap on its alternatives

@@ -1,8 +1,7 @@
 """BM25 over chunks (bm25s), on tokens from kb.text, as ids in a vocabulary the builder keeps.
 
-A query scores only the chunks that hold one of its tokens, so ``over`` restricts the index to
-those rows: the same scores, summed in the same order, in arrays as long as the rows rather than
-the knowledge base.
+A query reads only its tokens' postings: each is added where its chunks are, in an array over
+every chunk, with no pass over the rows that hold none of them.
 """
 
 from __future__ import annotations
@@ -23,23 +22,10 @@ def new_vocabulary() -> dict[str, int]:
 
 
 class LexicalIndex:
-    def __init__(self, bm25: bm25s.BM25 | None, size: int,
-                 rows: np.ndarray | None = None, whole: Iterable[str] = ()) -> None:
+    def __init__(self, bm25: bm25s.BM25 | None, size: int) -> None:
         self._bm25 = bm25  # None for an empty knowledge base, which bm25s cannot index
         self._vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
-        self.chunks = size  # of the whole knowledge base, however many rows this index has
-        # Only these rows (ascending) are scored, if given (see ``over``); _where holds each
-        # chunk's place among them, or -1.
-        self.rows = rows
-        self.size = size if rows is None else len(rows)
-        self._where: np.ndarray | None = None
-        # Tokens all of whose chunks are among the rows (see ``over``), and each token's
-        # place among the rows once found: a query reads a token's posting more than once.
-        self._whole = {self._vocab[t] for t in whole if t in self._vocab}
-        self._found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        if rows is not None:
-            self._where = np.full(size, -1, dtype=np.int32)
-            self._where[rows] = np.arange(len(rows), dtype=np.int32)
+        self.size = size  # chunks
 
     @classmethod
     def build(cls, documents: list[list[int]], vocabulary: dict[str, int]) -> LexicalIndex:
@@ -85,50 +71,22 @@ class LexicalIndex:
             return np.zeros(0, dtype=np.int64)
         matrix = self._bm25.scores
         indptr, indices = matrix["indptr"], matrix["indices"]
-        # Marked in a flag per chunk rather than sorted: a common token's chunks are a large
-        # share of a big knowledge base, and one pass over the flags is cheaper than a sort.
-        held = np.zeros(self.chunks, dtype=bool)
+        held = np.zeros(self.size, dtype=bool)
         for i in {self._vocab[t] for t in tokens if t in self._vocab}:
             held[indices[indptr[i]:indptr[i + 1]]] = True
-        if self._where is not None:
-            held &= self._where >= 0
         return np.flatnonzero(held)
 
-    def over(self, rows: np.ndarray, whole: Iterable[str] = ()) -> LexicalIndex:
-        """This index with only ``rows`` (ascending, e.g. ``postings`` of a query's tokens):
-        ``scores`` and ``term_scores`` return one value per row of ``rows``, each exactly the
-        whole index's value for that row. ``whole``: tokens whose every chunk is among
-        ``rows`` (those ``rows`` are the postings of), which then need no check."""
-        return LexicalIndex(self._bm25, self.chunks, np.asarray(rows, dtype=np.int64), whole)
-
     def posting(self, token: str) -> tuple[np.ndarray, np.ndarray]:
-        """Where ``token``'s chunks are among this index's rows, and its BM25 in each: the
-        rows where term_scores(token) is not 0, and its values there."""
+        """The rows holding ``token`` (ascending) and its BM25 in each: the rows where
+        term_scores(token) is not 0, and its values there. Read-only: they are the index's
+        own arrays."""
         tid = self._vocab.get(token)
         if tid is None or self._bm25 is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        return self._posting(tid)
-
-    def _posting(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read-only: the data may be the index's own."""
-        found = self._found.get(tid)
-        if found is not None:
-            return found
-        assert self._bm25 is not None
         matrix = self._bm25.scores
         lo, hi = int(matrix["indptr"][tid]), int(matrix["indptr"][tid + 1])
-        rows, data = matrix["indices"][lo:hi], matrix["data"][lo:hi]
-        if self._where is not None:
-            at = self._where[rows]
-            if tid not in self._whole:
-                held = at >= 0
-                if not held.all():
-                    at, data = at[held], data[held]
-            rows = at
-        rows, data = rows.view(), data.view()
+        rows, data = matrix["indices"][lo:hi].view(), matrix["data"][lo:hi].view()
         rows.flags.writeable = data.flags.writeable = False
-        if self._where is not None:  # a view lives for one query; the whole index stays
-            self._found[tid] = rows, data
         return rows, data
 
     def term_scores(self, token: str) -> np.ndarray:
@@ -147,22 +105,17 @@ class LexicalIndex:
         known = self.known(tokens)
         if not known or self._bm25 is None:
             return np.zeros(self.size, dtype=np.float32)
-        if self.rows is None:
-            scores = self._bm25.get_scores(known, weight_mask=mask)
-            return np.asarray(scores, dtype=np.float32)
         # As bm25s sums (lucene BM25 has no score for absent tokens): token by token, in
         # float32; a token's rows are distinct, so one fancy-index add is its np.add.at.
+        # Unlike bm25s, only the tokens' postings are read.
         assert self._bm25.nonoccurrence_array is None
-        # Summed over every chunk, then read at the rows: a token's chunks are added where
-        # they are, with no lookup of their places among the rows.
-        every = np.zeros(self.chunks, dtype=np.float32)
+        out = np.zeros(self.size, dtype=np.float32)
         matrix = self._bm25.scores
         indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
         for token in known:
             tid = self._vocab[token]
             lo, hi = indptr[tid], indptr[tid + 1]
-            every[indices[lo:hi]] += data[lo:hi]
-        out = every[self.rows]
+            out[indices[lo:hi]] += data[lo:hi]
         if mask is not None:
             out *= mask
         return out

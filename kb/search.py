@@ -65,20 +65,14 @@ def _first(scores: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Lexical:
-    """The lexical half of a query: BM25 of the rows holding one of its tokens or an
-    expansion's (every other row scores 0), and of those the best rows that matched."""
+    """The lexical half of a query: BM25 of every row (0 for the rows holding none of its
+    tokens or an expansion's, and outside the filters and the audience), and of those the best
+    rows that matched."""
 
-    rows: np.ndarray  # ascending
-    scores: np.ndarray  # one per row, 0 outside the filters and the audience
+    scores: np.ndarray  # one per chunk of the knowledge base
     top: np.ndarray  # rows, at most POOL of them
     known: float  # share of the query's distinct tokens the knowledge base knows
     holder: int | None = None  # see Searcher._holder
-
-    def every_row(self, size: int) -> np.ndarray:
-        """BM25 of every row of a knowledge base of ``size`` chunks."""
-        out = np.zeros(size, dtype=np.float32)
-        out[self.rows] = self.scores
-        return out
 
 
 @dataclass(frozen=True)
@@ -311,32 +305,30 @@ class Searcher:
     def lexical(self, tokens: list[str], filters: Filters, audience: str = INTERNAL,
                 expansions: list[Expansion] | None = None,
                 lang: str | None = None) -> Lexical:
-        """BM25 of the query's tokens, its expansions included, over the rows that hold one
-        of them (0 outside the filters and the audience), the best rows that matched, and the
-        share of distinct tokens the knowledge base knows. The rows holding none score 0 and
-        are not looked at; of rows tied at the last candidate's score the first are taken."""
+        """BM25 of the query's tokens, its expansions included, of every row (0 outside the
+        filters and the audience), the best rows that matched, and the share of distinct
+        tokens the knowledge base knows. Only the tokens' postings are read; of rows tied at
+        the last candidate's score the first are taken."""
         mask = self._mask(filters, audience)
         lexical = self.index.lexical
-        wanted = [*tokens, *(t for e in expansions or () for t in e.source),
-                  *(t for e in expansions or () for a in e.alternatives for t in a.tokens)]
-        rows = lexical.postings(wanted)
-        view = lexical.over(rows, wanted)
-        weights = None if mask is None else mask[rows].astype(np.float32)
-        scores = view.scores(tokens, weights)
+        # Over every chunk, each token's posting added where it is: cheaper than gathering
+        # the rows that hold a token and finding each posting's places among them.
+        weights = None if mask is None else mask.astype(np.float32)
+        scores = lexical.scores(tokens, weights)
         if expansions:
-            other = None if lang is None else self._other_lang(lang)[rows]
-            scores = expanded_scores(view, scores, expansions, weights, other)
-        top = best_first(scores, POOL)
+            other = None if lang is None else self._other_lang(lang)
+            scores = expanded_scores(lexical, scores, expansions, weights, other)
+        held = np.flatnonzero(scores > 0)
+        top = held[best_first(scores[held], POOL)]
         distinct = set(tokens)
         known = len(set(lexical.known(list(distinct)))) / len(distinct) if distinct else 0.0
-        return Lexical(rows, scores, rows[top[scores[top] > 0]], known, self._holder(rows, scores))
+        return Lexical(scores, top, known, self._holder(held))
 
-    def _holder(self, rows: np.ndarray, scores: np.ndarray) -> int | None:
+    def _holder(self, held: np.ndarray) -> int | None:
         """The one article whose chunks hold any of the query's words or their equivalents,
-        among those the query may see, if only one does. A product name or error code that a
-        single article has singles that article out, however little the dense model makes of
-        the word."""
-        held = rows[scores > 0]
+        among those the query may see, if only one does (``held``: the rows that scored). A
+        product name or error code that a single article has singles that article out, however
+        little the dense model makes of the word."""
         if not len(held) or len(held) > self._longest:  # more chunks than any article has
             return None
         articles = np.unique(self.index.chunk_article[held])
@@ -357,7 +349,7 @@ class Searcher:
             nothing = np.zeros(len(self.index.chunks), dtype=np.float32)
             evidence = Evidence({"dense": nothing, "lexical": nothing})
             return Candidates(empty, empty, row_signals(evidence, empty))
-        lex_all, lex_rows = lexical.every_row(len(self.index.chunks)), lexical.top
+        lex_all, lex_rows = lexical.scores, lexical.top
         vectors = self.index.vectors
         if vectors.exact:
             cosines = vectors.scores(qvec)

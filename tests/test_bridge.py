@@ -110,7 +110,7 @@ def test_a_translation_finds_the_other_languages_article(tmp_path, fake_embedder
     def refund_evidence(searcher: Searcher) -> float:
         tokens, _ = analyze("退款")
         scores = searcher.lexical(tokens, Filters(), expansions=searcher.expansions(
-            "退款", tokens), lang="zh").every_row(len(searcher.index.chunks))
+            "退款", tokens), lang="zh").scores
         return max(scores[r] for r, c in enumerate(searcher.index.chunks)
                    if c.article_id == "en-refund")
 
@@ -160,7 +160,7 @@ def test_a_translation_carries_the_weight_of_the_term_in_the_query(tmp_path, fak
     searcher = generic_kb(tmp_path, fake_embedder)
     tokens, _ = analyze("客户退款")
     scores = searcher.lexical(tokens, Filters(), expansions=searcher.expansions(
-        "客户退款", tokens), lang="zh").every_row(len(searcher.index.chunks))
+        "客户退款", tokens), lang="zh").scores
     best = article_scores(searcher, scores)
     assert best["en-refund"] > max(v for a, v in best.items() if a.startswith("zh-"))
     # the translation's own BM25, as it was added before, is below the common word's
@@ -208,7 +208,7 @@ def test_a_repeated_term_carries_its_weight_once_in_the_other_language(tmp_path,
     def refund_article(query: str) -> float:
         tokens, _ = analyze(query)
         scores = searcher.lexical(tokens, Filters(), expansions=searcher.expansions(
-            query, tokens), lang="zh").every_row(len(searcher.index.chunks))
+            query, tokens), lang="zh").scores
         return article_scores(searcher, scores)["en-refund"]
 
     once = refund_article("客户退款")

@@ -1,5 +1,5 @@
-"""The lexical half scores only the rows that hold a query's tokens: exactly the scores, the
-candidate rows and the ranking of scoring every row, as it was done before."""
+"""The lexical half reads only the postings of a query's tokens: exactly the scores, the
+candidate rows and the ranking of scoring every row by bm25s, as it was done before."""
 
 import json
 import math
@@ -60,7 +60,7 @@ def expanded_every_row(lexical: LexicalIndex, base: np.ndarray, expansions: list
         weighed = e.weighed or e.source
         count = len(weighed) / e.occurs
         known = [t for t in weighed if scores(t).any()]
-        mass = (sum(_idf(scores(t), lexical.chunks) for t in known) / e.occurs if known
+        mass = (sum(_idf(scores(t), lexical.size) for t in known) / e.occurs if known
                 else math.inf)
         ceiling = (float(np.sum([scores(t) for t in known], axis=0).max()) / e.occurs
                    if known else math.inf)
@@ -70,7 +70,7 @@ def expanded_every_row(lexical: LexicalIndex, base: np.ndarray, expansions: list
             s = np.mean([scores(t) for t in alt.tokens], axis=0)
             np.maximum(best, alt.weight * s, out=best)
             if other is not None:
-                idf = float(np.mean([_idf(scores(t), lexical.chunks) for t in alt.tokens]))
+                idf = float(np.mean([_idf(scores(t), lexical.size) for t in alt.tokens]))
                 scale = min(mass / idf, count) if idf > 0 else 0.0
                 np.maximum(cross, alt.cross_weight * np.minimum(scale * s, ceiling), out=cross)
         if e.source:
@@ -88,19 +88,28 @@ def expanded_every_row(lexical: LexicalIndex, base: np.ndarray, expansions: list
     return total
 
 
+def bm25s_scores(lexical: LexicalIndex, tokens: list[str],
+                 mask: np.ndarray | None = None) -> np.ndarray:
+    """BM25 of every row as bm25s computes it."""
+    known = lexical.known(tokens)
+    if not known:
+        return np.zeros(lexical.size, dtype=np.float32)
+    return np.asarray(lexical._bm25.get_scores(known, weight_mask=mask), dtype=np.float32)
+
+
 def every_row(s: Searcher, tokens, filters, audience, expansions, lang) -> Lexical:
     """The lexical half as it was: BM25 of every row from bm25s, expansions over every row
     (its candidates taken as the fast half takes them among tied rows)."""
     mask = s._mask(filters, audience)
     weights = None if mask is None else mask.astype(np.float32)
-    scores = s.index.lexical.scores(tokens, weights)
+    scores = bm25s_scores(s.index.lexical, tokens, weights)
     if expansions:
         other = s._article_lang[s.index.chunk_article] != lang
         scores = expanded_every_row(s.index.lexical, scores, expansions, weights, other)
     top = best_first(scores, search.POOL)
     distinct = set(tokens)
     known = len(set(s.index.lexical.known(list(distinct)))) / len(distinct)
-    return Lexical(np.arange(len(scores)), scores, top[scores[top] > 0], known)
+    return Lexical(scores, top[scores[top] > 0], known)
 
 
 def test_the_queries_have_expansions_and_filters_that_hide_rows(searcher):
@@ -112,7 +121,6 @@ def test_the_queries_have_expansions_and_filters_that_hide_rows(searcher):
 @pytest.mark.parametrize("pool", [search.POOL, 3])
 def test_scores_and_candidate_rows_are_those_of_every_row(searcher, monkeypatch, pool):
     monkeypatch.setattr(search, "POOL", pool)  # 3: the cut falls among many matching rows
-    size = len(searcher.index.chunks)
     compared = 0
     for q in queries():
         tokens, _ = analyze(q)
@@ -121,7 +129,7 @@ def test_scores_and_candidate_rows_are_those_of_every_row(searcher, monkeypatch,
         for audience, filters in AUDIENCES:
             fast = searcher.lexical(tokens, filters, audience, expansions, lang)
             full = every_row(searcher, tokens, filters, audience, expansions, lang)
-            scores = fast.every_row(size)
+            scores = fast.scores
             assert scores.dtype == full.scores.dtype == np.float32
             # Bit for bit: the same float32 sums in the same order.
             assert scores.tobytes() == full.scores.tobytes(), (q, audience, filters)
@@ -147,7 +155,7 @@ def test_search_ranks_as_with_every_row_scored(searcher, monkeypatch):
     assert sum(bool(o.hits) for o, _ in fast) > 20
 
 
-def test_an_index_over_some_rows_scores_them_as_the_whole_index():
+def test_scores_from_the_postings_are_those_of_bm25s():
     vocabulary = new_vocabulary()
     words = "vpn 809 error printer offline refund 退款 打印机".split()
     for w in words:
@@ -159,21 +167,17 @@ def test_an_index_over_some_rows_scores_them_as_the_whole_index():
     rows = whole.postings(tokens)
     assert rows.tolist() == [r for r, d in enumerate(docs)
                              if {vocabulary[t] for t in tokens if t in vocabulary} & set(d)]
-    some = np.sort(rng.choice(60, 25, replace=False))  # rows that lack some of the postings
-    mask = (rng.random(25) < 0.7).astype(np.float32)
-    for part in (rows, some):
-        view = whole.over(part)
-        assert view.size == len(part)
-        assert view.scores(tokens).tobytes() == whole.scores(tokens)[part].tobytes()
-        full_mask = np.zeros(60, dtype=np.float32)
-        full_mask[some] = mask
-        if part is some:
-            assert (view.scores(tokens, mask).tobytes()
-                    == whole.scores(tokens, full_mask)[some].tobytes())
-        for t in tokens:
-            assert (view.term_scores(t) == whole.term_scores(t)[part]).all()
+    mask = (rng.random(60) < 0.7).astype(np.float32)
+    for weights in (None, mask):
+        assert whole.scores(tokens, weights).tobytes() == bm25s_scores(whole, tokens,
+                                                                     weights).tobytes()
     assert whole.scores(tokens)[np.setdiff1d(np.arange(60), rows)].max() == 0
-    assert whole.over(some).postings(tokens).tolist() == np.intersect1d(rows, some).tolist()
+    for t in tokens:
+        at, data = whole.posting(t)
+        term = whole.term_scores(t)
+        assert at.tolist() == np.flatnonzero(term).tolist() and (term[at] == data).all()
+        assert term.tobytes() == bm25s_scores(whole, [t]).tobytes()
+    assert whole.scores(["unknown"]).tolist() == [0.0] * 60
 
 
 def test_best_first_takes_the_first_of_rows_tied_at_the_cut():
@@ -200,7 +204,7 @@ def test_translations_into_the_other_language_score_as_over_every_row(tmp_path, 
         assert expansions
         fast = s.lexical(tokens, Filters(), "internal", expansions, "zh")
         full = every_row(s, tokens, Filters(), "internal", expansions, "zh")
-        assert fast.every_row(len(s.index.chunks)).tobytes() == full.scores.tobytes()
+        assert fast.scores.tobytes() == full.scores.tobytes()
 
 
 @pytest.mark.parametrize("seed", range(12))
