@@ -66,6 +66,17 @@ def to_simplified(text: str) -> str:
     return _converter().convert(text)
 
 
+@lru_cache(maxsize=1)
+def _characters() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def is_traditional(text: str) -> bool:
+    """Written in Traditional characters. Judged by characters alone: tw2sp also rewrites
+    Taiwanese phrasing, and 外接 (external) is as Simplified as it is Traditional."""
+    return _characters().convert(text) != text
+
+
 def normalize(text: str) -> str:
     """NFKC, case folding and Traditional→Simplified, in that order."""
     return to_simplified(unicodedata.normalize("NFKC", text).casefold())

@@ -35,7 +35,7 @@ from kb.csvsafe import csv_text
 from kb.errors import StorageBusy
 from kb.storage.base import Decision, GapEvent, LoggedQuery, Store
 from kb.storage.sql import shown_url
-from kb.text import to_simplified
+from kb.text import is_traditional
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def script(text: str, lang: str) -> str:
     """``zh-Hant``, ``zh-Hans`` or the detected language."""
     if lang != "zh":
         return lang
-    return "zh-Hant" if to_simplified(text) != text else "zh-Hans"
+    return "zh-Hant" if is_traditional(text) else "zh-Hans"
 
 
 def _bigrams(norm: str) -> set[str]:

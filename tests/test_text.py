@@ -1,4 +1,13 @@
-from kb.text import analyze, content_terms, detect_lang, normalize, normalize_lines, starts_a_word, tokenize
+from kb.text import (
+    analyze,
+    content_terms,
+    detect_lang,
+    is_traditional,
+    normalize,
+    normalize_lines,
+    starts_a_word,
+    tokenize,
+)
 
 
 def test_normalize_folds_width_case_and_traditional_phrases():
@@ -71,3 +80,12 @@ def test_many_lines_fold_as_each_would_alone():
     assert normalize_lines(lines) == [normalize(line) for line in lines]
     with_break = ["第一行\n第二行", "印表機"]  # not one line each: folded one by one
     assert normalize_lines(with_break) == [normalize(line) for line in with_break]
+
+
+def test_traditional_is_told_by_characters_not_by_taiwanese_phrasing():
+    # tw2sp rewrites 外接 as 外置 and 印表機 as 打印机: phrasing, not script
+    assert not is_traditional("外接显示器没信号")
+    assert not is_traditional("打印机脱机了")
+    assert is_traditional("外接顯示器沒有訊號")
+    assert is_traditional("帳號被鎖")
+    assert not is_traditional("vpn 809")
