@@ -23,7 +23,7 @@ from kb.build import build_index
 from kb.config import Settings
 from kb.embedding import Embedder, load_embedder
 from kb.evaluation import LabelledQuery, read_queries, report_from_runs
-from kb.ranking import rank
+from kb.ranking import Calibration, rank
 from kb.search import Filters, Searcher
 from kb.store import load_index
 
@@ -80,8 +80,10 @@ def misses(searcher: Searcher, labelled: list[LabelledQuery]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(embedder: Embedder, index: Path, show_misses: bool = False) -> dict:
-    build_index(ROOT / "articles", index, lambda: embedder, embedder.name)
+def run(embedder: Embedder, index: Path, show_misses: bool = False,
+        calibration: Calibration | None = None) -> dict:
+    build_index(ROOT / "articles", index, lambda: embedder, embedder.name,
+                calibration=calibration)
     searcher = Searcher(load_index(index), embedder, max_query_chars=10**6)
     results: dict = {}
     for name, (queries, qrels) in SETS.items():
@@ -116,10 +118,15 @@ def main() -> None:
                         "temporary one)")
     parser.add_argument("--misses", action="store_true", help="print the cross-language "
                         "queries whose article is not first, with the signals of the top three")
+    parser.add_argument("--calibration", type=Path, help="a calibration file to search with, "
+                        "e.g. articles/calibration.json (what `kb index` serves; fit to the "
+                        "golden queries, so their figures are then in-sample); default: the "
+                        "engine's default weights")
     args = parser.parse_args()
     embedder = load_embedder(Settings())
+    calibration = Calibration.load(args.calibration) if args.calibration else None
     with tempfile.TemporaryDirectory() as tmp:
-        results = run(embedder, args.index or Path(tmp) / "index", args.misses)
+        results = run(embedder, args.index or Path(tmp) / "index", args.misses, calibration)
     print(json.dumps(results, ensure_ascii=False, indent=1))
     print(table(results))
 
