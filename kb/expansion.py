@@ -27,7 +27,7 @@ import rjieba
 from kb.bridge import Dictionary, cedict
 from kb.glossary import Glossary
 from kb.lexical import LexicalIndex
-from kb.text import STOPWORDS, is_cjk, latin_tokens, pieces, tokenize
+from kb.text import STOPWORDS, analyze, is_cjk, latin_tokens, normalize, pieces, tokenize
 
 # Weights of an alternative relative to the term itself. In an article of the query's own
 # language the term could have been used, so an equivalent counts less. In an article of the
@@ -379,3 +379,20 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
     if mask is not None:
         total *= mask
     return total
+
+
+def translations(lexicon: Lexicon, text: str) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """A text's content terms, and what each of its terms (or a word inside one) becomes in
+    the other language by the glossary and the dictionary: how two questions asked in two
+    languages are told to be one."""
+    tokens, terms = analyze(text)
+    out: dict[str, set[str]] = {}
+    for e in expand(lexicon, normalize(text), tokens):
+        other = {a.text for a in e.alternatives if a.cross_weight > 0
+                 and is_cjk(a.text[:1]) != is_cjk(e.text[:1])}
+        if other:
+            # a word inside a term speaks for the term (显示 in 显示器)
+            owner = e.text if e.text in terms else next((t for t in sorted(terms) if e.text in t),
+                                                        e.text)
+            out.setdefault(owner, set()).update(other)
+    return frozenset(terms), {t: frozenset(v) for t, v in out.items()}

@@ -5,12 +5,14 @@ A topic is one question however it is asked: its phrasings are the distinct norm
 when the embedding model puts them closer than the knowledge base puts its own distinct
 articles (``link_threshold``), when Chinese phrasings share most character bigrams (the
 bundled model is English-only), or, across languages only, when the knowledge base sent them
-to articles with the same tags. Topics are the connected components of that relation, so they
+to articles with the same tags or when as large a share of their words is the other's, as
+itself or through the index's glossary and dictionary (外接显示器没信号 / external monitor
+shows no signal). Topics are the connected components of that relation, so they
 depend on the set of logged gap queries and not on the order they were read in: replicas that
 read one shared database report the same topics.
 
 The index is incremental: each new phrasing is compared with the ones kept (a matrix product
-and two inverted indexes), components merge in a union-find, and a topic's summary is rebuilt
+and inverted indexes), components merge in a union-find, and a topic's summary is rebuilt
 only when its members change. Memory is bounded by ``max_phrasings``; past it the phrasings
 seen longest ago are dropped and the components rebuilt from the rest.
 """
@@ -33,6 +35,7 @@ import orjson
 
 from kb.csvsafe import csv_text
 from kb.errors import StorageBusy
+from kb.expansion import Lexicon, translations
 from kb.storage.base import Decision, GapEvent, LoggedQuery, Store
 from kb.storage.sql import shown_url
 from kb.text import is_traditional
@@ -108,6 +111,13 @@ class Phrasing:
     tickets: set[str] = field(default_factory=set)
     gap_ids: list[str] = field(default_factory=list)  # unanswered query ids (for re-checks)
     answered_near: set[str] = field(default_factory=set)  # answered phrasings this alike
+    terms: frozenset[str] = frozenset()  # content terms, for meeting across languages
+    cross: dict[str, frozenset[str]] = field(default_factory=dict)  # term -> other language's
+
+    def keys(self) -> set[str]:
+        """Its terms and their translations: a phrasing in another language that is the same
+        question shares some of them."""
+        return set(self.terms).union(*self.cross.values())
     shortfall: float = 0.0  # its doubtful askings' log-odds below the doubt level, summed
 
 
@@ -229,6 +239,7 @@ class TopicIndex:
         self.alike = link  # an answered asking counts against a topic it would have joined
         self.untrusted = untrusted
         self.tags = tags or {}
+        self.lexicon: Lexicon | None = None  # the served index's glossary and dictionary
         self.max_phrasings = max_phrasings
         self.cursor: tuple[int, ...] = (0, 0, 0)
         self._lock = threading.Lock()
@@ -255,6 +266,7 @@ class TopicIndex:
         self._has_vector = np.zeros(0, dtype=bool)
         self._grams: dict[str, list[int]] = {}
         self._tag_postings: dict[str, list[int]] = {}
+        self._cross_postings: dict[str, list[int]] = {}
         self._summaries: dict[int, dict] = {}
 
     # --- union-find --------------------------------------------------------------------
@@ -371,6 +383,8 @@ class TopicIndex:
         tags = set().union(*(self.tags.get(a, set()) for a in q.neighbours[:3]))
         grams = _bigrams(q.norm) if not q.norm.isascii() or q.lang in self.untrusted else set()
         p = Phrasing(q.norm, q.query, q.lang, vector, grams, tags, first_seen=event.ts)
+        if self.lexicon is not None:
+            p.terms, p.cross = translations(self.lexicon, q.query)
         i = len(self.phrasings)
         self.phrasings.append(p)
         self._by_norm[q.norm] = i
@@ -531,6 +545,10 @@ class TopicIndex:
                     continue
                 jaccard = common / (len(p.tags) + len(other.tags) - common)
                 if TAG_WEIGHT * jaccard >= self.link:
+                    self._union(i, j)
+            for j in _shared(self._cross_postings, p.keys(), i):
+                other = self.phrasings[j]
+                if other.lang != p.lang and _translated(p, other) >= self.link:
                     self._union(i, j)
 
     def _shrink(self) -> None:
@@ -853,6 +871,7 @@ class GapReporter:
             if version != self._version:
                 # New phrasings take the new tags; the link threshold stays, so topics stay.
                 self._topics.tags = {a: set(r.get("tags", [])) for a, r in articles.items()}
+                self._topics.lexicon = getattr(index, "lexicon", None)
                 self._titles = {a: r.get("title", "") for a, r in articles.items()}
                 self._version = version
             return self._topics
@@ -887,6 +906,16 @@ class GapReporter:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+def _translated(a: Phrasing, b: Phrasing) -> float:
+    """The share of two phrasings' terms that the other one has, as itself or translated."""
+    def hits(x: Phrasing, y: Phrasing) -> int:
+        keys = y.keys()
+        return sum(1 for t in x.terms if t in keys or x.cross.get(t, frozenset()) & y.terms)
+
+    total = len(a.terms) + len(b.terms)
+    return (hits(a, b) + hits(b, a)) / total if total else 0.0
 
 
 def _shared(postings: dict, keys: Iterable, i: int) -> Counter:

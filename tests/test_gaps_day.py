@@ -45,9 +45,18 @@ def test_after_a_day_the_report_says_which_three_articles_to_write_first(
             assert client.post("/search", json={"query": query}).status_code == 200
         topics = client.get("/gaps", params={"min_count": 1}).json()["topics"]
     which = {q: name for name, asked in UNCOVERED.items() for q in asked}
-    first = [[which.get(e) for e in t["examples"]] for t in topics[:3]]
-    assert {names[0] for names in first if len(set(names)) == 1} == set(UNCOVERED), first
-    assert all(t["count"] > topics[3]["count"] for t in topics[:3])
+    # the largest topics are those three questions, each topic one of them, before any other
+    lead = []
+    for t in topics:
+        names = {which.get(e) for e in t["examples"]}
+        if len(names) != 1 or None in names:
+            break
+        lead.append((names.pop(), t["count"]))
+    assert {name for name, _ in lead} == set(UNCOVERED), [t["examples"] for t in topics[:5]]
+    assert len(lead) <= 4  # a question in two rows at most
+    assert topics[len(lead)]["count"] < min(count for _, count in lead)
+    # the three monitor askings in Chinese and English are one row
+    assert lead[0][0] == "monitor" and lead[0][1] == 3
 
     monkeypatch.setenv("KB_INDEX", str(index))
     monkeypatch.setenv("KB_GAP_DB", str(settings.gap_path))

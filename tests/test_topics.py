@@ -468,3 +468,25 @@ def test_a_flag_and_a_confident_answer_alike_tie_to_the_answer_unless_an_agent_s
     [open_topic] = report(index)
     assert open_topic.representative == "expense deadline"
     assert open_topic.count == 1 and open_topic.answered_alike == 1
+
+
+def test_a_question_asked_in_two_languages_meets_by_its_translated_words():
+    from kb.bridge import Dictionary
+    from kb.expansion import Lexicon
+
+    bridge = Dictionary(
+        zh_en={"显示器": (("monitor", 1.0),), "外置": (("extern", 1.0),)},
+        en_zh={"signal": (("信号", 1.0),), "monitor": (("显示器", 1.0),),
+               "printer": (("打印机", 1.0),)})
+    # no vectors and no shared tags: only the dictionary can tell these are one question
+    index = TopicIndex(link=0.6, untrusted=frozenset({"zh"}))
+    index.lexicon = Lexicon(bridge=bridge)
+    index.add([event("外接显示器没信号", lang="zh", neighbours=("a",)),
+               event("external monitor shows no signal", neighbours=("b",)),
+               event("printer shows no signal light", neighbours=("c",)),
+               event("打印机卡纸", lang="zh", neighbours=("d",))])
+    topics = sorted(report(index), key=lambda t: -t.count)
+    assert [sorted(t.examples) for t in topics[:1]] == [
+        ["external monitor shows no signal", "外接显示器没信号"]]
+    # one translated word of four is not the same question
+    assert [t.count for t in topics] == [2, 1, 1]
