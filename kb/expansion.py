@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import rjieba
+from cachetools import LRUCache
 
 from kb.bridge import Dictionary, cedict
 from kb.glossary import Glossary
@@ -297,7 +300,8 @@ class _Term:
 
 
 def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Expansion],
-                    mask: np.ndarray | None, other: np.ndarray | None = None) -> np.ndarray:
+                    mask: np.ndarray | None, other: np.ndarray | None = None,
+                    memo: ExpansionMemo | None = None) -> np.ndarray:
     """``base`` (the query's own BM25 per chunk) plus what each expansion adds; ``other``
     marks the chunks of articles in another language than the query's.
 
@@ -308,77 +312,147 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
     another count once there, by their best alternative.
 
     Each expansion is computed over the rows holding one of its tokens only (see _Local):
-    the same float32 operations, in the same order, on those rows as over every row."""
+    the same float32 operations, in the same order, on those rows as over every row. What an
+    expansion adds depends on it, the index and ``other`` only, so ``memo`` (one per index and
+    ``other``) keeps it for the next query with the same term."""
     if not expansions:
         return base
     if other is not None and not other.any():
         other = None  # one language: nothing to rescale
     total = base.astype(np.float32, copy=True)
-    postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    df: dict[str, int] = {}
+    work = _Work(lexical)
+    pieces = []
     for e in expansions:
-        for t in (*(e.weighed or e.source), *e.source,
-                  *(t for alt in e.alternatives for t in alt.tokens)):
-            if t not in postings:
-                postings[t] = lexical.posting(t)
-                df[t] = int(np.count_nonzero(postings[t][1]))
-    # Per expansion, what it adds in the other language: its rows and values (see _nests).
-    crossed: list[tuple[np.ndarray, np.ndarray]] = []
-    scratch = _Rows(len(total))
-    for e in expansions:
-        weighed = e.weighed or e.source
-        # Rows holding an alternative: every other row gains 0 from this expansion. The
-        # term's own tokens only set its two caps, each one number.
-        local = _Local(scratch, postings, (t for alt in e.alternatives for t in alt.tokens))
-        best = np.zeros(len(local.rows), dtype=np.float32)
-        cross = np.zeros_like(best)
-        # Counted once however often the query repeats the term (a ticket pasted twice): a
-        # translation is evidence for the term, not for its repetitions. A term the index
-        # lacks in its own language is as rare as a term can be.
-        count = len(weighed) / e.occurs
-        known = [t for t in weighed if df[t]] if other is not None else []
-        term = _Term(scratch, postings, known, e.source)
-        mass = (sum(_idf(df[t], lexical.size) for t in known) / e.occurs if known
-                else math.inf)
-        # What the term earns in its best chunk: at its weight, the most an alternative adds
-        # in the other language.
-        ceiling = term.ceiling() / e.occurs if known else math.inf
-        for alt in e.alternatives:
-            if not alt.tokens:
-                continue
-            # np.mean's float32 sum, then its division by the count (by 1: the value itself)
-            s = (local(alt.tokens[0]) if len(alt.tokens) == 1
-                 else local.total(list(alt.tokens)) / len(alt.tokens))
-            np.maximum(best, alt.weight * s, out=best)
-            if other is not None:
-                idfs = [_idf(df[t], lexical.size) for t in alt.tokens]
-                # np.mean of one value is that value: most alternatives are one token
-                idf = idfs[0] if len(idfs) == 1 else float(np.mean(idfs))
-                scale = min(mass / idf, count) if idf > 0 else 0.0
-                np.maximum(cross, alt.cross_weight * np.minimum(scale * s, ceiling), out=cross)
-        # The term itself, where a chunk holds all of its tokens: the cap on its alternatives
-        # in the query's language.
-        own = term.own()
-        if own is not None:
-            np.minimum(best, own, out=best)
-        if other is None:
-            total[local.rows] += best
-        else:
-            total[local.rows] += np.where(other[local.rows], 0.0, best)
-            crossed.append((local.rows, cross))
+        piece = memo.get(e) if memo is not None else None
+        if piece is None:
+            piece = _piece(work, e, other)
+            if memo is not None:
+                memo.put(e, piece)
+        pieces.append(piece)
+    for piece in pieces:
+        total[piece.rows] += piece.same
     if other is not None:
+        # Per nest of terms (see _nests), the most any of its expansions adds in the other
+        # language.
         for group in _nests(expansions):
-            rows = scratch.union([crossed[i][0] for i in group])
-            slot = scratch.slots(rows)
+            if len(group) == 1:  # the most of one expansion is its own
+                piece = pieces[group[0]]
+                total[piece.rows] += piece.crossed
+                continue
+            rows = work.scratch.union([pieces[i].rows for i in group])
+            slot = work.scratch.slots(rows)
             most = np.zeros(len(rows), dtype=np.float32)
             for i in group:
-                at, values = crossed[i]
+                at, values = pieces[i].rows, pieces[i].cross
+                assert values is not None  # made with other
                 spot = slot[at]
                 most[spot] = np.maximum(most[spot], values)
             total[rows] += np.where(other[rows], most, 0.0)
     if mask is not None:
         total *= mask
     return total
+
+
+class Piece(NamedTuple):
+    """What one expansion adds: at ``rows``, ``same`` in the query's language (all rows when
+    the index has one) and ``cross`` in the other (None then), which is ``crossed`` at the
+    rows of the other language and 0 at the others."""
+
+    rows: np.ndarray
+    same: np.ndarray
+    cross: np.ndarray | None = None
+    crossed: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self if a is not None)
+
+
+class ExpansionMemo:
+    """Each expansion's Piece for one index and one query language, least recently used
+    dropped past ``budget`` bytes: a knowledge base's traffic repeats its terms, and their
+    translations' postings are most of an expansion's cost. Safe across request threads."""
+
+    def __init__(self, budget: int = 32 << 20) -> None:
+        self._pieces: LRUCache[Expansion, Piece] = LRUCache(maxsize=budget,
+                                                            getsizeof=lambda p: p.nbytes)
+        self._lock = threading.Lock()
+
+    def get(self, expansion: Expansion) -> Piece | None:
+        with self._lock:
+            return self._pieces.get(expansion)
+
+    def put(self, expansion: Expansion, piece: Piece) -> None:
+        if piece.nbytes > self._pieces.maxsize:
+            return
+        with self._lock:
+            self._pieces[expansion] = piece
+
+
+class _Work:
+    """A query's reads of the index, made when an expansion first needs them: its tokens'
+    postings and document frequencies, and the scratch rows."""
+
+    def __init__(self, lexical: LexicalIndex) -> None:
+        self.lexical = lexical
+        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.df: dict[str, int] = {}
+        self._scratch: _Rows | None = None
+
+    @property
+    def scratch(self) -> _Rows:
+        if self._scratch is None:
+            self._scratch = _Rows(self.lexical.size)
+        return self._scratch
+
+    def read(self, tokens: Iterable[str]) -> None:
+        for t in tokens:
+            if t not in self.postings:
+                self.postings[t] = self.lexical.posting(t)
+                self.df[t] = int(np.count_nonzero(self.postings[t][1]))
+
+
+def _piece(work: _Work, e: Expansion, other: np.ndarray | None) -> Piece:
+    lexical, postings, df, scratch = work.lexical, work.postings, work.df, work.scratch
+    weighed = e.weighed or e.source
+    work.read((*weighed, *e.source, *(t for alt in e.alternatives for t in alt.tokens)))
+    # Rows holding an alternative: every other row gains 0 from this expansion. The term's
+    # own tokens only set its two caps, each one number.
+    local = _Local(scratch, postings, (t for alt in e.alternatives for t in alt.tokens))
+    best = np.zeros(len(local.rows), dtype=np.float32)
+    cross = np.zeros_like(best)
+    # Counted once however often the query repeats the term (a ticket pasted twice): a
+    # translation is evidence for the term, not for its repetitions. A term the index lacks
+    # in its own language is as rare as a term can be.
+    count = len(weighed) / e.occurs
+    known = [t for t in weighed if df[t]] if other is not None else []
+    term = _Term(scratch, postings, known, e.source)
+    mass = sum(_idf(df[t], lexical.size) for t in known) / e.occurs if known else math.inf
+    # What the term earns in its best chunk: at its weight, the most an alternative adds in
+    # the other language.
+    ceiling = term.ceiling() / e.occurs if known else math.inf
+    for alt in e.alternatives:
+        if not alt.tokens:
+            continue
+        # np.mean's float32 sum, then its division by the count (by 1: the value itself)
+        s = (local(alt.tokens[0]) if len(alt.tokens) == 1
+             else local.total(list(alt.tokens)) / len(alt.tokens))
+        np.maximum(best, alt.weight * s, out=best)
+        if other is not None:
+            idfs = [_idf(df[t], lexical.size) for t in alt.tokens]
+            # np.mean of one value is that value: most alternatives are one token
+            idf = idfs[0] if len(idfs) == 1 else float(np.mean(idfs))
+            scale = min(mass / idf, count) if idf > 0 else 0.0
+            np.maximum(cross, alt.cross_weight * np.minimum(scale * s, ceiling), out=cross)
+    # The term itself, where a chunk holds all of its tokens: the cap on its alternatives in
+    # the query's language.
+    own = term.own()
+    if own is not None:
+        np.minimum(best, own, out=best)
+    if other is None:
+        return Piece(local.rows, best)
+    mine = other[local.rows]
+    return Piece(local.rows, np.where(mine, 0.0, best), cross, np.where(mine, cross, 0.0))
 
 
 def translations(lexicon: Lexicon, text: str) -> tuple[frozenset[str], dict[str, frozenset[str]]]:

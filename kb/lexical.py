@@ -1,7 +1,7 @@
 """BM25 over chunks (bm25s), on tokens from kb.text, as ids in a vocabulary the builder keeps.
 
-A query reads only its tokens' postings: each is added where its chunks are, in an array over
-every chunk, with no pass over the rows that hold none of them.
+A query reads only its tokens' postings: their scores are summed where their chunks are, in an
+array over every chunk, with no pass over the rows that hold none of them.
 """
 
 from __future__ import annotations
@@ -105,17 +105,16 @@ class LexicalIndex:
         known = self.known(tokens)
         if not known or self._bm25 is None:
             return np.zeros(self.size, dtype=np.float32)
-        # As bm25s sums (lucene BM25 has no score for absent tokens): token by token, in
-        # float32; a token's rows are distinct, so one fancy-index add is its np.add.at.
-        # Unlike bm25s, only the tokens' postings are read.
+        # bm25s's per-token scores (lucene BM25 has no score for absent tokens), summed in
+        # float64 in the tokens' order from their postings alone, in one bincount: half the
+        # time of adding each posting into a float32 array in turn.
         assert self._bm25.nonoccurrence_array is None
-        out = np.zeros(self.size, dtype=np.float32)
         matrix = self._bm25.scores
         indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
-        for token in known:
-            tid = self._vocab[token]
-            lo, hi = indptr[tid], indptr[tid + 1]
-            out[indices[lo:hi]] += data[lo:hi]
+        spans = [(indptr[i], indptr[i + 1]) for i in (self._vocab[t] for t in known)]
+        rows = np.concatenate([indices[lo:hi] for lo, hi in spans])
+        values = np.concatenate([data[lo:hi] for lo, hi in spans])
+        out = np.bincount(rows, weights=values, minlength=self.size).astype(np.float32)
         if mask is not None:
             out *= mask
         return out

@@ -12,7 +12,7 @@ import numpy as np
 from kb.audience import INTERNAL, PUBLIC, Scrubber
 from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
-from kb.expansion import Expansion, expand, expanded_scores
+from kb.expansion import Expansion, ExpansionMemo, expand, expanded_scores
 from kb.models import profile
 from kb.ranking import Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
@@ -29,6 +29,7 @@ from kb.text import (
 )
 
 POOL = 100  # candidate chunks taken from each retriever
+MODEL_FIRST_CHUNKS = 20_000  # chunks above which the model starts before the lexical half
 FILTER_KEYS = ("type", "tags", "product", "lang")
 
 
@@ -174,6 +175,9 @@ def real_dense(ranked: list[Ranked]) -> list[Ranked]:
     return ranked
 
 
+Wanted = tuple[str, float, list[str]]  # a term, its weight, its equivalents
+
+
 def _holds(text: str, term: str) -> bool:
     if term.isascii() and term.replace(" ", "").isalnum():
         return starts_a_word(text, term)
@@ -192,9 +196,11 @@ class Searcher:
         self.embedder = embedder
         self.max_query_chars = max_query_chars
         self.scrubber = Scrubber(index.articles)
-        self._chunk_flat, self._chunk_text, self._article_text = self._fold(previous)
+        self._chunk_flat, self._chunk_text, self._headings, self._article_text = \
+            self._fold(previous)
         self._mask = lru_cache(maxsize=256)(self._compute_mask)
         self._other_lang = lru_cache(maxsize=8)(self._compute_other_lang)
+        self._memo = lru_cache(maxsize=8)(lambda lang: ExpansionMemo())  # per query language
         # What public callers see of a chunk or line that quotes an internal article; made
         # when first shown, most chunks quote none.
         self._public_rows: dict[int, tuple[str, str]] = {}
@@ -207,26 +213,29 @@ class Searcher:
         for row, chunk in enumerate(index.chunks):
             if chunk.kind == "section":
                 self._section_rows[int(index.chunk_article[row])].append(row)
-        self._heading_text: dict[int, str] = {}
         sizes = np.bincount(index.chunk_article, minlength=len(index.article_ids))
         self._longest = int(sizes.max()) if len(sizes) else 0  # chunks of the longest article
+        self._model_first = len(index.chunks) > MODEL_FIRST_CHUNKS
 
     @property
     def version(self) -> str:
         return self.index.version
 
-    def _fold(self, previous: Searcher | None) -> tuple[list[str], list[str], list[str]]:
+    def _fold(self, previous: Searcher | None
+              ) -> tuple[list[str], list[str], list[str], list[str]]:
         """The text of each chunk on one line, as its snippet is cut from, and normalized, as
-        the query's terms are found in it; and the normalized text of each article, on which
-        coverage is measured. Made once per version: OpenCC on the query's path cost about
-        40 µs a result, and flattening a long section about 10."""
+        the query's terms are found in it; each section chunk's heading, normalized; and the
+        normalized text of each article, on which coverage is measured. Made once per version:
+        OpenCC on the query's path cost about 40 µs a result, and flattening a long section
+        about 10."""
         index = self.index
         rows_of: dict[str, list[int]] = {a: [] for a in index.article_ids}
         for row, chunk in enumerate(index.chunks):
             rows_of[chunk.article_id].append(row)
         kept = self._kept(previous)
         # Every other article's lines (title, questions, headings) and chunk texts, flattened
-        # as snippets show them, are folded together: one conversion, not one per text.
+        # as snippets show them, and its headings as they are, are folded together: one
+        # conversion, not one per text.
         flats: dict[str, list[str]] = {}
         heads: dict[str, list[str]] = {}
         for a in index.article_ids:
@@ -237,40 +246,49 @@ class Searcher:
             heads[a] = [flatten(line) for line in (record["title"], *record["questions"],
                                                    *(c.section for c in chunks
                                                      if c.kind == "section"))]
-        lines = list(dict.fromkeys(line for group in (*flats.values(), *heads.values())
+        raw = [index.chunks[r].section for a in flats for r in rows_of[a]
+               if index.chunks[r].kind == "section"]
+        lines = list(dict.fromkeys(line for group in (*flats.values(), *heads.values(), raw)
                                    for line in group))
         folded = dict(zip(lines, normalize_lines(lines), strict=True))
-        chunk_flat, chunk_text = [""] * len(index.chunks), [""] * len(index.chunks)
+        size = len(index.chunks)
+        chunk_flat, chunk_text, headings = [""] * size, [""] * size, [""] * size
         article_text = []
         for a in index.article_ids:
             if a in kept:
-                text, flat, texts = kept[a]
+                text, flat, texts, heading = kept[a]
             else:  # equal texts share one string: title and question chunks repeat a section's
                 flat, texts = flats[a], [folded[f] for f in flats[a]]
                 sections = [t for t, r in zip(texts, rows_of[a], strict=True)
                             if index.chunks[r].kind == "section"]
                 text = "\n".join([*(folded[h] for h in heads[a]), *sections])
+                heading = [folded[index.chunks[r].section]
+                           if index.chunks[r].kind == "section" else "" for r in rows_of[a]]
             article_text.append(text)
-            for row, f, t in zip(rows_of[a], flat, texts, strict=True):
-                chunk_flat[row], chunk_text[row] = f, t
-        return chunk_flat, chunk_text, article_text
+            for row, f, t, h in zip(rows_of[a], flat, texts, heading, strict=True):
+                chunk_flat[row], chunk_text[row], headings[row] = f, t, h
+        return chunk_flat, chunk_text, headings, article_text
 
-    def _kept(self, previous: Searcher | None) -> dict[str, tuple[str, list[str], list[str]]]:
+    def _kept(self, previous: Searcher | None
+              ) -> dict[str, tuple[str, list[str], list[str], list[str]]]:
         """What ``previous`` made for articles that did not change (an article's hash covers
-        its record and its chunks): article text, chunk texts flattened, and folded."""
+        its record and its chunks): article text, chunk texts flattened and folded, and
+        headings folded."""
         if previous is None:
             return {}
         hashes = self.index.manifest["article_hashes"]
         old = previous.index.manifest["article_hashes"]
-        kept: dict[str, tuple[str, list[str], list[str]]] = {
-            a: (text, [], []) for a, text in zip(previous.index.article_ids,
-                                                 previous._article_text, strict=True)
+        kept: dict[str, tuple[str, list[str], list[str], list[str]]] = {
+            a: (text, [], [], []) for a, text in zip(previous.index.article_ids,
+                                                     previous._article_text, strict=True)
             if old[a] == hashes.get(a)}
-        for chunk, flat, text in zip(previous.index.chunks, previous._chunk_flat,
-                                     previous._chunk_text, strict=True):
+        for chunk, flat, text, heading in zip(previous.index.chunks, previous._chunk_flat,
+                                              previous._chunk_text, previous._headings,
+                                              strict=True):
             if chunk.article_id in kept:
                 kept[chunk.article_id][1].append(flat)
                 kept[chunk.article_id][2].append(text)
+                kept[chunk.article_id][3].append(heading)
         return kept
 
     def _compute_mask(self, filters: Filters, audience: str = INTERNAL) -> np.ndarray | None:
@@ -317,7 +335,8 @@ class Searcher:
         scores = lexical.scores(tokens, weights)
         if expansions:
             other = None if lang is None else self._other_lang(lang)
-            scores = expanded_scores(lexical, scores, expansions, weights, other)
+            scores = expanded_scores(lexical, scores, expansions, weights, other,
+                                     self._memo(lang))
         held = np.flatnonzero(scores > 0)
         top = held[best_first(scores[held], POOL)]
         distinct = set(tokens)
@@ -382,32 +401,30 @@ class Searcher:
         return Candidates(rows, self.index.chunk_article[rows], signals_of(evidence, rows), query,
                           lexical.holder)
 
-    def shown_row(self, article: int, row: int, terms: set[str],
-                  expansions: list[Expansion] | None = None) -> int:
+    def shown_row(self, article: int, row: int, wanted: list[Wanted]) -> int:
         """The chunk a result is shown by: the best-ranked one, unless another section of the
         article holds more of the query's specific terms in its own heading and text (every
-        chunk repeats the title, so the title cannot tell sections apart). An identifier
-        (an error code, an order number) weighs three words; an equivalent of a term half."""
+        chunk repeats the title, so the title cannot tell sections apart); ``wanted``: the
+        query's terms by wanted()."""
         sections = self._section_rows[article]
-        if len(sections) < 2 or not terms:
+        if len(sections) < 2 or not wanted:
             return row
-        alternatives = {e.text: [a.text for a in e.alternatives] for e in expansions or ()}
-        # A term or equivalent that is in no section's text holds in none: only the others
-        # are looked for in each section.
-        joined = "\n".join(self._section_text(r) for r in sections)
-        weighed = [(term, 3.0 if is_identifier(term) else 1.0,
-                    [a for a in alternatives.get(term, ()) if a in joined]) for term in terms]
+        # A term or equivalent that is in no section's heading or text holds in none: only
+        # the others are looked for in each section.
+        joined = "\n".join(f"{self._headings[r]}\n{self._chunk_text[r]}" for r in sections)
+        weighed = [(term, weight, [a for a in alts if a in joined])
+                   for term, weight, alts in wanted]
         weighed = [(term, weight, alts) for term, weight, alts in weighed
                    if alts or term in joined]
 
         @cache
         def held(r: int) -> float:
-            text = self._section_text(r)
+            body, heading = self._chunk_text[r], self._headings[r]
             total = 0.0
             for term, weight, alts in weighed:
-                if _holds(text, term):
+                if _holds(body, term) or _holds(heading, term):
                     total += weight
-                elif any(_holds(text, a) for a in alts):
+                elif any(_holds(body, a) or _holds(heading, a) for a in alts):
                     total += weight / 2
             return total
 
@@ -415,13 +432,13 @@ class Searcher:
         best = max(sections, key=held)  # the first of equals: the article's order
         return best if held(best) > current else row
 
-    def _section_text(self, row: int) -> str:
-        """A section chunk's heading and text, folded as queries are."""
-        text = self._heading_text.get(row)
-        if text is None:
-            text = self._heading_text[row] = (normalize(self.index.chunks[row].section) + "\n"
-                                              + self._chunk_text[row])
-        return text
+    @staticmethod
+    def wanted(terms: set[str], expansions: list[Expansion] | None = None) -> list[Wanted]:
+        """The query's terms as shown_row weighs them, with their equivalents: an identifier
+        (an error code, an order number) weighs three words; an equivalent of a term half."""
+        alternatives = {e.text: [a.text for a in e.alternatives] for e in expansions or ()}
+        return [(term, 3.0 if is_identifier(term) else 1.0, alternatives.get(term, []))
+                for term in terms]
 
     def _impute_dense(self, cosines: np.ndarray, lexical: np.ndarray, rows: np.ndarray,
                       lang: str) -> np.ndarray:
@@ -468,21 +485,23 @@ class Searcher:
     def begin(self, shown: str, dense_text: str, filters: Filters, k: int, wait: bool = False,
               audience: str = INTERNAL,
               analyzed: tuple[list[str], set[str]] | None = None) -> Started:
-        """Do the lexical half, then ask the model for the vector of ``dense_text``: under way
-        in the background, or done on return if the caller will ``wait`` for it. ``shown`` is
-        the query as results and the log show it; ``analyzed``: the BM25 tokens and content
-        terms, where the caller weighs them (a ticket, see kb.tickets), else those of the text.
+        """Do the lexical half and ask the model for the vector of ``dense_text``: under way in
+        the background, or done on return if the caller will ``wait`` for it. ``shown`` is the
+        query as results and the log show it; ``analyzed``: the BM25 tokens and content terms,
+        where the caller weighs them (a ticket, see kb.tickets), else those of the text.
 
-        The lexical half goes first, not beside the model: the model's threads keep both cores
-        busy, so work beside them only preempts one, and the model waits for its slowest
-        thread at every layer. Measured with searches and the model alone taking turns in one
-        process: the model took 12-19 % longer than alone with the lexical half beside it,
-        6-7 % after it."""
+        In a small knowledge base the lexical half goes first, then the model on this thread:
+        the model's threads keep both cores busy, so work beside them only preempts one, and
+        handing the text to the model's thread costs more than the lexical half. In a large
+        one the model starts first on its own thread and the lexical half runs beside it: the
+        lexical half then costs more than what it slows the model by (bench/NOTES.md)."""
+        vector = encode_one(self.embedder, dense_text) if self._model_first else None
         tokens, terms = analyzed or analyze(dense_text)
         lang = detect_lang(dense_text)
         expansions = self.expansions(dense_text, tokens)
         lexical = self.lexical(tokens, filters, audience, expansions, lang)
-        vector = encode_one(self.embedder, dense_text, wait)
+        if vector is None:
+            vector = encode_one(self.embedder, dense_text, wait)
         return Started(shown, dense_text, terms, lang, filters, k, lexical, vector, tokens,
                        audience=audience, expansions=expansions)
 
@@ -564,9 +583,10 @@ class Searcher:
                  confidence: float, qvec: np.ndarray) -> Outcome:
         hits = []
         ordered = match_order(started.terms)
+        wanted = self.wanted(started.terms, started.expansions)
         public = started.audience == PUBLIC and bool(self.scrubber)
         for r in ranked:
-            row = self.shown_row(r.article, r.row, started.terms, started.expansions)
+            row = self.shown_row(r.article, r.row, wanted)
             chunk = self.index.chunks[row]
             art = self.index.articles[chunk.article_id]
             flat, text = self._public_row(row) if public else (self._chunk_flat[row],

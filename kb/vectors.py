@@ -19,10 +19,10 @@ import faiss
 import numpy as np
 
 EXACT_MAX = 20_000  # vectors up to which every query scans every row
-LISTS_PER_SQRT = 2  # nlist = 2 * sqrt(vectors)
+LISTS_PER_SQRT = 4  # nlist = 4 * sqrt(vectors), the low end of FAISS's guideline
 TRAIN_PER_LIST = 40  # training sample: this many vectors per list (FAISS asks for 39)
 TRAIN_ITERATIONS = 10
-PROBE_SHARE = 0.06  # share of the lists a query scans: recall@10 at or above 0.98 (bench.scale)
+PROBE_SHARE = 0.03  # share of the lists a query scans: recall@10 at or above 0.98 (bench.scale)
 MIN_PROBES = 32
 SAMPLE_ROWS = 4096  # rows whose cosines stand for all rows' spread on an IVF index
 RETRAIN_FACTOR = 2.0  # centroids are kept while the ideal list count is within this factor
@@ -32,8 +32,12 @@ def lists_for(size: int) -> int:
     return max(1, round(LISTS_PER_SQRT * math.sqrt(size)))
 
 
-def probes_for(nlist: int) -> int:
-    return min(nlist, max(MIN_PROBES, math.ceil(PROBE_SHARE * nlist)))
+def probes_for(nlist: int, size: int) -> int:
+    """Lists a query scans: a share of the lists ``size`` vectors would be given. Centroids
+    kept from an earlier build may be coarser or finer than that; the same number of lists
+    then scans more vectors of coarse lists (which need more for the same recall) and fewer
+    of fine ones (which need fewer)."""
+    return min(nlist, max(MIN_PROBES, math.ceil(PROBE_SHARE * lists_for(size))))
 
 
 class VectorIndex:
@@ -108,7 +112,7 @@ class VectorIndex:
         ids = np.arange(len(vectors), dtype=np.int64)
         index.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(ids),
                        faiss.swig_ptr(lists))
-        index.nprobe = probes_for(nlist)
+        index.nprobe = probes_for(nlist, len(vectors))
         return cls(index)
 
     def lists(self) -> np.ndarray:

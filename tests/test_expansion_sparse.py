@@ -5,7 +5,7 @@ terms, repeated tokens, tokens the index lacks, masks, both languages)."""
 import numpy as np
 import pytest
 
-from kb.expansion import Alternative, Expansion, expanded_scores
+from kb.expansion import Alternative, Expansion, ExpansionMemo, expanded_scores
 from kb.lexical import LexicalIndex, new_vocabulary
 from tests.test_lexical import expanded_every_row
 
@@ -71,3 +71,31 @@ def test_an_empty_knowledge_base_adds_nothing():
     zero = np.zeros(0, dtype=np.float32)
     assert expanded_scores(LexicalIndex(None, 0), zero, [e], None,
                            np.zeros(0, dtype=bool)).shape == (0,)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_memo_of_expansions_changes_no_score(seed):
+    # Queries that share terms, in any order and company, score as they do without a memo.
+    lexical, base, expansions, mask, other = random_case(seed)
+    rng = np.random.default_rng(seed)
+    memo = ExpansionMemo()
+    for _ in range(6):
+        some = [expansions[i] for i in rng.permutation(len(expansions))[:rng.integers(1, 4)]]
+        with_memo = expanded_scores(lexical, base, some, mask, other, memo)
+        assert with_memo.tobytes() == expanded_scores(lexical, base, some, mask, other).tobytes()
+
+
+def test_the_memo_keeps_to_its_budget():
+    lexical, base, expansions, mask, other = random_case(3)
+    pieces = []
+    for e in expansions:
+        memo = ExpansionMemo()
+        expanded_scores(lexical, base, [e], mask, other, memo)
+        pieces.append(memo.get(e))
+    sizes = [p.nbytes for p in pieces]
+    memo = ExpansionMemo(budget=max(sizes))
+    for e in expansions:
+        expanded_scores(lexical, base, [e], mask, other, memo)
+    kept = [e for e in expansions if memo.get(e) is not None]
+    assert kept and expansions[-1] in kept  # the latest stays, older ones give way
+    assert sum(memo.get(e).nbytes for e in kept) <= max(sizes)

@@ -134,6 +134,49 @@ def test_a_blocking_search_encodes_on_its_own_thread_and_a_pending_one_in_the_ba
     assert threads == [threading.current_thread().name, "kb-embed"]
 
 
+def test_a_large_knowledge_base_starts_the_model_before_the_lexical_half(
+        fixture_index, real_embedder, monkeypatch):
+    import kb.search
+    events = []
+
+    class Recording:
+        name, dim = real_embedder.name, real_embedder.dim
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            events.append(("model", threading.current_thread().name))
+            return real_embedder.embed(texts)
+
+    index = load_index(fixture_index, model=real_embedder.name)
+    small = Searcher(index, real_embedder)
+    monkeypatch.setattr(kb.search, "MODEL_FIRST_CHUNKS", len(index.chunks) - 1)
+    large = Searcher(index, BatchingEmbedder(Recording()))
+    lexical = large.lexical
+
+    def recorded(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append(("lexical", threading.current_thread().name))
+        return lexical(*args, **kwargs)
+
+    encode_one = kb.search.encode_one
+
+    def submitted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append(("submitted", threading.current_thread().name))
+        return encode_one(*args, **kwargs)
+
+    monkeypatch.setattr(large, "lexical", recorded)
+    monkeypatch.setattr(kb.search, "encode_one", submitted)
+    me = threading.current_thread().name
+    for query in ("退款多久到账", "VPN 连不上 错误 809", "how do I reset my password"):
+        a = small.search(query, k=5)
+        events.clear()
+        b = large.search(query, k=5)
+        # Handed to the model's thread even though the caller waits, before the lexical half.
+        mine = [e for e in events if e[1] == me]
+        assert mine == [("submitted", me), ("lexical", me)]
+        assert ("model", "kb-embed") in events
+        assert [(h.id, h.score) for h in a.hits] == [(h.id, h.score) for h in b.hits]
+        assert (a.answered, a.confidence) == (b.answered, b.confidence)
+
+
 def test_a_searcher_reuses_what_its_predecessor_folded_for_unchanged_articles(
         kb_copy, tmp_path, fake_embedder, monkeypatch):
     import kb.search
@@ -157,15 +200,16 @@ def test_a_searcher_reuses_what_its_predecessor_folded_for_unchanged_articles(
     # distinct texts of its chunks.
     record = index.articles["wifi-8021x"]
     edited = [c for c in index.chunks if c.article_id == "wifi-8021x"]
+    headings = {c.section for c in edited if c.kind == "section"}
     assert set(folded) == {flatten(t) for t in (
-        record["title"], *record["questions"], *(c.section for c in edited if c.kind == "section"),
-        *(c.text for c in edited))}
+        record["title"], *record["questions"], *headings, *(c.text for c in edited))} | headings
     assert any("Zebracorn" in text for text in folded)
     monkeypatch.undo()
     fresh = Searcher(index, fake_embedder)
     assert second._article_text == fresh._article_text
     assert second._chunk_text == fresh._chunk_text
     assert second._chunk_flat == fresh._chunk_flat
+    assert second._headings == fresh._headings and any(second._headings)
 
 
 def test_an_other_language_candidate_takes_its_dense_place_among_its_own_language():

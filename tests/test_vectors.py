@@ -47,7 +47,7 @@ def test_the_index_type_follows_the_size(tmp_path):
     assert small.exact and small.describe() == {"type": "flat", "vectors": 500}
     vectors = clustered(rng, 12_000, 32)
     large = VectorIndex.build(vectors, 32, exact_max=1000)
-    nlist = round(2 * 12_000 ** 0.5)
+    nlist = round(4 * 12_000 ** 0.5)
     assert not large.exact
     assert large.describe() == {"type": "ivf", "vectors": 12_000, "nlist": nlist,
                                 "nprobe": 32}
@@ -108,3 +108,20 @@ def test_a_search_over_an_ivf_index_matches_the_exact_one(tmp_path, monkeypatch,
         # Every list is scanned at this size: the same results, scores and decision.
         assert [(h.id, h.score) for h in a.hits] == [(h.id, h.score) for h in b.hits]
         assert (a.answered, a.confidence) == (b.answered, b.confidence)
+
+
+def test_kept_centroids_scan_as_many_lists_as_a_fresh_build(monkeypatch):
+    # A knowledge base that grew keeps its coarser centroids; its queries then scan as many
+    # lists as the grown size calls for, which is more of its vectors, not fewer.
+    from kb import vectors as module
+    monkeypatch.setattr(module, "MIN_PROBES", 1)
+    rng = np.random.default_rng(11)
+    vectors = clustered(rng, 30_000, 32)
+    first = VectorIndex.build(vectors[:12_000], 32, exact_max=1000)
+    origin = np.concatenate([np.arange(12_000), np.full(18_000, -1)])
+    grown = VectorIndex.build(vectors, 32, first, origin, exact_max=1000)
+    fresh = VectorIndex.build(vectors, 32, exact_max=1000)
+    assert grown.describe()["nlist"] == first.describe()["nlist"] < fresh.describe()["nlist"]
+    assert grown.describe()["nprobe"] == fresh.describe()["nprobe"] > first.describe()["nprobe"]
+    queries = unit(vectors[rng.integers(0, len(vectors), 100)] + 0.3 * rng.normal(size=(100, 32)))
+    assert recall_at_10(grown, vectors, queries) >= recall_at_10(fresh, vectors, queries) - 0.01
