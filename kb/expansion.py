@@ -343,24 +343,23 @@ def expanded_scores(lexical: LexicalIndex, base: np.ndarray, expansions: list[Ex
             slot = work.scratch.slots(rows)
             most = np.zeros(len(rows), dtype=np.float32)
             for i in group:
-                at, values = pieces[i].rows, pieces[i].cross
+                at, values = pieces[i].rows, pieces[i].crossed
                 assert values is not None  # made with other
                 spot = slot[at]
                 most[spot] = np.maximum(most[spot], values)
-            total[rows] += np.where(other[rows], most, 0.0)
+            total[rows] += most  # 0 at the rows of the query's language, as each of them
     if mask is not None:
         total *= mask
     return total
 
 
 class Piece(NamedTuple):
-    """What one expansion adds: at ``rows``, ``same`` in the query's language (all rows when
-    the index has one) and ``cross`` in the other (None then), which is ``crossed`` at the
-    rows of the other language and 0 at the others."""
+    """What one expansion adds at ``rows``: ``same`` in the query's language (all rows when
+    the index has one), and ``crossed`` in the other (0 at the query's language's rows; None
+    when the index has one language)."""
 
     rows: np.ndarray
     same: np.ndarray
-    cross: np.ndarray | None = None
     crossed: np.ndarray | None = None
 
     @property
@@ -452,7 +451,7 @@ def _piece(work: _Work, e: Expansion, other: np.ndarray | None) -> Piece:
     if other is None:
         return Piece(local.rows, best)
     mine = other[local.rows]
-    return Piece(local.rows, np.where(mine, 0.0, best), cross, np.where(mine, cross, 0.0))
+    return Piece(local.rows, np.where(mine, 0.0, best), np.where(mine, cross, 0.0))
 
 
 def translations(lexicon: Lexicon, text: str) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
