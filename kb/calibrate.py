@@ -22,7 +22,7 @@ from sklearn.model_selection import StratifiedKFold
 from kb.embedding import embed_queries
 from kb.evaluation import LabelledQuery, retrieval_metrics
 from kb.expansion import Expansion
-from kb.ranking import FEATURES, Calibration, Candidates, answer_features, rank
+from kb.ranking import FEATURES, JUDGED, Calibration, Candidates, rank
 from kb.search import Filters, Searcher, real_dense
 from kb.text import analyze, detect_lang
 
@@ -111,9 +111,8 @@ def fit_fusion(prepared: list[Prepared], base: Calibration, ids: list[str],
 
 def _features(searcher: Searcher, p: Prepared, calibration: Calibration,
               candidates: Candidates) -> dict[str, float]:
-    ranked = real_dense(rank(candidates, calibration.weights(p.lang), 2))
-    cov = searcher.coverage(p.terms, ranked[0].article, p.expansions) if ranked else 0.0
-    return answer_features(ranked, cov, candidates.query)
+    ranked = real_dense(rank(candidates, calibration.weights(p.lang), JUDGED))
+    return searcher.judge(ranked, candidates, p.terms, p.expansions)
 
 
 def answer_examples(searcher: Searcher, prepared: list[Prepared], calibration: Calibration

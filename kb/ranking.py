@@ -91,6 +91,8 @@ class Feature:
 
 
 FEATURES: dict[str, Feature] = {}
+# The answered model sees the top two articles, whatever the number of results asked for.
+JUDGED = 2
 DEFAULT_BIAS = -5.5
 DEFAULT_THRESHOLD = 0.5
 
@@ -129,7 +131,7 @@ def _margin(j: Judged) -> float:
 
 @feature("lexical", 0.0)
 def _lexical(j: Judged) -> float:
-    """The top article's BM25 as a share of the best candidate's."""
+    """The top article's BM25 as a share of the larger of the judged articles'."""
     if not j.ranked:
         return 0.0
     best = max(r.lexical for r in j.ranked)

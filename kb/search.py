@@ -14,7 +14,7 @@ from kb.embedding import Embedder, encode_one
 from kb.errors import InvalidQuery, UnknownFilter
 from kb.expansion import Expansion, ExpansionMemo, expand, expanded_scores
 from kb.models import profile
-from kb.ranking import Candidates, Ranked, answer_features, rank
+from kb.ranking import JUDGED, Candidates, Ranked, answer_features, rank
 from kb.rerank import Reranker
 from kb.signals import Evidence, row_signals
 from kb.snippets import flatten, match_order, window
@@ -482,6 +482,15 @@ class Searcher:
             found += any(_holds(text, a) for a in alts)
         return found / len(terms)
 
+    def judge(self, ranked: list[Ranked], candidates: Candidates, terms: set[str],
+              expansions: list[Expansion]) -> dict[str, float]:
+        """The answered model's features of a ranking (its first ``JUDGED`` articles, the share
+        of the query's terms the first holds). Calibration, search and the check outside
+        filters all judge here, so what is served is what the calibration was fit on."""
+        top = ranked[:JUDGED]
+        coverage = self.coverage(terms, top[0].article, expansions) if top else 0.0
+        return answer_features(top, coverage, candidates.query)
+
     def begin(self, shown: str, dense_text: str, filters: Filters, k: int, wait: bool = False,
               audience: str = INTERNAL,
               analyzed: tuple[list[str], set[str]] | None = None) -> Started:
@@ -511,10 +520,8 @@ class Searcher:
                                  started.lang)
         depth = max(started.k, 2, self.reranker.top if self.reranker else 0)
         ranked = real_dense(rank(cands, self.index.calibration.weights(started.lang), depth))
-        coverage = (self.coverage(started.terms, ranked[0].article, started.expansions)
-                    if ranked else 0.0)
         # The answered decision is calibrated on fused evidence, so it is taken before reranking.
-        features = answer_features(ranked, coverage, cands.query)
+        features = self.judge(ranked, cands, started.terms, started.expansions)
         confidence = self.index.calibration.answer_probability(features) if ranked else 0.0
         if self.reranker is not None and len(ranked) > 1:
             ranked = self._rerank(started.dense_text, ranked)
@@ -528,12 +535,11 @@ class Searcher:
         lexical = self.lexical(started.tokens, Filters(), started.audience, started.expansions,
                                started.lang)
         cands = self._candidates(lexical, qvec, Filters(), started.audience, started.lang)
-        ranked = rank(cands, self.index.calibration.weights(started.lang), 2)
+        ranked = real_dense(rank(cands, self.index.calibration.weights(started.lang), JUDGED))
         if not ranked:
             return None
-        coverage = self.coverage(started.terms, ranked[0].article)
         confidence = self.index.calibration.answer_probability(
-            answer_features(ranked, coverage, cands.query))
+            self.judge(ranked, cands, started.terms, started.expansions))
         if confidence < self.index.calibration.answer_threshold:
             return None
         return self.index.article_ids[ranked[0].article]

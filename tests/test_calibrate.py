@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from kb.build import build_index
-from kb.calibrate import answer_examples, best_weight, calibration_summary, fit, prepare
+from kb.calibrate import (
+    _features,
+    answer_examples,
+    best_weight,
+    calibration_summary,
+    fit,
+    prepare,
+)
 from kb.evaluation import LabelledQuery
 from kb.ranking import FEATURES, Calibration
 from kb.search import Searcher
@@ -84,3 +91,31 @@ def test_the_fusion_weight_is_the_best_scoring_one_and_a_tie_goes_to_the_even_mi
     # 0.8 scores a little better than 0.5: a band of near-ties would hand it to 0.5.
     assert best_weight({0.2: 0.70, 0.5: 0.7985, 0.8: 0.80}) == 0.8
     assert best_weight({0.3: 0.80, 0.45: 0.80, 0.9: 0.80}) == 0.45
+
+
+def test_search_judges_a_query_as_the_calibration_did_whatever_the_number_of_results(
+        tmp_path, real_embedder):
+    """The third result holds the query's rarest word ("tray") and so the most BM25 of all;
+    the answered model, fit on the top two, must see the top two in search too."""
+    kb = tmp_path / "articles"
+    kb.mkdir()
+    for name, title, body in [
+            ("pw-reset", "Reset a forgotten password", "Use the self-service portal."),
+            ("pw-expired", "Password expired", "An expired password is changed at sign-in."),
+            ("pw-policy", "Password rules", "A password has twelve characters."),
+            ("scanner", "Scanner jams", "Open the tray of the scanner and take out the paper; "
+                                        "a scanner that still jams goes to facilities.")]:
+        (kb / f"{name}.md").write_text(
+            f"---\nid: {name}\ntitle: {title}\ntype: faq\nlang: en\n---\n# {title}\n\n"
+            f"{body}\n", encoding="utf-8")
+    build_index(kb, tmp_path / "index", lambda: real_embedder, real_embedder.name)
+    index = load_index(tmp_path / "index")
+    index.calibration = Calibration(answer_coef={"lexical": 4.0})
+    searcher = Searcher(index, real_embedder)
+    query = "forgot password tray"
+    outcomes = [searcher.search(query, k=k) for k in (1, 2, 3, 4)]
+    assert [h.id for h in outcomes[-1].hits][2] == "scanner"
+    assert {o.confidence for o in outcomes} == {outcomes[0].confidence}
+    prepared = prepare(searcher, [LabelledQuery("q", query, "en", {})])[0]
+    assert _features(searcher, prepared, index.calibration, prepared.candidates) == \
+        outcomes[-1].features
