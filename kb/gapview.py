@@ -118,6 +118,10 @@ def _wrap(text: str, width: int, indent: str) -> list[str]:
                          break_long_words=True, break_on_hyphens=False) or [indent.rstrip()]
 
 
+def _many(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items())
 
@@ -125,13 +129,14 @@ def _counts(counts: dict[str, int]) -> str:
 def render(topics: list[Topic], width: int = 80) -> str:
     if not topics:
         return "No open knowledge gaps.\n"
-    lines = [*_wrap(f"Knowledge gaps: {len(topics)} topics, "
-                    f"{sum(t.count for t in topics)} queries, most asked first.", width, ""), ""]
+    lines = [*_wrap(f"Knowledge gaps: {_many(len(topics), 'topic', 'topics')}, "
+                    f"{_many(sum(t.count for t in topics), 'query', 'queries')}, most asked "
+                    "first.", width, ""), ""]
     first = [t for t in topics if t.status == "open"][:3]
     if first:
         lines.append("Write first:")
         for n, t in enumerate(first, 1):
-            lines += _wrap(f"{n}. {t.title} ({t.count} queries)", width, "  ")
+            lines += _wrap(f"{n}. {t.title} ({_many(t.count, 'query', 'queries')})", width, "  ")
         lines.append("")
     pad = len(str(len(topics))) + 2
     indent = " " * pad
@@ -139,7 +144,8 @@ def render(topics: list[Topic], width: int = 80) -> str:
         head = f"{n}.".ljust(pad) + t.title
         lines += textwrap.wrap(head, width=width, subsequent_indent=indent) or [head]
         doubtful = f" ({t.doubtful} answered doubtfully)" if t.doubtful else ""
-        facts = (f"{t.count} queries{doubtful}, {t.phrasings} phrasings, {t.trend} "
+        facts = (f"{_many(t.count, 'query', 'queries')}{doubtful}, "
+                 f"{_many(t.phrasings, 'phrasing', 'phrasings')}, {t.trend} "
                  f"({t.last_7_days} in the last 7 days); seen {t.first_seen[:10]} to "
                  f"{t.last_seen[:10]}; id {t.id}")
         if t.status != "open":

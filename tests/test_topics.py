@@ -355,6 +355,8 @@ def test_report_reads_at_80_columns_and_as_csv():
     assert all(len(line) <= 80 for line in text.splitlines())
     assert text.startswith("Knowledge gaps: 2 topics, 3 queries") and "Write first:" in text
     assert "tickets: T-9" in text
+    assert "1 query, 1 phrasing," in text and "(1 query)" in text  # counted in words right
+    assert render(report(index)[1:]).startswith("Knowledge gaps: 1 topic, 1 query,")
     rows = topics_csv(report(index)).splitlines()
     assert len(rows) == 3 and rows[0].startswith("id,kind,status,title")
 
