@@ -359,7 +359,10 @@ def _gap_reporter(cfg: Settings):
 @gaps_app.callback(invoke_without_command=True)
 @handled
 def gaps(ctx: typer.Context,
-         since: Annotated[str | None, typer.Option(help="ISO date or time, e.g. 2026-11-01")] = None,
+         since: Annotated[str | None, typer.Option(
+             help="ISO date or time, e.g. 2026-11-01: count the queries from then on")] = None,
+         until: Annotated[str | None, typer.Option(
+             help="ISO date: count the queries up to this day, included")] = None,
          min_count: Annotated[int, typer.Option(min=1)] = 1,
          fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
          include_resolved: Annotated[bool, typer.Option(
@@ -371,7 +374,7 @@ def gaps(ctx: typer.Context,
 
     `kb gaps dismiss TOPIC`, `kb gaps answered TOPIC ARTICLE` and `kb gaps reopen TOPIC` record
     a writer's decision."""
-    from kb.topics import topics_csv
+    from kb.topics import report_range, topics_csv
 
     if ctx.invoked_subcommand is not None:
         return
@@ -379,7 +382,8 @@ def gaps(ctx: typer.Context,
         raise KBError(f"--format must be table, csv or json, not {fmt!r}")
     cfg = load_settings(index=index)
     reporter, loaded = _gap_reporter(cfg)
-    topics: list[Topic] = reporter.report(loaded, _since(since), min_count, include_resolved)
+    first, last = report_range(since, until)
+    topics: list[Topic] = reporter.report(loaded, first, min_count, include_resolved, until=last)
     if fmt == "json":
         typer.echo(json.dumps([t.to_dict() for t in topics], ensure_ascii=False, indent=1))
     elif fmt == "csv":
@@ -428,17 +432,6 @@ def gaps_answered(topic_id: str, article_id: str, index: IndexOpt = None) -> Non
 def gaps_reopen(topic_id: str, index: IndexOpt = None) -> None:
     """Undo a dismissal or an answered mark."""
     _decide(topic_id, "reopened", None, index)
-
-
-def _since(value: str | None) -> str | None:
-    import datetime as dt
-
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value).isoformat(timespec="seconds")
-    except ValueError:
-        raise KBError(f"--since must be an ISO date like 2026-11-01, not {value!r}") from None
 
 
 @app.command()

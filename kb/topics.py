@@ -34,7 +34,7 @@ import numpy as np
 import orjson
 
 from kb.csvsafe import csv_text
-from kb.errors import StorageBusy
+from kb.errors import InvalidQuery, StorageBusy
 from kb.expansion import Lexicon, translations
 from kb.storage.base import Decision, GapEvent, LoggedQuery, Store
 from kb.storage.sql import shown_url
@@ -51,6 +51,27 @@ MAX_NEAR = 200
 READ_LIMIT = 20000  # events read from the log at a time
 MAX_SEEN = 50000  # events remembered, to skip one read twice
 EXAMPLES = 8
+
+
+def report_range(since: str | None, until: str | None) -> tuple[str | None, str | None]:
+    """A report's ``since`` and ``until`` as the log's UTC times (a time with an offset is
+    converted); InvalidQuery names the one that is not an ISO date or ends before the other."""
+    def moment(name: str, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            at = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidQuery(f"{name} must be an ISO date like 2026-11-01, not {value!r}"
+                               ) from None
+        if at.tzinfo is not None:  # the log's times and days are UTC
+            at = at.astimezone(dt.UTC).replace(tzinfo=None)
+        return at.isoformat(timespec="seconds")
+
+    first, last = moment("since", since), moment("until", until)
+    if first and last and last[:10] < first[:10]:
+        raise InvalidQuery(f"until ({last[:10]}) is before since ({first[:10]})")
+    return first, last
 
 
 def link_threshold(title_vectors: np.ndarray) -> float:

@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 
 import pytest
@@ -77,6 +78,15 @@ def test_search_and_gaps_and_stats(env):
     assert runner.invoke(cli, ["gaps", "--format", "csv"]).stdout.startswith("id,kind")
     bad = runner.invoke(cli, ["gaps", "--format", "xml"])
     assert bad.exit_code == 2 and "table, csv or json" in bad.output
+    # a date range, as the dashboard asks for one: today's query is in today, not in 2020
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    ranged = runner.invoke(cli, ["gaps", "--since", today, "--until", today, "--format", "json"])
+    assert [t["count"] for t in json.loads(ranged.stdout)] == [1]
+    past = runner.invoke(cli, ["gaps", "--since", "2020-01-01", "--until", "2020-01-31"])
+    assert past.exit_code == 0 and "No open knowledge gaps." in past.output
+    backwards = runner.invoke(cli, ["gaps", "--since", today, "--until", "2020-01-31"])
+    assert backwards.exit_code == 2 and "until (2020-01-31) is before since" in backwards.output
+    assert "until must be an ISO date" in runner.invoke(cli, ["gaps", "--until", "soon"]).output
     assert runner.invoke(cli, ["stats", "--json"]).stdout.strip() == "[]"
 
 

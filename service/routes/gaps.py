@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from kb.errors import InvalidQuery
-from kb.topics import topics_csv, topics_json
+from kb.topics import report_range, topics_csv, topics_json
 from service.deps import EngineDep, ReadingGaps, ReadingStats
 from service.schemas import ArticleStats, GapReport, TopicAnswered, TopicDecision
 
@@ -33,9 +31,7 @@ def gaps(
     """Open gap topics, most asked first: one per question however it is phrased. With
     ``since`` or ``until``, counts, trend and weeks are those of the range's queries (UTC
     days), the trend as of its end; a public key's report holds public queries only."""
-    since, until = _moment("since", since), _moment("until", until)
-    if since and until and until[:10] < since[:10]:
-        raise InvalidQuery(f"until ({until[:10]}) is before since ({since[:10]})")
+    since, until = report_range(since, until)
     topics = engine.gaps(since, min_count, include_resolved, audience=caller.audience,
                          until=until)
     if format == "csv":
@@ -44,18 +40,6 @@ def gaps(
     # The topics are the library's, already in the shape of GapReport (a test holds them to
     # it): validating thousands of them again per request would cost more than the report.
     return Response(topics_json(topics), media_type="application/json")
-
-
-def _moment(name: str, value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidQuery(f"{name} must be an ISO date like 2026-11-01, not {value!r}") from None
-    if moment.tzinfo is not None:  # the log's times and days are UTC
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="seconds")
 
 
 @router.post("/gaps/{topic_id}/dismiss", response_model=TopicDecision)
