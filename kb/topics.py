@@ -265,6 +265,8 @@ class TopicIndex:
         self.cursor: tuple[int, ...] = (0, 0, 0)
         self._lock = threading.Lock()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # queries an agent confirmed answered before their own event was read
+        self._confirmed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._reset()
         # Answered traffic, to tell a question that is mostly answered (its few flags are the
         # threshold's noise) from a gap: distinct phrasings in arrival order, in a ring.
@@ -340,19 +342,29 @@ class TopicIndex:
         for event in events:
             q = event.query
             # A store may hand an event over twice (it reads back past its cursor).
-            key = q.id if event.kind in ("answered", "unanswered") else f"{event.kind}:{event.seq}"
+            key = (q.id if event.kind in ("answered", "unanswered") else
+                   f"confirmed:{q.id}" if event.kind == "confirmed" else
+                   f"{event.kind}:{event.seq}")
             if key in self._seen:
                 continue
             self._seen[key] = None
             if len(self._seen) > MAX_SEEN:
                 self._seen.popitem(last=False)
+            if event.kind == "confirmed":
+                added += self._confirm(event)
+                continue
+            if q.id in self._confirmed and event.kind in ("answered", "unanswered"):
+                # an agent confirmed its answer before this process read the query itself
+                added += 1
+                self._answered(GapEvent(event.seq, "answered", q, None, q.ts))
+                continue
             reported = event.kind == "reported"
             if reported:
                 # counted as answered when it arrived; a gap since an agent said so
                 if self._answered_count.get(q.norm, 0) > 0:
                     self._answered_count[q.norm] -= 1
                 elif q.answered and self._doubtful(q):
-                    self._undo_doubtful(q)
+                    self._undo(q, "doubtful")
                 event = GapEvent(event.seq, "unanswered", q, None, event.ts)
             added += 1
             if event.kind == "answered":
@@ -381,19 +393,45 @@ class TopicIndex:
     def _shortfall(self, q: LoggedQuery) -> float:
         return _logit(self.doubt) - _logit(q.confidence or 0.0)
 
-    def _undo_doubtful(self, q: LoggedQuery) -> None:
-        """A doubtful asking later reported as missing: it comes back as a gap."""
+    def _undo(self, q: LoggedQuery, kind: str) -> None:
+        """Take back one asking of ``q`` counted as ``kind`` ("doubtful" or "unanswered"):
+        an agent said otherwise since."""
         i = self._by_norm.get(q.norm)
         if i is None:
             return
         p = self.phrasings[i]
         key = (q.ts[:10], script(q.query, q.lang), q.channel)
-        if p.kinds["doubtful"] > 0 and p.daily[key] > 0:
-            p.kinds["doubtful"] -= 1
-            p.shortfall = max(0.0, p.shortfall - self._shortfall(q))
+        if p.kinds[kind] > 0 and p.daily[key] > 0:
+            p.kinds[kind] -= 1
+            if kind == "doubtful":
+                p.shortfall = max(0.0, p.shortfall - self._shortfall(q))
+            elif q.id in p.gap_ids:
+                p.gap_ids.remove(q.id)
             p.daily[key] -= 1
             p.count -= 1
             self._summaries.pop(self._find(i), None)
+
+    def _confirm(self, event: GapEvent) -> int:
+        """An agent voted an answer to the query helpful, or copied its reply: answered,
+        whatever the search decided. A gap asking counted for it becomes an answered one; if
+        the query itself is still to be read, it will be read as answered. A report that
+        the answer is missing stands. Returns 1 if anything changed."""
+        q = event.query
+        if q.reported:
+            return 0
+        if q.id not in self._seen:
+            self._confirmed[q.id] = None
+            if len(self._confirmed) > MAX_SEEN:
+                self._confirmed.popitem(last=False)
+            return 1
+        if not q.answered:
+            self._undo(q, "unanswered")
+        elif self._doubtful(q):
+            self._undo(q, "doubtful")
+        else:
+            return 0  # counted as answered already
+        self._answered(GapEvent(event.seq, "answered", q, None, q.ts))
+        return 1
 
     def _new_phrasing(self, event: GapEvent) -> int:
         q = event.query

@@ -53,6 +53,22 @@ def test_topics_say_what_to_write_and_writers_can_decide(client):
     assert bad.status_code == 404 and bad.json()["error"]["code"] == "unknown_article"
 
 
+def test_a_flag_an_agent_found_answered_leaves_the_report(client):
+    asked = [client.post("/search", json={"query": q}).json() for q in ROOM]
+    assert not any(a["answered"] for a in asked)
+    [room] = [t for t in client.get("/gaps").json()["topics"] if "meeting room" in t["title"]]
+    assert room["count"] == 2
+    # the agent found the answer after all: one voted helpful, the other's reply copied
+    first, second = asked
+    assert client.post("/feedback", json={"query_id": first["query_id"], "article_id":
+                                          first["results"][0]["id"], "helpful": True}
+                       ).status_code == 200
+    assert client.post("/events", json={"kind": "copied", "query_id": second["query_id"],
+                                        "article_id": second["results"][0]["id"]}
+                       ).status_code in (200, 204)
+    assert not any("meeting room" in t["title"] for t in client.get("/gaps").json()["topics"])
+
+
 def test_a_query_answered_outside_its_filters_is_not_a_gap(client, settings):
     # the refund article is a FAQ: under a filter to SOPs only, the best is a weaker match;
     # the threshold is set between the two, so only the filters make it unanswered

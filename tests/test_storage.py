@@ -349,6 +349,23 @@ def test_gap_events_of_one_audience(store):
     assert store.gap_events(cursor, audience="public")[0] in ([], events)  # PostgreSQL re-reads
 
 
+def test_gap_events_carry_what_agents_said_of_an_answer(store):
+    voted = record(store, "会议室怎么订")
+    copied = record(store, "meeting room booking")
+    missing = record(store, "canteen hours", answered=True)
+    store.feedback(voted, "a1", True)
+    store.record_event("copied", "a1", copied)
+    store.record_event("copied", "a1", None)  # a copy outside any query says nothing
+    store.record_event("reported_missing", None, missing)
+    store.feedback(voted, "a2", False)
+    events, _ = store.gap_events()
+    said = [(e.kind, e.query.id, e.article_id) for e in events
+            if e.kind not in ("answered", "unanswered")]
+    assert sorted(said, key=str) == sorted([
+        ("confirmed", voted, None), ("not_helpful", voted, "a2"), ("confirmed", copied, None),
+        ("reported", missing, None)], key=str)
+
+
 def test_feedback_labels_name_what_agents_said_answered(store):
     helpful = record(store, "退款多久到账 13812345678")
     copied = record(store, "怎么退款")

@@ -416,6 +416,41 @@ def test_a_doubtful_answer_reported_as_missing_is_counted_once():
     assert topic.count == 1 and topic.doubtful == 0 and topic.status == "open"
 
 
+def _confirmed(asked, ts="2026-11-20T11:00:00+00:00"):
+    """An agent's helpful vote on (or copy of) the answer ``asked`` got."""
+    return GapEvent(next(_seq), "confirmed", asked.query, None, ts)
+
+
+@pytest.mark.parametrize("order", ["query first", "confirmation first"])
+def test_a_gap_an_agent_found_answered_counts_as_answered_whatever_the_order_read(order):
+    room = np.array([1.0, 0.0, 0.0])
+    flagged = [event("book a meeting room", vector=room) for _ in range(2)]
+    doubtful = _answered("meeting room booking", room, 0.5)
+    confirmations = [_confirmed(flagged[0]), _confirmed(flagged[0]),  # a vote and a copy
+                     _confirmed(doubtful)]
+    index = TopicIndex(link=0.8, doubt=0.6)
+    if order == "query first":
+        index.add([*flagged, doubtful])
+        index.add(confirmations)
+    else:  # another replica committed the queries late: their feedback is read first
+        index.add(confirmations)
+        index.add([*flagged, doubtful])
+    [topic] = report(index, include_closed=True)
+    assert topic.count == 1 and topic.doubtful == 0  # the other flagged asking is left
+    assert topic.answered_alike == 2 and topic.status == "mostly_answered"
+
+
+def test_a_confirmed_answer_does_not_outvote_a_report_that_it_is_missing():
+    room = np.array([1.0, 0.0, 0.0])
+    index = TopicIndex(link=0.8, doubt=0.6)
+    asked = event("book a meeting room", vector=room)
+    reported = dataclasses.replace(asked.query, reported=True)
+    index.add([GapEvent(asked.seq, "unanswered", reported, None, asked.ts)])
+    index.add([GapEvent(next(_seq), "confirmed", reported, None, "2026-11-20T11:00:00+00:00")])
+    [topic] = report(index)
+    assert topic.count == 1 and topic.status == "open"
+
+
 def test_doubtful_answers_that_fall_short_together_as_far_as_a_flag_are_a_gap():
     room, other = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     # threshold 0.3, doubt 0.5: a flagged query is at least 0.85 log-odds below the doubt

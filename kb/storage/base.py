@@ -86,11 +86,13 @@ class TopicStatus:
 
 @dataclass(frozen=True)
 class GapEvent:
-    """One query for the topic report: a gap query, an answered one, or a not-helpful mark."""
+    """One query for the topic report: a gap query, an answered one, or an agent's word on
+    one (not helpful, reported missing, or confirmed by a helpful vote or a copied reply)."""
 
     seq: int  # order of arrival in the log (of the query, or of the feedback)
     kind: str  # "unanswered" | "answered" | "not_helpful" | "reported" (an answered query an
-    # agent reported as missing afterwards)
+    # agent reported as missing afterwards) | "confirmed" (a query an agent voted helpful or
+    # copied the reply of: answered, whatever the search decided)
     query: LoggedQuery
     article_id: str | None  # the not-helpful article
     ts: str  # when it happened: the query's time, or the feedback's
@@ -184,7 +186,7 @@ class Store(Protocol):
     # -- what the topic report reads incrementally (kb.topics) ------------------------------
     def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000,
                    audience: str | None = None) -> tuple[list[GapEvent], tuple[int, int, int]]:
-        """Queries and not-helpful marks logged after the cursor (of queries logged for
+        """Queries and agents' feedback logged after the cursor (of queries logged for
         ``audience``, if given), and the next cursor; fewer than ``limit`` events means all
         there were."""
         ...

@@ -492,30 +492,35 @@ class SqlStore:
                 .where(arrival > lo, arrival <= hi, queries.c.purged_at.is_(None),
                        queries.c.outside_filters.is_(None), mine)
                 .order_by(arrival).limit(limit)),
+            # votes: a not-helpful one marks a wrong answer, a helpful one a right answer
             "marks": (
                 sa.select(sa.func.coalesce(sa.func.max(feedback.c.id), 0)),
-                sa.select(feedback.c.id, feedback.c.article_id, feedback.c.ts, *_COLUMNS)
+                sa.select(feedback.c.id, feedback.c.helpful, feedback.c.article_id,
+                          feedback.c.ts, *_COLUMNS)
                 .join_from(feedback, queries, queries.c.id == feedback.c.query_id)
-                .where(feedback.c.id > lo, feedback.c.id <= hi, sa.not_(feedback.c.helpful),
+                .where(feedback.c.id > lo, feedback.c.id <= hi,
                        queries.c.purged_at.is_(None), mine)
                 .order_by(feedback.c.id).limit(limit)),
-            # answered queries an agent reported as missing since: gaps after all
+            # queries an agent reported as missing since (gaps after all), or whose reply an
+            # agent copied (answered after all)
             "reports": (
                 sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)),
-                sa.select(events.c.id, events.c.ts, *_COLUMNS)
+                sa.select(events.c.id, events.c.kind, events.c.ts, *_COLUMNS)
                 .join_from(events, queries, queries.c.id == events.c.query_id)
                 .where(events.c.id > lo, events.c.id <= hi,
-                       events.c.kind == "reported_missing", queries.c.purged_at.is_(None), mine)
+                       events.c.kind.in_(("reported_missing", "copied")),
+                       queries.c.purged_at.is_(None), mine)
                 .order_by(events.c.id).limit(limit)),
         }
 
     def gap_events(self, after: tuple[int, ...] = (0, 0, 0), limit: int = 20000,
                    audience: str | None = None) -> tuple[list[GapEvent], tuple[int, int, int]]:
-        """Queries and not-helpful marks logged after the cursor ``after`` (query order,
-        feedback id), oldest first, and the cursor to pass next. Answered queries come too
-        (kind "answered"): the report weighs a question's gaps against its answers. A query
-        reported as missing is a gap whatever the search decided; one answered only outside
-        its filters is not a gap of the knowledge base. Fewer than ``limit`` events: all
+        """Queries and agents' feedback logged after the cursor ``after`` (query order,
+        feedback id, event id), oldest first, and the cursor to pass next. Answered queries
+        come too (kind "answered"): the report weighs a question's gaps against its answers. A
+        query reported as missing is a gap whatever the search decided; one voted helpful or
+        whose reply was copied is answered (kind "confirmed"); one answered only outside its
+        filters is not a gap of the knowledge base. Fewer than ``limit`` events: all
         there were. ``audience``: only the events of queries logged for it."""
         self.flush(self.timeout)  # this process's own queries, just served
         back = 0 if self._sqlite else self.OVERLAP
@@ -539,9 +544,11 @@ class SqlStore:
             q = _logged(r[1:])
             kind = "unanswered" if (not q.answered or q.reported) else "answered"
             out.append(GapEvent(int(r[0]), kind, q, None, q.ts))
-        out += [GapEvent(int(r[0]), "not_helpful", _logged(r[3:]), r[1], r[2])
+        out += [GapEvent(int(r[0]), "confirmed" if r[1] else "not_helpful", _logged(r[4:]),
+                         None if r[1] else r[2], r[3])
                 for r in found["marks"]]
-        out += [GapEvent(int(r[0]), "reported", _logged(r[2:]), None, r[1])
+        out += [GapEvent(int(r[0]), "reported" if r[1] == "reported_missing" else "confirmed",
+                         _logged(r[3:]), None, r[2])
                 for r in found["reports"]]
         return out, (ends[0], ends[1], ends[2])
 
