@@ -353,8 +353,9 @@ class TopicIndex:
             if event.kind == "confirmed":
                 added += self._confirm(event)
                 continue
-            if q.id in self._confirmed and event.kind in ("answered", "unanswered"):
+            if event.kind in ("answered", "unanswered") and q.id in self._confirmed:
                 # an agent confirmed its answer before this process read the query itself
+                del self._confirmed[q.id]
                 added += 1
                 self._answered(GapEvent(event.seq, "answered", q, None, q.ts))
                 continue
