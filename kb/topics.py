@@ -353,11 +353,21 @@ class TopicIndex:
             if event.kind == "confirmed":
                 added += self._confirm(event)
                 continue
-            if event.kind in ("answered", "unanswered") and q.id in self._confirmed:
-                # an agent confirmed its answer before this process read the query itself
+            # an agent confirmed its answer before this process read the query itself
+            late = event.kind in ("answered", "unanswered") and q.id in self._confirmed
+            if late:
                 del self._confirmed[q.id]
+            if event.kind == "not_helpful" and self._asked_already(q):
+                # the query is an asking of its question already (a gap, or an earlier vote):
+                # this vote only marks the article
                 added += 1
-                self._answered(GapEvent(event.seq, "answered", q, None, q.ts))
+                i = self._by_norm.get(q.norm)
+                if i is None:  # its own event is still to come, and will count it
+                    i = self._new_phrasing(event)
+                    fresh.append(i)
+                self.phrasings[i].kinds["not_helpful"] += 1
+                self._mark(self.phrasings[i], event)
+                self._summaries.pop(self._find(i), None)
                 continue
             reported = event.kind == "reported"
             if reported:
@@ -383,10 +393,20 @@ class TopicIndex:
             if reported:
                 self.phrasings[i].kinds["reported"] += 1
             self._summaries.pop(self._find(i), None)
+            if late:  # as if it had come in the other order
+                self._answered_after_all(q, event.seq)
         self._link(fresh)
         if len(self.phrasings) > self.max_phrasings:
             self._shrink()
         return added
+
+    def _asked_already(self, q: LoggedQuery) -> bool:
+        """Whether a not-helpful vote on ``q`` finds it counted as an asking already: a query
+        flagged, doubtful or reported counts by itself, an answered one by its first vote."""
+        key = f"asked:{q.id}"
+        counted = key in self._seen or not q.answered or q.reported or self._doubtful(q)
+        self._seen[key] = None
+        return counted
 
     def _doubtful(self, q: LoggedQuery) -> bool:
         return q.confidence is not None and q.confidence < self.doubt
@@ -410,6 +430,8 @@ class TopicIndex:
                 p.gap_ids.remove(q.id)
             p.daily[key] -= 1
             p.count -= 1
+            if q.neighbours and p.sent_to[q.neighbours[0]] > 0:
+                p.sent_to[q.neighbours[0]] -= 1
             self._summaries.pop(self._find(i), None)
 
     def _confirm(self, event: GapEvent) -> int:
@@ -425,13 +447,18 @@ class TopicIndex:
             if len(self._confirmed) > MAX_SEEN:
                 self._confirmed.popitem(last=False)
             return 1
+        return self._answered_after_all(q, event.seq)
+
+    def _answered_after_all(self, q: LoggedQuery, seq: int) -> int:
+        """The gap asking counted for ``q`` becomes an answered one (1), unless it was
+        answered already (0)."""
         if not q.answered:
             self._undo(q, "unanswered")
         elif self._doubtful(q):
             self._undo(q, "doubtful")
         else:
-            return 0  # counted as answered already
-        self._answered(GapEvent(event.seq, "answered", q, None, q.ts))
+            return 0
+        self._answered(GapEvent(seq, "answered", q, None, q.ts))
         return 1
 
     def _new_phrasing(self, event: GapEvent) -> int:
@@ -487,14 +514,20 @@ class TopicIndex:
             p.sent_to[q.neighbours[0]] += 1
         if q.ticket_id and len(p.tickets) < 50:
             p.tickets.add(q.ticket_id)
-        if event.kind == "not_helpful" and event.article_id:
-            p.not_helpful[event.article_id] += 1
-            p.not_helpful_at[event.article_id] = max(event.ts, p.not_helpful_at.get(
-                event.article_id, ""))
+        if event.kind == "not_helpful":
+            self._mark(p, event)
         elif event.kind == "unanswered":
             p.gap_ids.append(q.id)
         elif event.kind == "doubtful":
             p.shortfall += self._shortfall(q)
+
+    @staticmethod
+    def _mark(p: Phrasing, event: GapEvent) -> None:
+        """A not-helpful vote on the article ``event`` names."""
+        if event.article_id:
+            p.not_helpful[event.article_id] += 1
+            p.not_helpful_at[event.article_id] = max(event.ts, p.not_helpful_at.get(
+                event.article_id, ""))
 
     def _vector_of(self, event: GapEvent) -> np.ndarray | None:
         v = event.query.vector

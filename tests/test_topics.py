@@ -21,10 +21,11 @@ _seq = iter(range(1, 10**9))
 def event(text, ts="2026-11-20T10:00:00+00:00", vector=None, neighbours=("x",),
           channel="search", lang="en", kind="unanswered", article=None, ticket=None, qid=None):
     seq = next(_seq)
+    # a vote of not helpful is on an answer the search gave
     q = LoggedQuery(id=qid or f"q{seq}", ts=ts, channel=channel, query=text,
                     norm=_norm(text), lang=lang, filters={}, ticket_id=ticket,
                     top_article=neighbours[0] if neighbours else None, top_score=None,
-                    neighbours=list(neighbours), vector=vector)
+                    neighbours=list(neighbours), vector=vector, answered=kind == "not_helpful")
     return GapEvent(seq, kind, q, article, ts)
 
 
@@ -438,6 +439,37 @@ def test_a_gap_an_agent_found_answered_counts_as_answered_whatever_the_order_rea
     [topic] = report(index, include_closed=True)
     assert topic.count == 1 and topic.doubtful == 0  # the other flagged asking is left
     assert topic.answered_alike == 2 and topic.status == "mostly_answered"
+
+
+def test_votes_count_each_query_once_and_read_in_either_order_make_one_report():
+    room, other = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    flagged = event("book a meeting room", vector=room, neighbours=("wifi",))
+    confirmed = event("meeting room booking", vector=room, neighbours=("vpn",))
+    doubtful = _answered("reserve a meeting room", room, 0.5, neighbours=("wifi",))
+    answered = _answered("expense deadline", other, 0.9, neighbours=("expenses",))
+    queries = [flagged, confirmed, doubtful, answered]
+
+    def vote(asked, article):
+        return GapEvent(next(_seq), "not_helpful", asked.query, article,
+                        "2026-11-20T12:00:00+00:00")
+
+    feedback = [vote(flagged, "wifi"), vote(doubtful, "wifi"), _confirmed(confirmed),
+                vote(answered, "expenses"), vote(answered, "refund-zh")]
+    reports = []
+    for first, then in ((queries, feedback), (feedback, queries)):
+        index = TopicIndex(link=0.8, doubt=0.6)
+        index.add(first)
+        index.add(then)
+        reports.append(report(index, include_closed=True))
+    assert reports[0] == reports[1]
+    topics = {t.representative: t for t in reports[0]}
+    room_topic = topics["book a meeting room"]
+    # the flagged and the doubtful asking, their votes marking articles; the confirmed one
+    # answered
+    assert room_topic.count == 2 and room_topic.answered_alike == 1
+    assert {a["id"]: a["times"] for a in room_topic.nearest_articles} == {"wifi": 4}
+    # two votes on one answered query: one asking of its question
+    assert topics["expense deadline"].count == 1
 
 
 def test_a_confirmed_answer_does_not_outvote_a_report_that_it_is_missing():
