@@ -361,10 +361,7 @@ class TopicIndex:
                 # the query is an asking of its question already (a gap, or an earlier vote):
                 # this vote only marks the article
                 added += 1
-                i = self._by_norm.get(q.norm)
-                if i is None:  # its own event is still to come, and will count it
-                    i = self._new_phrasing(event)
-                    fresh.append(i)
+                i = self._phrasing_of(event, fresh)  # made here if its own event is to come
                 self.phrasings[i].kinds["not_helpful"] += 1
                 self._mark(self.phrasings[i], event)
                 self._summaries.pop(self._find(i), None)
@@ -385,10 +382,7 @@ class TopicIndex:
                 # Answered, doubtfully: it joins a gap topic it is alike (another asking of a
                 # missing question), rather than counting against it as an answer would.
                 event = GapEvent(event.seq, "doubtful", q, None, event.ts)
-            i = self._by_norm.get(q.norm)
-            if i is None:
-                i = self._new_phrasing(event)
-                fresh.append(i)
+            i = self._phrasing_of(event, fresh)
             self._record(self.phrasings[i], event)
             if reported:
                 self.phrasings[i].kinds["reported"] += 1
@@ -404,9 +398,16 @@ class TopicIndex:
         """Whether a not-helpful vote on ``q`` finds it counted as an asking already: a query
         flagged, doubtful or reported counts by itself, an answered one by its first vote."""
         key = f"asked:{q.id}"
-        counted = key in self._seen or not q.answered or q.reported or self._doubtful(q)
+        counted = key in self._seen or self._counted_as(q) is not None
         self._seen[key] = None
         return counted
+
+    def _counted_as(self, q: LoggedQuery) -> str | None:
+        """The gap asking ``q``'s own event counts as: "unanswered" (flagged, or reported
+        missing), "doubtful", or None (an answer)."""
+        if not q.answered or q.reported:
+            return "unanswered"
+        return "doubtful" if self._doubtful(q) else None
 
     def _doubtful(self, q: LoggedQuery) -> bool:
         return q.confidence is not None and q.confidence < self.doubt
@@ -440,8 +441,6 @@ class TopicIndex:
         the query itself is still to be read, it will be read as answered. A report that
         the answer is missing stands. Returns 1 if anything changed."""
         q = event.query
-        if q.reported:
-            return 0
         if q.id not in self._seen:
             self._confirmed[q.id] = None
             if len(self._confirmed) > MAX_SEEN:
@@ -451,15 +450,21 @@ class TopicIndex:
 
     def _answered_after_all(self, q: LoggedQuery, seq: int) -> int:
         """The gap asking counted for ``q`` becomes an answered one (1), unless it was
-        answered already (0)."""
-        if not q.answered:
-            self._undo(q, "unanswered")
-        elif self._doubtful(q):
-            self._undo(q, "doubtful")
-        else:
+        answered already or reported missing (0)."""
+        kind = self._counted_as(q)
+        if kind is None or q.reported:
             return 0
+        self._undo(q, kind)
         self._answered(GapEvent(seq, "answered", q, None, q.ts))
         return 1
+
+    def _phrasing_of(self, event: GapEvent, fresh: list[int]) -> int:
+        """The phrasing of ``event``'s query; a new one is added to ``fresh``, to be linked."""
+        i = self._by_norm.get(event.query.norm)
+        if i is None:
+            i = self._new_phrasing(event)
+            fresh.append(i)
+        return i
 
     def _new_phrasing(self, event: GapEvent) -> int:
         q = event.query
