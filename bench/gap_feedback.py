@@ -22,8 +22,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-TOOL = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "tools" / "gap_eval.py"
-SETS = ("stackfaq-en", "covidqa-faq-en")
+from bench.gap_seeds import SETS, TOOL
 
 
 def relevant_by_text(set_dir: Path) -> dict[str, set[str]]:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.gap_seeds import SETS, TOOL
 from kb.articles import load_articles
 from kb.config import Settings
 from kb.embedding import embed_queries, load_embedder
 
-SETS = ("covidqa-faq-en", "stackfaq-en")
 FRAC, MAX_TOPICS, MIN_QUERIES = 0.2, 25, 2  # the tool's defaults, and the README's --min-queries
 
 
@@ -47,8 +47,7 @@ def removed(set_dir: Path, seed: int) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sets", type=Path, default=Path(__file__).resolve().parents[1].parent
-                    / "shared" / "bench")
+    ap.add_argument("--sets", type=Path, default=TOOL.parents[1])
     ap.add_argument("--seeds", type=int, nargs="+", default=[20261202, 1, 2, 3])
     a = ap.parse_args()
     embedder = load_embedder(Settings())
