@@ -397,18 +397,13 @@ def gaps(ctx: typer.Context,
 
 
 def _decide(topic_id: str, action: str, article_id: str | None, index: Path | None) -> None:
-    from kb.errors import UnknownArticle, UnknownTopic
+    from kb.errors import UnknownArticle
 
     cfg = load_settings(index=index)
     reporter, loaded = _gap_reporter(cfg)
     if article_id is not None and loaded is not None and article_id not in loaded.articles:
         raise UnknownArticle(f"unknown article {article_id!r}")
-    topics = reporter.topics(loaded)
-    topics.refresh(reporter.log)
-    norms = topics.norms_of(topic_id)
-    if norms is None:
-        raise UnknownTopic(f"unknown gap topic {topic_id!r}; `kb gaps --all` lists them")
-    decision = reporter.log.decide(topic_id, action, norms, article_id)
+    decision = reporter.log.decide(topic_id, action, reporter.norms(loaded, topic_id), article_id)
     by = f" by {article_id}" if article_id else ""
     typer.echo(f"topic {topic_id}: {decision.action}{by} at {decision.ts}")
 

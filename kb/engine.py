@@ -18,7 +18,7 @@ from kb import store
 from kb.audience import INTERNAL, PUBLIC, visible_id, visible_ids
 from kb.config import Settings
 from kb.embedding import BatchingEmbedder, Embedder, encode_one, load_embedder
-from kb.errors import InvalidQuery, UnknownArticle, UnknownTopic
+from kb.errors import InvalidQuery, UnknownArticle
 from kb.gapview import AudienceGaps
 from kb.redact import redact
 from kb.rerank import Reranker
@@ -247,11 +247,7 @@ class Engine:
                                                    audience):
             raise UnknownArticle(f"unknown article {article_id!r}")
         reporter = self.public_gaps.reporter if audience == PUBLIC else self.gap_reporter
-        topics = reporter.topics(self.searcher.index)
-        topics.refresh(reporter.log)
-        norms = topics.norms_of(topic_id)
-        if norms is None:
-            raise UnknownTopic(f"unknown gap topic {topic_id!r}; `kb gaps --all` lists them")
+        norms = reporter.norms(self.searcher.index, topic_id)
         decision = self.log.decide(topic_id, action, norms, article_id)
         return {"topic_id": topic_id, "action": decision.action,
                 "article_id": decision.article_id, "at": decision.ts}

@@ -34,7 +34,7 @@ import numpy as np
 import orjson
 
 from kb.csvsafe import csv_text
-from kb.errors import InvalidQuery, StorageBusy
+from kb.errors import InvalidQuery, StorageBusy, UnknownTopic
 from kb.expansion import Lexicon, translations
 from kb.storage.base import Decision, GapEvent, LoggedQuery, Store
 from kb.storage.sql import shown_url
@@ -980,6 +980,15 @@ class GapReporter:
         topics.refresh(self.log)
         return topics.report(self.log, self._titles, since, min_count, include_closed,
                              until=until)
+
+    def norms(self, index: object | None, topic_id: str) -> list[str]:
+        """The phrasings of topic ``topic_id`` as of now, which a writer's decision records."""
+        topics = self.topics(index)
+        topics.refresh(self.log)
+        norms = topics.norms_of(topic_id)
+        if norms is None:
+            raise UnknownTopic(f"unknown gap topic {topic_id!r}; `kb gaps --all` lists them")
+        return norms
 
     def start(self, index_of: Callable[[], object | None]) -> None:
         """Keep the topics current in the background (``index_of``: the index served now)."""
