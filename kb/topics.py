@@ -271,6 +271,8 @@ class TopicIndex:
         # Answered traffic, to tell a question that is mostly answered (its few flags are the
         # threshold's noise) from a gap: distinct phrasings in arrival order, in a ring.
         self._answered_count: dict[str, int] = {}  # norm -> askings, for the phrasings kept
+        # norm -> askings per article they got (the first result), to leave rejected ones out
+        self._answered_to: dict[str, Counter] = {}
         self._answered_order: collections.deque[str] = collections.deque()
         self._answered_vectors = np.zeros((0, 0), dtype=np.float32)
         self._slot_norm: list[str | None] = []
@@ -342,8 +344,9 @@ class TopicIndex:
         for event in events:
             q = event.query
             # A store may hand an event over twice (it reads back past its cursor).
+            # A query is reported missing once, however often agents send the report.
             key = (q.id if event.kind in ("answered", "unanswered") else
-                   f"confirmed:{q.id}" if event.kind == "confirmed" else
+                   f"{event.kind}:{q.id}" if event.kind in ("confirmed", "reported") else
                    f"{event.kind}:{event.seq}")
             if key in self._seen:
                 continue
@@ -353,6 +356,8 @@ class TopicIndex:
             if event.kind == "confirmed":
                 added += self._confirm(event)
                 continue
+            if event.kind in ("answered", "unanswered") and f"counted:{q.id}" in self._seen:
+                continue  # a vote or a report read first made it an asking already
             # an agent confirmed its answer before this process read the query itself
             late = event.kind in ("answered", "unanswered") and q.id in self._confirmed
             if late:
@@ -367,12 +372,18 @@ class TopicIndex:
                 self._summaries.pop(self._find(i), None)
                 continue
             reported = event.kind == "reported"
+            if reported and (f"counted:{q.id}" in self._seen
+                             or (q.id in self._seen and not q.answered)):
+                # an asking already (flagged, or voted not helpful): the report marks it
+                added += 1
+                i = self._phrasing_of(event, fresh)
+                self.phrasings[i].kinds["reported"] += 1
+                self._summaries.pop(self._find(i), None)
+                continue
+            if reported or event.kind == "not_helpful":
+                # an answer when it arrived, if it was read; a gap since an agent said so
+                self._no_longer_answered(q)
             if reported:
-                # counted as answered when it arrived; a gap since an agent said so
-                if self._answered_count.get(q.norm, 0) > 0:
-                    self._answered_count[q.norm] -= 1
-                elif q.answered and self._doubtful(q):
-                    self._undo(q, "doubtful")
                 event = GapEvent(event.seq, "unanswered", q, None, event.ts)
             added += 1
             if event.kind == "answered":
@@ -401,6 +412,18 @@ class TopicIndex:
         counted = key in self._seen or self._counted_as(q) is not None
         self._seen[key] = None
         return counted
+
+    def _no_longer_answered(self, q: LoggedQuery) -> None:
+        """An agent's report or vote makes ``q`` an asking of a gap: the answer (or doubtful
+        asking) its own event counted is taken back, and its own event, if still to be read,
+        will count for nothing."""
+        if q.id in self._seen:
+            if self._doubtful(q):
+                self._undo(q, "doubtful")
+            elif self._answered_count.get(q.norm, 0) > 0:
+                self._answered_count[q.norm] -= 1
+                self._answered_to[q.norm][q.top_article] -= 1
+        self._seen[f"counted:{q.id}"] = None
 
     def _counted_as(self, q: LoggedQuery) -> str | None:
         """The gap asking ``q``'s own event counts as: "unanswered" (flagged, or reported
@@ -547,6 +570,7 @@ class TopicIndex:
         """An answered query: remembered for the gap phrasings it is alike (by meaning, or
         by bigrams where the model is not trusted)."""
         norm = event.query.norm
+        self._answered_to.setdefault(norm, Counter())[event.query.top_article] += 1
         if norm in self._answered_count:
             self._answered_count[norm] += 1
             return  # the gap phrasings alike hold its norm already; counts are read live
@@ -572,7 +596,9 @@ class TopicIndex:
             if len(p.answered_near) < MAX_NEAR:
                 p.answered_near.add(norm)
         while len(self._answered_count) > MAX_ANSWERED:
-            self._answered_count.pop(self._answered_order.popleft(), None)
+            dropped = self._answered_order.popleft()
+            self._answered_count.pop(dropped, None)
+            self._answered_to.pop(dropped, None)
 
     def _alike_by_grams(self, grams: set[str]) -> list[int]:
         shared: Counter = Counter()
@@ -709,7 +735,7 @@ class TopicIndex:
             mine = ({d.id: d for norm in s["norms"] for d in by_norm.get(norm, ())}
                     if by_norm else {})
             mine.update({d.id: d for d in by_topic.get(s["id"], ())})
-            alike = sum(self._answered_count.get(n, 0) for n in s["answered_near"])
+            alike = self._alike_answers(s)
             # A topic is remade only when what it shows changed: most of a report is cached.
             key = (cutoff, tuple(mine.values()), self._resolution_mark,
                    tuple(stats.get(a, {}).get("not_helpful", 0) for a, _ in s["near"]),
@@ -731,6 +757,19 @@ class TopicIndex:
                               if ranged else topic)
         topics.sort(key=lambda t: (-t.count, t.first_seen, t.id))
         return topics
+
+    def _alike_answers(self, s: dict) -> int:
+        """Confident answers to askings alike the topic's, but for those served an article an
+        agent marked not helpful for it: the same wrong answer again is no answer."""
+        rejected = s["not_helpful"]
+        total = 0
+        for n in s["answered_near"]:
+            count = self._answered_count.get(n, 0)
+            if rejected and count:
+                got = self._answered_to.get(n, Counter())
+                count -= sum(got[a] for a in rejected if a in got)
+            total += max(count, 0)
+        return total
 
     @staticmethod
     def _mostly_answered(s: dict, alike: int) -> bool:

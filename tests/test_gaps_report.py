@@ -69,6 +69,17 @@ def test_a_flag_an_agent_found_answered_leaves_the_report(client):
     assert not any("meeting room" in t["title"] for t in client.get("/gaps").json()["topics"])
 
 
+def test_reports_sent_twice_count_their_query_once(client):
+    asked = [client.post("/search", json={"query": q}).json() for q in ROOM]
+    for a in asked:
+        for _ in range(2):  # an agent clicks "report as missing" twice
+            assert client.post("/events", json={"kind": "reported_missing",
+                                                "query_id": a["query_id"]}
+                               ).status_code in (200, 204)
+    [room] = [t for t in client.get("/gaps").json()["topics"] if "meeting room" in t["title"]]
+    assert room["count"] == 2
+
+
 def test_a_query_answered_outside_its_filters_is_not_a_gap(client, settings):
     # the refund article is a FAQ: under a filter to SOPs only, the best is a weaker match;
     # the threshold is set between the two, so only the filters make it unanswered

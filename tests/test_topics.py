@@ -564,3 +564,53 @@ def test_a_question_asked_in_two_languages_meets_by_its_translated_words():
         ["external monitor shows no signal", "外接显示器没信号"]]
     # one translated word of four is not the same question
     assert [t.count for t in topics] == [2, 1, 1]
+
+
+@pytest.mark.parametrize("order", ["query first", "reports first"])
+@pytest.mark.parametrize("served", ["flagged", "doubtful", "answered"])
+def test_a_query_reported_missing_counts_once_however_often_it_is_reported(served, order):
+    room = np.array([1.0, 0.0, 0.0])
+    asked = (event("book a meeting room", vector=room) if served == "flagged" else
+             _answered("book a meeting room", room, 0.5 if served == "doubtful" else 0.9))
+    reported = dataclasses.replace(asked.query, reported=True)
+    reports = [GapEvent(next(_seq), "reported", reported, None, ts)
+               for ts in ("2026-11-20T11:00:00+00:00", "2026-11-20T11:05:00+00:00")]
+    index = TopicIndex(link=0.8, doubt=0.6)
+    for batch in (([asked], reports) if order == "query first" else (reports, [asked])):
+        index.add(batch)
+    [topic] = report(index)
+    assert topic.count == 1 and topic.doubtful == 0 and topic.answered_alike == 0
+
+
+@pytest.mark.parametrize("order", ["query first", "vote first"])
+def test_an_answer_voted_not_helpful_no_longer_counts_as_answered(order):
+    room = np.array([1.0, 0.0, 0.0])
+    asked = _answered("book a meeting room", room, 0.9, neighbours=("wifi",))
+    vote = GapEvent(next(_seq), "not_helpful", asked.query, "wifi", "2026-11-20T12:00:00+00:00")
+    index = TopicIndex(link=0.8, doubt=0.6)
+    for batch in (([asked], [vote]) if order == "query first" else ([vote], [asked])):
+        index.add(batch)
+    [topic] = report(index)
+    assert topic.count == 1 and topic.answered_alike == 0 and topic.kind == "not_helpful"
+
+
+def test_answers_agents_found_not_helpful_for_a_question_do_not_outvote_it():
+    """The same wrong article served confidently to other askings of a question that agents
+    marked it not helpful for is no evidence that the question is answered."""
+    room = np.array([1.0, 0.0, 0.0])
+    voted = _answered("book a meeting room", room, 0.9, neighbours=("wifi",))
+    index = TopicIndex(link=0.8, doubt=0.6)
+    index.add([voted,
+               GapEvent(next(_seq), "not_helpful", voted.query, "wifi", "2026-11-20T12:00:00+00:00"),
+               _answered("meeting room booking", room, 0.9, neighbours=("wifi",)),
+               _answered("reserve a meeting room", room, 0.9, neighbours=("wifi",))])
+    [topic] = report(index)
+    assert topic.status == "open" and topic.answered_alike == 0
+    # answered by another article, the alike askings still count against it
+    other = TopicIndex(link=0.8, doubt=0.6)
+    other.add([voted,
+               GapEvent(next(_seq), "not_helpful", voted.query, "wifi", "2026-11-20T12:00:00+00:00"),
+               _answered("meeting room booking", room, 0.9, neighbours=("rooms",)),
+               _answered("reserve a meeting room", room, 0.9, neighbours=("rooms",))])
+    [closed] = report(other, include_closed=True)
+    assert closed.answered_alike == 2 and closed.status == "mostly_answered"
