@@ -14,9 +14,12 @@ The text view: blocks wrapped to a width, no table columns to squeeze, so it rea
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any, cast
+
+from rich.cells import cell_len
+from rich.console import Console
+from rich.text import Text
 
 from kb.audience import Scrubber, visible_id
 from kb.storage.base import Decision, GapEvent, Store
@@ -113,9 +116,20 @@ STATUS = {"resolved": "resolved by", "answered": "answered by", "dismissed": "di
           "doubtful": "answered, with little confidence"}
 
 
-def _wrap(text: str, width: int, indent: str) -> list[str]:
-    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent,
-                         break_long_words=True, break_on_hyphens=False) or [indent.rstrip()]
+# Only measures and folds text: a Chinese character takes two columns of a terminal, and a
+# Chinese sentence has no spaces to wrap at.
+_CELLS = Console(width=10_000, color_system=None, legacy_windows=False)
+
+
+def _wrap(text: str, width: int, indent: str, first: str | None = None) -> list[str]:
+    """``text`` in lines of at most ``width`` terminal columns, each after ``indent`` (the
+    first after ``first``, of the same width)."""
+    lines = [line.plain.rstrip() for line in
+             Text(text).wrap(_CELLS, max(1, width - cell_len(indent)), overflow="fold")]
+    if not lines:
+        return [(first or indent).rstrip()]
+    return [(indent if i else first if first is not None else indent) + line
+            for i, line in enumerate(lines)]
 
 
 def _many(n: int, one: str, many: str) -> str:
@@ -141,8 +155,7 @@ def render(topics: list[Topic], width: int = 80) -> str:
     pad = len(str(len(topics))) + 2
     indent = " " * pad
     for n, t in enumerate(topics, 1):
-        head = f"{n}.".ljust(pad) + t.title
-        lines += textwrap.wrap(head, width=width, subsequent_indent=indent) or [head]
+        lines += _wrap(t.title, width, indent, f"{n}.".ljust(pad))
         doubtful = f" ({t.doubtful} answered doubtfully)" if t.doubtful else ""
         facts = (f"{_many(t.count, 'query', 'queries')}{doubtful}, "
                  f"{_many(t.phrasings, 'phrasing', 'phrasings')}, {t.trend} "

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from rich.cells import cell_len
 
 from kb.gapview import render
 from kb.storage.base import GapEvent, LoggedQuery
@@ -360,6 +361,16 @@ def test_report_reads_at_80_columns_and_as_csv():
     assert render(report(index)[1:]).startswith("Knowledge gaps: 1 topic, 1 query,")
     rows = topics_csv(report(index)).splitlines()
     assert len(rows) == 3 and rows[0].startswith("id,kind,status,title")
+
+
+def test_chinese_lines_fit_80_terminal_columns():
+    index = TopicIndex()
+    long = "周末加班调休申请需要提前几天提交领导不在的时候找谁审批系统里面怎么操作才能选到正确的假期类型"
+    index.add([event(long, lang="zh"), event(long, lang="zh")])
+    text = render(report(index), 80)
+    assert all(cell_len(line) <= 80 for line in text.splitlines())
+    # folded, not cut: every character is still there
+    assert long[:20] in text.replace("\n", "").replace(" ", "")
 
 
 def test_suggested_titles():
