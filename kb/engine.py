@@ -170,7 +170,10 @@ class Engine:
         if len(description) > self.settings.max_ticket_chars:
             raise InvalidQuery(f"description is {len(description)} characters long; the limit "
                                f"is {self.settings.max_ticket_chars}")
-        searcher.validate(subject or description[: self.settings.max_query_chars])
+        if any(ch.isalnum() for ch in subject):
+            searcher.validate(subject, "subject")
+        else:
+            searcher.validate(description[: self.settings.max_query_chars], "ticket")
         started = begin_ticket(searcher, subject, description, filters or Filters(), k, wait,
                                audience)
         return self._pending(searcher, started, "suggest", ticket_id)

@@ -306,14 +306,19 @@ class Searcher:
         """Chunks of articles in another language than ``lang``."""
         return self._article_lang[self.index.chunk_article] != lang
 
-    def validate(self, query: str) -> str:
+    def validate(self, query: str, what: str = "query") -> str:
+        """``query`` stripped, or InvalidQuery naming ``what`` is wrong with it. Text without
+        a letter or a digit ("???", "…") has nothing to search for: answering it would only
+        put noise in the gap report."""
         text = query.strip()
         if not text:
-            raise InvalidQuery("query is empty")
+            raise InvalidQuery(f"{what} is empty")
         if len(text) > self.max_query_chars:
             raise InvalidQuery(
-                f"query is {len(text)} characters long; the limit is {self.max_query_chars}"
+                f"{what} is {len(text)} characters long; the limit is {self.max_query_chars}"
             )
+        if not any(ch.isalnum() for ch in text):
+            raise InvalidQuery(f"{what} has no letters or digits to search for")
         return text
 
     def expansions(self, text: str, tokens: list[str]) -> list[Expansion]:

@@ -136,3 +136,19 @@ def test_calibration_summary_prints_held_out_figures():
                                 "replayed_without_answer": 30})
     assert "held-out" in text and "5-fold" in text
     assert "7.5% of 30" in text and "60.0% of 10" in text and "en 0.800" in text
+
+
+def test_text_without_letters_or_digits_is_refused_and_stays_out_of_the_report(client):
+    for junk in ("???", "!!!…", "\u200b\u200b"):
+        r = client.post("/search", json={"query": junk})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_query"
+        assert "no letters or digits" in r.json()["error"]["message"]
+    long = client.post("/suggest", json={"ticket_id": "T-1", "subject": "x" * 1001,
+                                        "description": "vpn"})
+    assert long.status_code == 422 and "subject is 1001 characters" in long.json()["error"][
+        "message"]
+    # a ticket's punctuation-only subject leaves its description to search
+    assert client.post("/suggest", json={"ticket_id": "T-2", "subject": "???",
+                                         "description": "vpn error 809"}
+                       ).status_code == 200
+    assert all(t["title"].strip("?!… ") for t in client.get("/gaps").json()["topics"])
