@@ -368,7 +368,7 @@ def gaps(ctx: typer.Context,
          include_resolved: Annotated[bool, typer.Option(
              "--all", help="Also topics resolved, answered or dismissed")] = False,
          width: Annotated[int | None, typer.Option(
-             help="Columns of the table (default: the terminal's, 80 when piped)")] = None,
+             min=40, help="Columns of the table (default: the terminal's, 80 when piped)")] = None,
          index: IndexOpt = None) -> None:
     """The knowledge-gap report: one topic per question, most asked first, with what to write.
 
@@ -385,7 +385,9 @@ def gaps(ctx: typer.Context,
     first, last = report_range(since, until)
     topics: list[Topic] = reporter.report(loaded, first, min_count, include_resolved, until=last)
     if fmt == "json":
-        typer.echo(json.dumps([t.to_dict() for t in topics], ensure_ascii=False, indent=1))
+        # the shape GET /gaps sends, so one script reads both
+        typer.echo(json.dumps({"topics": [t.to_dict() for t in topics]}, ensure_ascii=False,
+                              indent=1))
     elif fmt == "csv":
         typer.echo(topics_csv(topics), nl=False)
     else:

@@ -140,6 +140,10 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
+def _days(first: str, last: str) -> str:
+    return first[:10] if first[:10] == last[:10] else f"{first[:10]} to {last[:10]}"
+
+
 def render(topics: list[Topic], width: int = 80) -> str:
     if not topics:
         return "No open knowledge gaps.\n"
@@ -159,8 +163,8 @@ def render(topics: list[Topic], width: int = 80) -> str:
         doubtful = f" ({t.doubtful} answered doubtfully)" if t.doubtful else ""
         facts = (f"{_many(t.count, 'query', 'queries')}{doubtful}, "
                  f"{_many(t.phrasings, 'phrasing', 'phrasings')}, {t.trend} "
-                 f"({t.last_7_days} in the last 7 days); seen {t.first_seen[:10]} to "
-                 f"{t.last_seen[:10]}; id {t.id}")
+                 f"({t.last_7_days} in the last 7 days); seen {_days(t.first_seen, t.last_seen)}; "
+                 f"id {t.id}")
         if t.status != "open":
             facts += f"; {STATUS.get(t.status, t.status)} {t.resolved_by or ''}".rstrip()
             facts += f" {t.resolved_at[:10]}" if t.resolved_at else ""

@@ -129,6 +129,8 @@ class Phrasing:
     sent_to: Counter = field(default_factory=Counter)  # the article each query got first
     not_helpful: Counter = field(default_factory=Counter)  # article -> not-helpful marks
     not_helpful_at: dict[str, str] = field(default_factory=dict)  # article -> last mark
+    # marks on an article the query did not get first: with sent_to, each query once
+    marked_other: Counter = field(default_factory=Counter)
     tickets: set[str] = field(default_factory=set)
     gap_ids: list[str] = field(default_factory=list)  # unanswered query ids (for re-checks)
     answered_near: set[str] = field(default_factory=set)  # answered phrasings this alike
@@ -556,6 +558,8 @@ class TopicIndex:
             p.not_helpful[event.article_id] += 1
             p.not_helpful_at[event.article_id] = max(event.ts, p.not_helpful_at.get(
                 event.article_id, ""))
+            if event.article_id != event.query.top_article:
+                p.marked_other[event.article_id] += 1
 
     def _vector_of(self, event: GapEvent) -> np.ndarray | None:
         v = event.query.vector
@@ -795,13 +799,13 @@ class TopicIndex:
                                                              self.phrasings[i].norm))
         ps = [self.phrasings[i] for i in members]
         total: dict[str, Counter] = {k: Counter() for k in (
-            "scripts", "channels", "days", "kinds", "sent_to", "not_helpful")}
+            "scripts", "channels", "days", "kinds", "sent_to", "not_helpful", "marked_other")}
         for p in ps:
             for (day, written, channel), n in p.daily.items():
                 total["days"][day] += n
                 total["scripts"][written] += n
                 total["channels"][channel] += n
-            for k in ("kinds", "sent_to", "not_helpful"):
+            for k in ("kinds", "sent_to", "not_helpful", "marked_other"):
                 total[k].update(getattr(p, k))
         by_count = sorted(ps, key=lambda p: (-p.count, p.first_seen, p.norm))
         vectors = [p.vector for p in ps if p.vector is not None]
@@ -842,7 +846,8 @@ class TopicIndex:
             "weekly": dict(sorted(weekly.items())),
             # for a date range: each phrasing's wordings and days, most asked first
             "asked": [(p.wordings, p.daily, p.spans) for p in by_count],
-            "near": sorted((Counter(total["sent_to"]) + Counter(total["not_helpful"])).items(),
+            # the articles its queries got first or marked not helpful, each query once
+            "near": sorted((Counter(total["sent_to"]) + Counter(total["marked_other"])).items(),
                            key=lambda x: (-x[1], x[0]))[:3],
             **total,
         }

@@ -117,8 +117,12 @@ def test_kb_gaps_reads_at_80_columns_and_writers_decide_from_the_cli(client, set
     assert all(len(line) <= 80 for line in table.output.splitlines())
     narrow = runner.invoke(cli, ["gaps", "--width", "50"])
     assert all(len(line) <= 50 for line in narrow.output.splitlines())
-    [room] = [t for t in json.loads(runner.invoke(cli, ["gaps", "--format", "json"]).stdout)
-              if "meeting room" in t["representative"]]
+    too_narrow = runner.invoke(cli, ["gaps", "--width", "10"])
+    assert too_narrow.exit_code == 2 and "--width" in too_narrow.output
+    # the shape of GET /gaps?format=json
+    report = json.loads(runner.invoke(cli, ["gaps", "--format", "json"]).stdout)
+    GapReport.model_validate(report)
+    [room] = [t for t in report["topics"] if "meeting room" in t["representative"]]
     done = runner.invoke(cli, ["gaps", "dismiss", room["id"]])
     assert done.exit_code == 0 and "dismissed" in done.output
     assert room["id"] not in runner.invoke(cli, ["gaps", "--format", "csv"]).stdout
