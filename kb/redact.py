@@ -1,13 +1,19 @@
-"""Personal data out of free text: e-mails, phone numbers, Chinese ID numbers, bank cards.
+"""Personal data out of free text: e-mails, phone numbers, identity documents (mainland, Taiwan
+and Hong Kong IDs, passports, US social security numbers), bank cards and bank accounts.
 
 Agents paste what customers tell them, so queries carry personal data. Everything the service
 stores or logs goes through :func:`redact` first. Detection favours precision on the identifiers
 agents search for legitimately (order numbers, ticket ids, error codes, dates, IPs, model
-numbers): a digit run counts as an ID or a card only when it validates (region and birth date,
-python-stdnum's check digit; Luhn and a card's issuer prefix and length), and as a phone number
-when phonenumbers accepts it or it comes in a shape, or after a word, people give phone numbers
-in. The word nearest before a number decides between readings: "订单号" makes a reference of
-it, "卡号" a card, "电话" a phone number.
+numbers): a number counts as an ID, a card or an account only when it validates (region,
+birth date and check digit of a mainland ID; the check digit of a Taiwan or Hong Kong ID;
+python-stdnum's rules for an SSN or an IBAN; Luhn and a card's issuer prefix and length) or
+when a keyword introduces it ("护照号", "bank account"), and as a phone number when phonenumbers
+accepts it or it comes in a shape, or after a word, people give phone numbers in. The word
+nearest before a number decides between readings: "订单号" makes a reference of it, "卡号" a
+card, "电话" a phone number, "身分證" an ID.
+
+Identifiers (ticket ids, request ids) go through :func:`redact_identifier`, which also reads the
+parts between their separators on their own: ``T-13800138000`` holds a phone number.
 
 Detection runs on a shadow of the text in which fullwidth forms and other Unicode digits are
 ASCII and invisible format characters (zero-width spaces, bidi marks) are gone, so
@@ -29,10 +35,14 @@ from datetime import date
 from typing import Any
 
 import phonenumbers
-from stdnum import luhn
+from stdnum import iban, luhn
 from stdnum.cn import ric
+from stdnum.us import ssn
 
-PLACEHOLDERS = {"EMAIL": "[EMAIL]", "PHONE": "[PHONE]", "ID": "[ID]", "CARD": "[CARD]"}
+from kb.idcheck import hong_kong_id_valid, taiwan_id_valid
+
+PLACEHOLDERS = {"EMAIL": "[EMAIL]", "PHONE": "[PHONE]", "ID": "[ID]", "CARD": "[CARD]",
+                "ACCOUNT": "[ACCOUNT]"}
 
 # Python's \w matches CJK, so "手机13812345678" would have no word boundary: bound digit runs by
 # digits and identifier glue instead. Letters right before a number make it part of an
@@ -40,6 +50,8 @@ PLACEHOLDERS = {"EMAIL": "[EMAIL]", "PHONE": "[PHONE]", "ID": "[ID]", "CARD": "[
 _L = r"(?<![0-9_])(?<![A-Za-z0-9][\-.#])"
 _R = r"(?!\d)(?![\-.]\d)"
 _SEP = r"[ \-.]?"
+# The same for a token that starts with a letter (A123456789): no letter before it either.
+_W = r"(?<![A-Za-z0-9_])(?<![A-Za-z0-9][\-.#])"
 
 _MOBILE = re.compile(
     r"(?:(?:\+|00)86[ \-]?|\(\+?86\) ?|(?<![0-9])86[ \-]|" + _L + ")"
@@ -57,6 +69,20 @@ _NANP = re.compile(r"(?:\(\d{3}\) ?|" + _L + r"(?!400|800)\d{3}[\-. ])\d{3}[\-. 
 _NUMBER = re.compile(_L + r"\d(?:[ \-.]?\d){6,18}" + _R)
 _ID = re.compile(_L + r"\d{6} ?(?:18|19|20)\d{2}[01]\d[0-3]\d ?\d{3}[\dXx](?![0-9A-Za-z])")
 _CARD = re.compile(_L + r"\d{4}(?:[ \-]?\d{1,4}){2,4}" + _R)
+_TAIWAN_ID = re.compile(_W + r"[A-Za-z][1289]\d{8}(?![A-Za-z0-9])")
+_HONG_KONG_ID = re.compile(_W + r"[A-Za-z]{1,2}\d{6}(?: ?\([0-9Aa]\)|[0-9Aa](?![A-Za-z0-9]))")
+_SSN = re.compile(_L + r"\d{3}-\d{2}-\d{4}" + _R)
+# Country, check digits, then groups of four: a word after the last group is cut off later.
+_IBAN = re.compile(_W + r"[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?"
+                   r"(?![A-Za-z0-9])")
+# What an ID keyword may introduce: a document number (E12345678) or an SSN in groups.
+_KEYED_ID = re.compile(_W + r"(?:\d{3}[ \-]\d{2}[ \-]\d{4}|[A-Za-z0-9]{6,20})(?![A-Za-z0-9])")
+# What an account keyword may introduce: 8 to 30 digits, grouped or not.
+_ACCOUNT = re.compile(_L + r"\d(?:[ \-]?\d){7,29}" + _R)
+_COMPACT_DATE = re.compile(r"(?:19|20)\d{2}[01]\d[0-3]\d")
+_DATE = re.compile(r"(?:19|20)\d{2}[\-.]\d{1,2}[\-.]\d{1,2}")
+# Separators inside an identifier; each part between them is read on its own too.
+_ID_SEPARATOR = re.compile(r"[\-_.#:/|~,;=+]")
 _DOMAIN = re.compile(
     r"(?:[A-Za-z0-9\u4e00-\u9fff](?:[A-Za-z0-9\-\u4e00-\u9fff]{0,61}[A-Za-z0-9\u4e00-\u9fff])?"
     r"\.){1,8}(?:[A-Za-z]{2,24}|中国|中國|公司|网络|網絡|香港|台湾|台灣)(?![A-Za-z0-9])")
@@ -75,8 +101,18 @@ _WORDS = {
               "打給", "微信", "短信", "简讯", "簡訊"],
     "CARD": ["银行卡号", "銀行卡號", "银行卡", "銀行卡", "信用卡", "储蓄卡", "儲蓄卡", "借记卡",
              "借記卡", "卡号", "卡號", "银联", "銀聯", "卡"],
-    "ID": ["身份证号码", "身份證號碼", "身份证号", "身份證號", "身份证", "身份證", "证件号",
-           "證件號", "证件", "證件", "实名", "實名", "护照", "護照"],
+    # Identity documents. Taiwan writes 身分證, the mainland 身份证; both are typed either way.
+    "ID": ["身份证号码", "身份證號碼", "身份证号", "身份證號", "身份证", "身份證", "身份证字号",
+           "身份證字號", "身分證字號", "身分證號碼", "身分證號", "身分證", "身分证字号", "身分证号码",
+           "身分证号", "身分证", "居留證號碼", "居留證號", "居留證", "居留证号码", "居留证号",
+           "居留证", "居住证", "居住證", "证件号码", "證件號碼", "证件号", "證件號", "证件", "證件",
+           "实名", "實名", "护照号码", "护照号", "护照", "護照號碼", "護照號", "護照", "通行证号码",
+           "通行证号", "通行证", "通行證號碼", "通行證號", "通行證", "回乡证", "回鄉證", "台胞证",
+           "台胞證", "驾驶证", "駕駛證", "驾照", "駕照", "社会安全号码", "社會安全號碼"],
+    "ACCOUNT": ["银行账号", "銀行帳號", "银行帐号", "銀行賬號", "银行账户", "銀行帳戶", "银行帐户",
+                "銀行賬戶", "账户号码", "账户号", "帐户号码", "帐户号", "帳戶號碼", "帳戶號",
+                "賬戶號碼", "賬戶號", "收款账号", "收款帳號", "收款账户", "收款帳戶", "对公账号",
+                "对公账户", "戶口號碼", "户口号码", "银行户口", "銀行戶口"],
 }
 _ENGLISH = {
     "REF": ["order", "tracking", "ticket", "invoice", "ref", "reference", "case", "serial", "sn",
@@ -84,7 +120,12 @@ _ENGLISH = {
     "PHONE": ["phone", "mobile", "tel", "telephone", "cell", "call", "contact", "whatsapp", "sms",
               "text", "fax"],
     "CARD": ["card", "visa", "mastercard", "amex", "unionpay", "credit", "debit"],
-    "ID": ["id", "passport", "identity"],
+    "ID": ["passport", "passport id", "ssn", "social security", "national id", "id card",
+           "identity card", "hkid", "hkic"],
+    "ACCOUNT": ["bank account", "bank acct", "account number", "account no", "account no.",
+                "acct", "iban", "checking account", "savings account"],
+    # A bare "id" says a value follows, not what it is (query id, user id): its shape decides.
+    "LABEL": ["id", "identity"],
 }
 
 
@@ -218,7 +259,7 @@ class _Context:
         if start == 0 or not self.text[start - 1].isascii() or not self.text[start - 1].isalpha():
             return False
         kind, direct = self.before(start)
-        return not (kind in ("PHONE", "ID", "CARD") and direct)
+        return not (kind in ("PHONE", "ID", "CARD", "ACCOUNT", "LABEL") and direct)
 
 
 def _ascii_letter(ch: str) -> bool:
@@ -240,6 +281,42 @@ def _valid_id(number: str, ctx: _Context, start: int) -> bool:
     # A mistyped check digit is still somebody's ID number, unless an order number is meant.
     kind, direct = ctx.before(start)
     return not (kind == "REF" and direct)
+
+
+def _valid_document(ctx: _Context, start: int, valid: bool) -> bool:
+    """A Taiwan or Hong Kong ID or an SSN: after an ID keyword whether it validates or not;
+    else when it validates, unless a reference keyword introduces it (a single check digit is
+    no proof against an order number like 订单号 A123456789)."""
+    kind, direct = ctx.before(start)
+    if kind == "ID" and direct:
+        return True
+    return valid and not (kind == "REF" and direct)
+
+
+def _keyed_id(raw: str, ctx: _Context, start: int) -> bool:
+    """A passport or other document number: any token with five digits or more right after an
+    ID keyword, unless it is a date (护照 20300101 到期)."""
+    if ctx.before(start) != ("ID", True) or sum(ch.isdigit() for ch in raw) < 5:
+        return False
+    return not (_COMPACT_DATE.fullmatch(raw) and _is_date(raw))
+
+
+def _is_date(digits: str) -> bool:
+    try:
+        date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        return False
+    return True
+
+
+def _iban_length(raw: str, keyed: bool) -> int | None:
+    """The length of the valid IBAN ``raw`` starts with, cut between groups (the pattern may
+    have taken a word after it); after an account keyword all of it, valid or mistyped."""
+    cuts = [len(raw)] + [i for i in range(len(raw) - 1, 0, -1) if raw[i] == " "]
+    for cut in cuts:
+        if iban.is_valid(raw[:cut]):
+            return cut
+    return len(raw) if keyed else None
 
 
 def _card_like(digits: str) -> bool:
@@ -343,8 +420,21 @@ def find_pii(text: str) -> list[PiiSpan]:
 
     for start, end in _emails(letters):
         add("EMAIL", start, end)
+    # Before cards and phone numbers, which would take the digit groups of an IBAN.
+    for m in _IBAN.finditer(shadow):
+        length = _iban_length(m.group(), ctx.before(m.start()) == ("ACCOUNT", True))
+        if length is not None:
+            add("ACCOUNT", m.start(), m.start() + length)
     scan("ID", _ID, lambda m: _valid_id(m.group(), ctx, m.start()))
+    scan("ID", _TAIWAN_ID, lambda m: _valid_document(ctx, m.start(), taiwan_id_valid(m.group())))
+    # Without brackets round its check digit, a Hong Kong ID is shaped like KB5034441.
+    scan("ID", _HONG_KONG_ID, lambda m: _valid_document(
+        ctx, m.start(), "(" in m.group() and hong_kong_id_valid(m.group())))
+    scan("ID", _SSN, lambda m: _valid_document(ctx, m.start(), ssn.is_valid(m.group())))
     scan("CARD", _CARD, lambda m: _is_card(m.group(), ctx, m.start()))
+    scan("ID", _KEYED_ID, lambda m: _keyed_id(m.group(), ctx, m.start()))
+    scan("ACCOUNT", _ACCOUNT, lambda m: ctx.before(m.start()) == ("ACCOUNT", True)
+         and not _DATE.fullmatch(m.group()))
     scan("PHONE", _MOBILE, lambda m: True)
     scan("PHONE", _INTERNATIONAL,
          lambda m: _possible_phone("+" + m.group().removeprefix("+").removeprefix("00"), None))
@@ -361,7 +451,7 @@ def _keyword_number(raw: str, ctx: _Context, start: int) -> bool:
     """A bare number is a phone number after a phone keyword (HK 9123 4567, a landline without
     its area code), or when it is a valid mainland landline with its area code (02087654321)."""
     digits = _digits(raw)
-    if _HOTLINE.fullmatch(digits) or re.fullmatch(r"(?:19|20)\d{2}[\-.]\d{1,2}[\-.]\d{1,2}", raw):
+    if _HOTLINE.fullmatch(digits) or _DATE.fullmatch(raw):
         return False
     kind, direct = ctx.before(start)
     if kind == "PHONE" and direct:
@@ -373,8 +463,20 @@ def _keyword_number(raw: str, ctx: _Context, start: int) -> bool:
 
 def redact(text: str) -> str:
     """``text`` with every personal-data span replaced by its placeholder, e.g. ``[PHONE]``."""
+    return _replace(text, find_pii(text))
+
+
+def redact_identifier(value: str) -> str:
+    """An identifier (ticket id, request id) redacted as free text, then once more with its
+    separators read as spaces: in free text T-13800138000 is one identifier, but an identifier
+    made of a prefix and a phone number still holds the phone number."""
+    text = redact(value)
+    return _replace(text, find_pii(_ID_SEPARATOR.sub(" ", text)))
+
+
+def _replace(text: str, spans: list[PiiSpan]) -> str:
     out, last = [], 0
-    for span in find_pii(text):
+    for span in spans:
         out += [text[last:span.start], PLACEHOLDERS[span.kind]]
         last = span.end
     out.append(text[last:])

@@ -1,11 +1,11 @@
 """The service's log: one JSON object a line (or plain text for people), each line of a request
 carrying its request id.
 
-The request id comes from the caller's ``X-Request-ID`` when it is short and made of safe
-characters (a proxy or the ticket system can then follow one request through its logs and
-ours), else it is made here; it is returned in the response's ``X-Request-ID``. Uvicorn's
-access log is written in the same format; its request line is redacted first
-(service.access_log), before any formatter sees it.
+The request id comes from the caller's ``X-Request-ID`` when it is short, made of safe
+characters and holds no personal data (a proxy or the ticket system can then follow one request
+through its logs and ours), else it is made here; it is returned in the response's
+``X-Request-ID``. Uvicorn's access log is written in the same format; its request line is
+redacted first (service.access_log), before any formatter sees it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kb.redact import redact_identifier
+
 HEADER = "X-Request-ID"
 _HEADER = HEADER.lower().encode()
 MAX_ID = 128
@@ -32,8 +34,9 @@ LOGGERS = ("kb", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def accepted_id(value: str | None) -> str | None:
-    """The caller's request id, if it may be logged and echoed as it is."""
-    if value and SAFE_ID.fullmatch(value):
+    """The caller's request id, if it may be logged and echoed as it is: every log line of the
+    request carries it, so one holding a phone number (13800138000) is not taken."""
+    if value and SAFE_ID.fullmatch(value) and redact_identifier(value) == value:
         return value
     return None
 

@@ -44,7 +44,7 @@ def app(settings, real_embedder):
 
 
 @pytest.mark.parametrize("given", ["abc-123", "0f8c1e2a-9b7d-4c3e-8f00-5a6b7c8d9e0f",
-                                   "lb.example:7f3a/2", "x" * 128])
+                                   "lb.example:7f3a/2", "x" * 128, "T-20261204-0012"])
 def test_a_safe_request_id_is_echoed(app, given):
     with TestClient(app) as client:
         r = client.get("/healthz", headers={"X-Request-ID": given})
@@ -60,6 +60,19 @@ def test_an_unsafe_request_id_is_replaced(app, given):
     made = r.headers["X-Request-ID"]
     assert made != given and logs.accepted_id(made) == made and len(made) == 24
     assert other.headers["X-Request-ID"] != made  # one per request
+
+
+@pytest.mark.parametrize("given", ["13800138000", "req-13800138000", "zs@qq.com",
+                                   "id.110105194912310021"])
+def test_a_request_id_holding_personal_data_is_never_logged(app, log_stream, given):
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom", headers={"X-Request-ID": given})
+    made = r.headers["X-Request-ID"]
+    assert made != given and logs.accepted_id(made) == made
+    logged = [line for line in lines(log_stream) if line["message"].startswith("unexpected")]
+    assert len(logged) == 1 and logged[0]["request_id"] == made
+    for secret in ("13800138000", "zs@qq.com", "110105194912310021"):
+        assert secret not in log_stream.getvalue()
 
 
 def test_every_response_carries_an_id_errors_too(app):

@@ -154,6 +154,24 @@ def test_an_internal_error_logs_its_traceback_without_personal_data(settings, re
     assert "13812345678" not in text and "a.b@c.com" not in text
 
 
+def test_a_ticket_id_holding_a_phone_number_is_stored_and_shown_redacted(settings,
+                                                                          real_embedder):
+    tickets = {"T-13800138000": "T-[PHONE]", "T-20261204-0012": "T-20261204-0012"}
+    with TestClient(create_app(settings, real_embedder)) as c:
+        for ticket in tickets:
+            r = c.post("/suggest", json={"ticket_id": ticket, "subject": "会议室怎么预订",
+                                         "description": "how do I book a meeting room"})
+            assert r.status_code == 200 and r.json()["answered"] is False
+        c.app.state.engine.log.flush()
+        report = c.get("/gaps").json()
+        report_csv = c.get("/gaps", params={"format": "csv"}).text
+    shown = {t for topic in report["topics"] for t in topic["ticket_ids"]}
+    assert shown == set(tickets.values())
+    assert "13800138000" not in report_csv and "T-[PHONE]" in report_csv
+    stored = sqlite3.connect(settings.gap_path).execute("SELECT ticket_id FROM queries")
+    assert {row[0] for row in stored} == set(tickets.values())
+
+
 def test_the_stored_vector_is_the_redacted_texts(settings, real_embedder):
     query = "会议室怎么预订 我的手机 13800138000 邮箱 zs@qq.com"
     with TestClient(create_app(settings, real_embedder)) as c:

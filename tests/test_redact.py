@@ -8,7 +8,7 @@ from re import _parser as sre_parse
 import pytest
 
 from kb import redact as redact_module
-from kb.redact import find_pii, redact, redact_values
+from kb.redact import find_pii, redact, redact_identifier, redact_values
 
 CASES = [
     # Mainland mobiles in the shapes people type them.
@@ -101,6 +101,42 @@ CASES = [
     ("Discover 6011000099013918", "Discover [CARD]"),
     ("信用卡 ４１１１ １１１１ １１１１ １１１１", "信用卡 [CARD]"),
     ("尾号1234的卡 扣了两次", "尾号1234的卡 扣了两次"),
+    # Taiwan national IDs and resident certificates: valid check digit anywhere, or after a keyword.
+    ("身分證字號 A123456789", "身分證字號 [ID]"),
+    ("客戶 F223456786 無法登入", "客戶 [ID] 無法登入"),
+    ("居留證 A800000014 過期", "居留證 [ID] 過期"),
+    ("身分证 b142410973", "身分证 [ID]"),
+    ("身分證 A123456788 打錯了", "身分證 [ID] 打錯了"),
+    # Hong Kong IDs: a valid one with its check digit in brackets anywhere, or after a keyword.
+    ("香港身份證 A123456(3)", "香港身份證 [ID]"),
+    ("HKID Y123456(9) 核驗失敗", "HKID [ID] 核驗失敗"),
+    ("客户 AB987654(3) 开户", "客户 [ID] 开户"),
+    ("G765432 (3) 無法登記", "[ID] 無法登記"),
+    ("香港身份證號碼 C6686689", "香港身份證號碼 [ID]"),
+    # Passports and other documents: any number after the document's keyword.
+    ("护照号 E12345678", "护照号 [ID]"),
+    ("passport no. K1234567 expired", "passport no. [ID] expired"),
+    ("passport ID: E12345678", "passport ID: [ID]"),
+    ("護照號碼：312345678 過期", "護照號碼：[ID] 過期"),
+    ("证件号码 G12345678", "证件号码 [ID]"),
+    ("港澳通行证 C12345678 办理", "港澳通行证 [ID] 办理"),
+    ("台胞證 12345678", "台胞證 [ID]"),
+    # US social security numbers.
+    ("customer ssn 123-45-6789", "customer ssn [ID]"),
+    ("SSN: 123 45 6789", "SSN: [ID]"),
+    ("social security number 078051120", "social security number [ID]"),
+    ("W-2 lists 536-90-4399 twice", "W-2 lists [ID] twice"),
+    # Bank accounts after their keyword, IBANs anywhere.
+    ("银行账号 6222020200112233445", "银行账号 [ACCOUNT]"),
+    ("bank account 12345678901", "bank account [ACCOUNT]"),
+    ("account number: 0123 4567 8901", "account number: [ACCOUNT]"),
+    ("acct 987654321012 frozen", "acct [ACCOUNT] frozen"),
+    ("帳戶號碼 012-345-678901", "帳戶號碼 [ACCOUNT]"),
+    ("銀行帳號：0123456789012", "銀行帳號：[ACCOUNT]"),
+    ("IBAN DE89 3704 0044 0532 0130 00", "IBAN [ACCOUNT]"),
+    ("IBAN DE89 3704 0044 0532 0130 01", "IBAN [ACCOUNT]"),
+    ("转账到 GB82WEST12345698765432 了", "转账到 [ACCOUNT] 了"),
+    ("refund to NL91 ABNA 0417 1643 00", "refund to [ACCOUNT]"),
     # Several kinds at once.
     ("张三 13812345678 zs@qq.com", "张三 [PHONE] [EMAIL]"),
     ("卡 4111111111111111 / 手机 +86 13812345678", "卡 [CARD] / 手机 [PHONE]"),
@@ -156,7 +192,26 @@ CASES = [
     ("user@ in config", "user@ in config"),
     ("query id 13494285701c91da", "query id 13494285701c91da"),
     ("会话 0012281552d3c339 超时", "会话 0012281552d3c339 超时"),
-    ("[PHONE] [EMAIL]", "[PHONE] [EMAIL]"),
+    # Lookalikes of the new kinds: a reference keyword, a failed check or no keyword keeps them.
+    ("订单号 A123456789", "订单号 A123456789"),
+    ("order A123456789 shipped", "order A123456789 shipped"),
+    ("A123456788 无法开机", "A123456788 无法开机"),
+    ("零件 A123456(4) 缺货", "零件 A123456(4) 缺货"),
+    ("SF1234562 快递没到", "SF1234562 快递没到"),
+    ("KB5034449 安装失败", "KB5034449 安装失败"),
+    ("passport-jwt 4.0.1 登录失败", "passport-jwt 4.0.1 登录失败"),
+    ("护照 20300101 到期", "护照 20300101 到期"),
+    ("证件 ABC123 类型不支持", "证件 ABC123 类型不支持"),
+    ("user id 12345678 无法登录", "user id 12345678 无法登录"),
+    ("session id A12345678 expired", "session id A12345678 expired"),
+    ("order 123-45-6789", "order 123-45-6789"),
+    ("code 666-12-3456 in log", "code 666-12-3456 in log"),
+    ("account 12345678 locked", "account 12345678 locked"),
+    ("bank account 1234 被冻结", "bank account 1234 被冻结"),
+    ("bank account 2026-03-12 更新", "bank account 2026-03-12 更新"),
+    ("key AB12 3456 7890 1234 invalid", "key AB12 3456 7890 1234 invalid"),
+    ("工单 T-20261204-0012 错误 0x8004010F", "工单 T-20261204-0012 错误 0x8004010F"),
+    ("[PHONE] [EMAIL] [ID] [ACCOUNT]", "[PHONE] [EMAIL] [ID] [ACCOUNT]"),
     ("退款多久到账", "退款多久到账"),
     ("", ""),
 ]
@@ -186,6 +241,32 @@ def test_spans_point_into_the_original_text():
     assert [s.kind for s in spans] == ["PHONE", "CARD"]
     assert text[spans[0].start:spans[0].end] == "1\u200b3812345678"
     assert text[spans[1].start:spans[1].end] == "４１１１１１１１１１１１１１１１"
+
+
+# Identifiers (ticket ids, request ids): a separator starts a part judged on its own, so a phone
+# number behind a prefix is found; letters glued to digits still make one identifier.
+IDENTIFIERS = [
+    ("T-13800138000", "T-[PHONE]"),
+    ("T-138-1234-5678", "T-[PHONE]"),
+    ("case_110105194912310022", "case_[ID]"),
+    ("T-A123456789", "T-[ID]"),
+    ("客户13800138000", "客户[PHONE]"),
+    ("T-1 zhang@example.com", "T-1 [EMAIL]"),
+    ("T-20261204-0012", "T-20261204-0012"),
+    ("REQ-2026-000123", "REQ-2026-000123"),
+    ("INC0012345678", "INC0012345678"),
+    ("SO-20260312-0042", "SO-20260312-0042"),
+    ("KB5034441", "KB5034441"),
+    ("0f8c1e2a-9b7d-4c3e-8f00-5a6b7c8d9e0f", "0f8c1e2a-9b7d-4c3e-8f00-5a6b7c8d9e0f"),
+    ("lb.example:7f3a/2", "lb.example:7f3a/2"),
+    ("10.0.0.1:8080", "10.0.0.1:8080"),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), IDENTIFIERS)
+def test_identifier_redaction(value, expected):
+    assert redact_identifier(value) == expected
+    assert redact_identifier(expected) == expected
 
 
 def test_redact_values_walks_filters():
@@ -232,6 +313,12 @@ def test_every_pattern_on_user_text_has_bounded_repetition():
     "+1" * 10000,
     "\u200b1" * 10000,
     "(" * 10000 + "1" * 10000,
+    "DE89 3704 " * 5000,
+    "A12345678" * 5000,
+    "A123456(" * 5000,
+    "护照 E1234567 " * 5000,
+    "bank account 1 " * 5000,
+    "身分證" * 10000,
 ])
 def test_hostile_text_is_scanned_in_one_pass(text):
     # Bounded repetition (above) keeps each attempt short; this runs the adversarial shapes

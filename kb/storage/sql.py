@@ -38,7 +38,7 @@ from kb.errors import (
     UnknownQuery,
 )
 from kb.keys import ApiKey
-from kb.redact import redact
+from kb.redact import redact, redact_identifier
 from kb.storage import migrate
 from kb.storage.base import (
     EVENT_KINDS,
@@ -692,7 +692,8 @@ def _row(item: dict) -> dict:
         "audience": item["audience"], "query": clean, "norm": normalized(clean),
         "lang": item["lang"],
         "filters": json.dumps(_redacted(item["filters"]), ensure_ascii=False),
-        "ticket_id": redact(ticket) if ticket else None, "answered": item["answered"],
+        "ticket_id": redact_identifier(ticket) if ticket else None,
+        "answered": item["answered"],
         "confidence": item["confidence"],
         "top_article": item["neighbours"][0] if item["neighbours"] else None,
         "top_score": item["top_score"], "neighbours": json.dumps(item["neighbours"]),
