@@ -348,8 +348,9 @@ RACY_NS = 2_000_000_000
 
 
 def load_articles(root: Path, cache: dict[str, Parsed] | None = None, *,
-                  shown_as: str | None = None) -> list[Article]:
+                  shown_as: str | None = None, max_bytes: int | None = None) -> list[Article]:
     """Parse every ``*.md`` below ``root`` (README.md files excepted); raise with all problems.
+    A file larger than ``max_bytes`` is one of them.
 
     ``cache`` maps absolute paths to what was parsed from them: a file whose size and
     timestamps are unchanged is not read again, one whose bytes are unchanged is not parsed
@@ -366,6 +367,9 @@ def load_articles(root: Path, cache: dict[str, Parsed] | None = None, *,
     fresh: dict[str, Parsed] = {}
     for real, display in _markdown_files(root, shown_as or str(root)):
         entry = _reusable(real, cache.get(real)) if cache is not None else None
+        if max_bytes is not None and (large := _too_large(real, entry, max_bytes)) is not None:
+            problems.append(Problem(display, 1, large))
+            continue
         if entry is None or entry.article is None:
             article, found = parse_article(Path(real), display)
             if entry is not None and article is not None and not found:
@@ -435,6 +439,27 @@ def _with_related(articles: list[Article], fresh: dict[str, Parsed]) -> list[Art
             article = updated
         out.append(article)
     return out
+
+
+def _too_large(path: str, entry: Parsed | None, max_bytes: int) -> str | None:
+    """What is wrong with a file over the size limit, None for one within it. A file that size
+    is no article a writer wrote (a pasted log, an export), and its build takes memory out of
+    all proportion (2 GB for 11 MB)."""
+    try:
+        size = entry.stat[0] if entry is not None else os.stat(path).st_size
+    except OSError:
+        return None  # parse_article reports a file it cannot read
+    if size <= max_bytes:
+        return None
+    return (f"article is {_megabytes(size, up=True)} MB, over the limit of "
+            f"{_megabytes(max_bytes, up=False)} MB (KB_MAX_ARTICLE_BYTES)")
+
+
+def _megabytes(size: int, *, up: bool) -> str:
+    # A file's size rounded up and the limit down, so a file just over the limit never reads
+    # as the same figure.
+    tenths = -(-size // 100_000) if up else size // 100_000
+    return f"{tenths / 10:g}"
 
 
 def _reusable(path: str, cached: object) -> Parsed | None:

@@ -115,6 +115,19 @@ def test_a_file_not_in_utf8_names_the_line_of_its_first_bad_byte(tmp_path):
     assert [str(p) for p in problems] == [f"{path}:8: not UTF-8: save the file as UTF-8"]
 
 
+def test_an_article_over_the_size_limit_is_refused_even_when_cached(tmp_path):
+    write(tmp_path, "a.md", ARTICLE.format("a"))
+    write(tmp_path, "big.md", ARTICLE.format("big") + "x" * 250_000 + "\n")
+    cache: dict = {}
+    assert len(load_articles(tmp_path, cache, max_bytes=300_000)) == 2
+    for limit in (200_000, 250_001):  # the limit is checked on a cached file too
+        with pytest.raises(ArticleError) as err:
+            load_articles(tmp_path, cache, max_bytes=limit)
+        assert [str(p) for p in err.value.problems] == [
+            f"{tmp_path}/big.md:1: article is 0.3 MB, over the limit of {limit // 100_000 / 10:g}"
+            " MB (KB_MAX_ARTICLE_BYTES)"]
+
+
 def test_load_lists_every_problem_including_duplicates(tmp_path):
     write(tmp_path, "a.md", "---\nid: same\ntitle: A\ntype: faq\n---\nA\n")
     write(tmp_path, "b.md", "---\ntitle: B\n\nid: same\ntype: faq\n---\nB\n")
