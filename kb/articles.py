@@ -17,14 +17,17 @@ from markdown_it.token import Token
 
 from kb.errors import ArticleError, Problem
 from kb.text import detect_lang, normalize
+from kb.yamlfile import Loader, TextError, decode, error_at
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 TYPES = ("faq", "sop", "case")
 LANGS = ("zh", "en")
 AUDIENCES = ("public", "internal")
 # Bump when a change to parsing changes what is parsed from the same file: builds then parse
 # every file again and reuse nothing of an index built by the old parser.
 PARSER_VERSION = 2
+# Bump when parsing refuses a file it used to accept (and parses the rest as before): builds then
+# check every file again, but still reuse an index built before.
+CHECKS_VERSION = 1
 KEYS = {"id", "title", "type", "tags", "product", "lang", "audience", "updated", "review_by",
         "questions"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
@@ -74,15 +77,15 @@ def slugify(heading: str) -> str:
     return re.sub(r"\s", "-", slug)
 
 
-def _split_front_matter(text: str) -> tuple[str, str, int] | None:
-    """Return (yaml, body, line where the body starts) or None when there is no front matter."""
+def _split_front_matter(text: str) -> tuple[str, str, int] | str:
+    """Return (yaml, body, line where the body starts), or what is wrong with the file's top."""
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
-        return None
+        return "missing YAML front matter (a '---' block at the top)"
     for i in range(1, len(lines)):
         if lines[i].strip() in ("---", "..."):
             return "".join(lines[1:i]), "".join(lines[i + 1 :]), i + 2
-    return None
+    return "front matter not closed: no '---' line after line 1"
 
 
 def _inline_text(token: Token) -> str:
@@ -212,9 +215,8 @@ def _key_lines(node: yaml.Node | None, offset: int) -> dict[str, int]:
 
 
 def _load_yaml(raw: str) -> tuple[yaml.Node | None, Any]:
-    """The node tree (for key line numbers) and the values, from one parse; libyaml when present,
-    since front matter parsing dominates re-indexing a large knowledge base."""
-    loader = _Loader(raw)
+    """The node tree (for key line numbers) and the values, from one parse."""
+    loader = Loader(raw)
     try:
         node = loader.get_single_node()
         return node, (loader.construct_document(node) if node is not None else None)
@@ -247,19 +249,21 @@ def parse_article(path: Path, display: str | None = None) -> tuple[Article | Non
     """Parse one file. Returns the article (None when unusable) and every problem found."""
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = decode(path.read_bytes())
+    except OSError as exc:
         return None, [Problem(name, 1, f"cannot read file: {exc}")]
+    except TextError as exc:
+        return None, [Problem(name, exc.line, exc.message)]
+    if not text.strip():
+        return None, [Problem(name, 1, "file is empty")]
     split = _split_front_matter(text)
-    if split is None:
-        return None, [Problem(name, 1, "missing YAML front matter (a '---' block at the top)")]
+    if isinstance(split, str):
+        return None, [Problem(name, 1, split)]
     raw, body, body_line = split
     try:
         node, meta = _load_yaml(raw)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line, problem = error_at(exc, raw, 2)
         return None, [Problem(name, line, f"invalid YAML front matter: {problem}")]
     if not isinstance(meta, dict):
         return None, [Problem(name, 2, "front matter must be a mapping of keys to values")]
@@ -293,7 +297,7 @@ def parse_article(path: Path, display: str | None = None) -> tuple[Article | Non
         if meta.get(key) is not None:
             dates[key] = _as_date(meta[key])
             if dates[key] is None:
-                bad(key, f"'{key}' must be a date like 2026-09-14, got {meta[key]!r}")
+                bad(key, f"{key}: {meta[key]} is not a date (YYYY-MM-DD)")
     lists = {}
     for key in ("tags", "questions"):
         lists[key] = _str_list(meta.get(key))
@@ -344,8 +348,9 @@ RACY_NS = 2_000_000_000
 
 
 def load_articles(root: Path, cache: dict[str, Parsed] | None = None, *,
-                  shown_as: str | None = None) -> list[Article]:
+                  shown_as: str | None = None, max_bytes: int | None = None) -> list[Article]:
     """Parse every ``*.md`` below ``root`` (README.md files excepted); raise with all problems.
+    A file larger than ``max_bytes`` is one of them.
 
     ``cache`` maps absolute paths to what was parsed from them: a file whose size and
     timestamps are unchanged is not read again, one whose bytes are unchanged is not parsed
@@ -362,6 +367,9 @@ def load_articles(root: Path, cache: dict[str, Parsed] | None = None, *,
     fresh: dict[str, Parsed] = {}
     for real, display in _markdown_files(root, shown_as or str(root)):
         entry = _reusable(real, cache.get(real)) if cache is not None else None
+        if max_bytes is not None and (large := _too_large(real, entry, max_bytes)) is not None:
+            problems.append(Problem(display, 1, large))
+            continue
         if entry is None or entry.article is None:
             article, found = parse_article(Path(real), display)
             if entry is not None and article is not None and not found:
@@ -431,6 +439,27 @@ def _with_related(articles: list[Article], fresh: dict[str, Parsed]) -> list[Art
             article = updated
         out.append(article)
     return out
+
+
+def _too_large(path: str, entry: Parsed | None, max_bytes: int) -> str | None:
+    """What is wrong with a file over the size limit, None for one within it. A file that size
+    is no article a writer wrote (a pasted log, an export), and its build takes memory out of
+    all proportion (2 GB for 11 MB)."""
+    try:
+        size = entry.stat[0] if entry is not None else os.stat(path).st_size
+    except OSError:
+        return None  # parse_article reports a file it cannot read
+    if size <= max_bytes:
+        return None
+    return (f"article is {_megabytes(size, up=True)} MB, over the limit of "
+            f"{_megabytes(max_bytes, up=False)} MB (KB_MAX_ARTICLE_BYTES)")
+
+
+def _megabytes(size: int, *, up: bool) -> str:
+    # A file's size rounded up and the limit down, so a file just over the limit never reads
+    # as the same figure.
+    tenths = -(-size // 100_000) if up else size // 100_000
+    return f"{tenths / 10:g}"
 
 
 def _reusable(path: str, cached: object) -> Parsed | None:

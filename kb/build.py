@@ -103,7 +103,7 @@ class _Reusable:
 def build_index(articles_dir: Path, root: Path, embedder_factory: Callable[[], Embedder],
                 model: str, *, max_chunk_chars: int = 600, calibration: Calibration | None = None,
                 keep_versions: int = 3, progress: Progress | None = None,
-                shown_as: str | None = None) -> Built:
+                shown_as: str | None = None, max_article_bytes: int | None = None) -> Built:
     """Parse, chunk, embed what changed, and publish a new version (or nothing when
     unchanged); prune old versions. Raises ArticleError, listing every problem, before
     anything is published. The embedder is made when an article file changed (on a thread, while
@@ -116,7 +116,7 @@ def build_index(articles_dir: Path, root: Path, embedder_factory: Callable[[], E
             log.info("removed %d staging folder(s) left by interrupted builds", len(removed))
         try:
             built = _build(articles_dir, root, embedder_factory, model, max_chunk_chars,
-                           calibration, progress, shown_as, started)
+                           calibration, progress, shown_as, started, max_article_bytes)
         except Exception as exc:
             store.write_status(root, _status(started, ok=False, problems=_problems(exc)))
             raise
@@ -131,7 +131,8 @@ def index_articles(cfg: Settings, embedder_factory: Callable[[], Embedder],
     """What ``kb index`` does: build and publish a version as the settings say."""
     return build_index(cfg.articles, cfg.index, embedder_factory, cfg.model,
                        max_chunk_chars=cfg.max_chunk_chars, calibration=first_calibration(cfg),
-                       keep_versions=cfg.keep_versions, progress=progress)
+                       keep_versions=cfg.keep_versions, progress=progress,
+                       max_article_bytes=cfg.max_article_bytes)
 
 
 def first_calibration(cfg: Settings) -> Calibration | None:
@@ -166,10 +167,10 @@ def _status(started: float, *, ok: bool, report: BuildReport | None = None,
 
 def _build(articles_dir: Path, root: Path, embedder_factory: Callable[[], Embedder], model: str,
            max_chunk_chars: int, calibration: Calibration | None, progress: Progress | None,
-           shown_as: str | None, started: float) -> Built:
+           shown_as: str | None, started: float, max_article_bytes: int | None) -> Built:
     cache = store.read_parse_cache(root)
     cached = _cache_state(cache)
-    parsed = load_articles(articles_dir, cache, shown_as=shown_as)
+    parsed = load_articles(articles_dir, cache, shown_as=shown_as, max_bytes=max_article_bytes)
     glossary = load_glossary(articles_dir, shown_as)
     files_changed = _cache_state(cache) != cached
     # A file changed: the model will most likely be needed, so it loads meanwhile.

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     max_chunk_chars: int = Field(
         600, ge=100, description="Sections longer than this are split at paragraph breaks."
     )
+    max_article_bytes: int = Field(
+        2_000_000, ge=100_000, description="Largest accepted article file, in bytes: kb index "
+        "refuses a larger one as a problem of that article."
+    )
     gap_db: Path | None = Field(
         None, description="SQLite file of the query and gap log (default: gaps.sqlite3 in the "
         "index folder); KB_DATABASE_URL, when set, replaces it."

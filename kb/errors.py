@@ -36,7 +36,14 @@ class ArticleError(KBError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.path, p.line))
         lines = "\n".join(str(p) for p in self.problems)
-        super().__init__(f"{len(self.problems)} problem(s) in articles:\n{lines}")
+        super().__init__(f"{self.summary()}:\n{lines}")
+
+    def summary(self) -> str:
+        """How many problems, and where: the file when there is one (the glossary is no
+        article), else how many files."""
+        files = {p.path for p in self.problems}
+        where = next(iter(files)) if len(files) == 1 else f"{len(files)} files"
+        return f"{len(self.problems)} problem(s) in {where}"
 
 
 class ConfigError(KBError):
@@ -51,8 +58,7 @@ def error_lines(exc: KBError) -> list[str]:
     if isinstance(exc, ConfigError):
         return [exc.message]
     if isinstance(exc, ArticleError):
-        return [*map(str, exc.problems),
-                f"error: {len(exc.problems)} problem(s) in articles; nothing was published"]
+        return [*map(str, exc.problems), f"error: {exc.summary()}; nothing was published"]
     return [f"error: {exc.message}"]
 
 

@@ -18,9 +18,9 @@ import yaml
 
 from kb.errors import ArticleError, Problem
 from kb.text import is_cjk, normalize, tokenize
+from kb.yamlfile import Loader, TextError, decode, error_at
 
 FILE = "glossary.yml"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,16 @@ def load_glossary(articles_dir: Path, shown_as: str | None = None) -> Glossary:
     if not path.exists():
         return Glossary()
     try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = decode(path.read_bytes())
+    except OSError as exc:
         raise ArticleError([Problem(name, 1, f"cannot read glossary: {exc}")]) from None
-    loader = _Loader(raw)
+    except TextError as exc:
+        raise ArticleError([Problem(name, exc.line, exc.message)]) from None
+    loader = Loader(raw)
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line, problem = error_at(exc, raw, 1)
         raise ArticleError([Problem(name, line, f"invalid YAML: {problem}")]) from None
     finally:
         loader.dispose()

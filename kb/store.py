@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from kb.articles import PARSER_VERSION, Article, Parsed, Section
+from kb.articles import CHECKS_VERSION, PARSER_VERSION, Article, Parsed, Section
 from kb.chunking import CHUNKING_VERSION, Chunk
 from kb.errors import IndexMismatch, IndexNotFound
 from kb.expansion import Lexicon, read_lexicon
@@ -400,10 +400,10 @@ def read_status(root: Path) -> dict[str, Any] | None:
 
 def read_parse_cache(root: Path) -> dict[str, Parsed]:
     """What the last build parsed, by file: a build reparses only files whose bytes changed.
-    Anything unreadable, or written by another parser version, is an empty cache."""
+    Anything unreadable, or written by another parser or checks version, is an empty cache."""
     try:
         data = json.loads((root / PARSE_CACHE).read_text(encoding="utf-8"))
-        if data.get("parser") != PARSER_VERSION:
+        if data.get("parser") != PARSER_VERSION or data.get("checks") != CHECKS_VERSION:
             return {}
         return {path: _parsed_from_json(entry) for path, entry in data["files"].items()}
     except Exception:  # missing, truncated, or from other code: parse everything again
@@ -413,7 +413,8 @@ def read_parse_cache(root: Path) -> dict[str, Parsed]:
 def write_parse_cache(root: Path, cache: dict[str, Parsed]) -> None:
     files = {path: _parsed_to_json(p) for path, p in cache.items() if p.article is not None}
     _replace_atomically(root / PARSE_CACHE, json.dumps(
-        {"parser": PARSER_VERSION, "files": files}, ensure_ascii=False, separators=(",", ":")))
+        {"parser": PARSER_VERSION, "checks": CHECKS_VERSION, "files": files},
+        ensure_ascii=False, separators=(",", ":")))
 
 
 _ARTICLE_FIELDS = [f.name for f in fields(Article) if f.name != "sections"]

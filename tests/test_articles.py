@@ -60,14 +60,33 @@ def test_slugify_keeps_cjk():
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ("---\nid: x\ntitle: [unclosed\ntype: faq\n---\nbody\n", 4, "invalid YAML"),
+        # An unclosed bracket or quote is reported where it opens, not where YAML notices.
+        ("---\nid: x\ntitle: [unclosed\ntype: faq\n---\nbody\n", 3, "invalid YAML"),
+        ("---\nid: x\ntitle: \"unclosed\ntype: faq\ntags: [a]\n---\nbody\n", 3,
+         "while scanning a quoted scalar: found unexpected end of stream (line 6)"),
         ("---\nid: x\n  title: T\n---\nbody\n", 3, "invalid YAML"),
         ("---\ntitle: T\ntype: faq\n---\nbody\n", 1, "missing required 'id'"),
         ("---\nid: x\ntype: faq\n---\nbody\n", 1, "missing required 'title'"),
         ("---\nid: x\ntitle: T\ntype: blog\n---\nbody\n", 4, "unknown type 'blog'"),
-        ("---\nid: x\ntitle: T\ntype: faq\nupdated: someday\n---\nb\n", 5, "must be a date"),
+        ("---\nid: x\ntitle: T\ntype: faq\nupdated: someday\n---\nb\n", 5,
+         "updated: someday is not a date (YYYY-MM-DD)"),
+        ("---\nid: x\ntitle: T\ntype: faq\nupdated: 2026-13-45\n---\nb\n", 5,
+         "updated: 2026-13-45 is not a date (YYYY-MM-DD)"),
+        ("---\nid: x\ntitle: T\ntype: faq\n\nreview_by: 2026-02-30\n---\nb\n", 6,
+         "review_by: 2026-02-30 is not a date (YYYY-MM-DD)"),
+        ("---\nid: x\ntitle: T\ntype: case\ntype: faq\n---\nb\n", 5,
+         "invalid YAML front matter: duplicate key 'type' (first set on line 4)"),
+        ("---\nid: x\ntitle: T\ntype: faq\ntags:\n  - a\nquestions: [q]\ntags: [b]\n---\nb\n", 8,
+         "duplicate key 'tags' (first set on line 5)"),
+        ("---\nid: !!int abc\ntitle: T\ntype: faq\n---\nb\n", 2,
+         "invalid YAML front matter: cannot read 'abc' as !!int"),
+        ("---\nid: x\ntitle: T\x07\ntype: faq\n---\nb\n", 3, "unacceptable character #x0007"),
         ("---\nid: x\ntitle: T\ntype: faq\ntpye: faq\n---\nb\n", 5, "unknown front matter key"),
         ("no front matter\n", 1, "missing YAML front matter"),
+        ("---\nid: x\ntitle: T\ntype: faq\n# T\n\nText\n", 1,
+         "front matter not closed: no '---' line after line 1"),
+        ("", 1, "file is empty"),
+        ("\n  \n", 1, "file is empty"),
     ],
 )
 def test_invalid_article_reports_path_and_line(tmp_path, text, line, fragment):
@@ -77,6 +96,36 @@ def test_invalid_article_reports_path_and_line(tmp_path, text, line, fragment):
     assert problems[0].line == line, problems
     assert fragment in problems[0].message
     assert str(problems[0]).startswith(f"{path}:{line}: ")
+
+
+def test_a_byte_order_mark_before_the_front_matter_is_accepted(tmp_path):
+    text = "---\nid: bom\ntitle: T\ntype: faq\n---\n# T\n\n## Steps\n\nClick.\n"
+    plain, _ = parse_article(write(tmp_path, "plain.md", text))
+    path = tmp_path / "bom.md"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    article, problems = parse_article(path, str(tmp_path / "plain.md"))
+    assert problems == [] and article == plain
+
+
+def test_a_file_not_in_utf8_names_the_line_of_its_first_bad_byte(tmp_path):
+    path = tmp_path / "gbk.md"
+    path.write_bytes("---\nid: g\ntitle: T\ntype: faq\n---\n# T\n\n打印机离线\n".encode("gbk"))
+    article, problems = parse_article(path)
+    assert article is None
+    assert [str(p) for p in problems] == [f"{path}:8: not UTF-8: save the file as UTF-8"]
+
+
+def test_an_article_over_the_size_limit_is_refused_even_when_cached(tmp_path):
+    write(tmp_path, "a.md", ARTICLE.format("a"))
+    write(tmp_path, "big.md", ARTICLE.format("big") + "x" * 250_000 + "\n")
+    cache: dict = {}
+    assert len(load_articles(tmp_path, cache, max_bytes=300_000)) == 2
+    for limit in (200_000, 250_001):  # the limit is checked on a cached file too
+        with pytest.raises(ArticleError) as err:
+            load_articles(tmp_path, cache, max_bytes=limit)
+        assert [str(p) for p in err.value.problems] == [
+            f"{tmp_path}/big.md:1: article is 0.3 MB, over the limit of {limit // 100_000 / 10:g}"
+            " MB (KB_MAX_ARTICLE_BYTES)"]
 
 
 def test_load_lists_every_problem_including_duplicates(tmp_path):

@@ -307,6 +307,31 @@ def test_a_parse_cache_of_another_parser_is_not_used(kb_copy, tmp_path, fake_emb
     assert sorted(parsed) == sorted(p.name for p in kb_copy.glob("*.md"))
 
 
+def test_a_file_older_checks_accepted_is_checked_again_and_the_index_still_reused(
+        kb_copy, tmp_path, fake_embedder, monkeypatch):
+    import yaml.constructor
+
+    import kb.yamlfile
+
+    root = tmp_path / "index"
+    path = kb_copy / "wifi-8021x.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("\ntype:", "\ntype: faq\ntype:", 1), encoding="utf-8")
+    with monkeypatch.context() as before:  # kb before it refused a key set twice
+        before.setattr(kb.store, "CHECKS_VERSION", 0)
+        before.setitem(kb.yamlfile.Loader.yaml_constructors, "tag:yaml.org,2002:map",
+                       yaml.constructor.SafeConstructor.construct_yaml_map)
+        build(kb_copy, root, fake_embedder)
+    # The file is unchanged, but the parse cache of the older checks is not trusted with it.
+    with pytest.raises(ArticleError) as err:
+        build(kb_copy, root, fake_embedder)
+    assert f"{path}:5: invalid YAML front matter: duplicate key 'type'" in str(err.value)
+    # Fixed as the older checks read it: nothing to publish, nothing embedded again.
+    path.write_text(text, encoding="utf-8")
+    report = build(kb_copy, root, fake_embedder)
+    assert not report.published and report.embedded == 0
+
+
 def test_build_progress_reports_every_text_and_changes_no_vector(kb_copy, tmp_path,
                                                                  fake_embedder, monkeypatch):
     monkeypatch.setattr(kb.build, "EMBED_SLICE", 7)  # several slices from a small knowledge base

@@ -25,6 +25,24 @@ def test_long_sections_split_at_line_breaks():
     assert {c.anchor for c in chunks} == {"steps"}
 
 
+def test_a_line_of_a_few_chunks_stays_whole_as_writers_wrote_it():
+    line = "word " * 600  # 3,000 characters: a long paragraph, as real answers have
+    [chunk] = [c for c in chunk_article(article(line.strip()), max_chars=300) if c.kind == "section"]
+    assert chunk.text == line.strip()
+
+
+def test_a_line_far_longer_than_a_chunk_is_cut_into_chunks():
+    # A pasted log on one line would otherwise be one chunk of megabytes.
+    line = "".join(f"第{i}行日志内容。" if i % 3 else f"entry {i}, status ok" for i in range(5000))
+    chunks = [c for c in chunk_article(article(line), max_chars=300) if c.kind == "section"]
+    assert len(chunks) > len(line) // 300
+    assert all(len(c.text) <= 300 for c in chunks)
+    assert "".join(c.text for c in chunks).replace("\n", "").replace(" ", "") == line.replace(" ", "")
+    unbroken = "x" * 7000  # nowhere to break: cut at the limit
+    assert [len(c.text) for c in chunk_article(article(unbroken), max_chars=300)
+            if c.kind == "section"] == [300] * 23 + [100]
+
+
 def test_alternative_questions_are_chunks_pointing_at_the_answer():
     chunks = chunk_article(article("Click reset.", ["forgot password", "cannot log in"]))
     questions = [c for c in chunks if c.kind == "question"]

@@ -179,6 +179,32 @@ def test_the_embedding_progress_bar_follows_the_build(monkeypatch):
     assert "embedding" in out.getvalue() and "100%" in out.getvalue()
 
 
+@pytest.mark.parametrize(("edit", "problem"), [
+    (("type: faq\n", "type: faq\nupdated: 2026-13-45\n"),
+     ":5: updated: 2026-13-45 is not a date (YYYY-MM-DD)"),
+    (("type: faq\n", "type: faq\nreview_by: 2026-02-30\n"),
+     ":5: review_by: 2026-02-30 is not a date (YYYY-MM-DD)"),
+    (("Zebracorn stripes.", "x" * 100_001),
+     ":1: article is 0.2 MB, over the limit of 0.1 MB (KB_MAX_ARTICLE_BYTES)"),
+])
+def test_kb_index_names_a_bad_article_and_keeps_serving_the_last_version(fake_cli, monkeypatch,
+                                                                        edit, problem):
+    from kb.store import current_version, read_status
+
+    root = fake_cli / "index"
+    served = current_version(root)
+    article = fake_cli / "articles" / "zebracorn.md"
+    article.write_text(article.read_text().replace(*edit))
+    monkeypatch.setenv("KB_MAX_ARTICLE_BYTES", "100000")
+    result = runner.invoke(cli, ["index"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert result.output.splitlines() == [
+        f"{article}{problem}", f"error: 1 problem(s) in {article}; nothing was published"]
+    assert current_version(root) == served
+    assert read_status(root)["problems"] == [f"{article}{problem}"]
+
+
 def test_kb_index_still_accepts_the_old_local_flag(fake_cli):
     result = runner.invoke(cli, ["index", "--local"])  # old scripts: every build is local now
     assert result.exit_code == 0, result.output

@@ -49,12 +49,23 @@ def test_mistakes_are_reported_with_their_lines(tmp_path):
 
 
 def test_bad_yaml_and_a_wrong_shape_name_the_line(tmp_path):
+    # An unclosed bracket is reported on its own line, not on the line after, where YAML noticed.
     write(tmp_path, "- [退款, refund]\n- [unclosed\n")
-    assert problems(tmp_path)[0].startswith("articles/glossary.yml:3: invalid YAML")
+    assert problems(tmp_path)[0].startswith("articles/glossary.yml:2: invalid YAML")
+    write(tmp_path, "- [退款, refund]\n- [信用卡, credit card\n- [VPN, 虚拟专用网]\n")
+    assert problems(tmp_path) == ["articles/glossary.yml:2: invalid YAML: while parsing a flow "
+                                  "sequence: did not find expected ',' or ']' (line 3)"]
     write(tmp_path, "refund: 退款\n")
     assert problems(tmp_path) == ["articles/glossary.yml:1: the glossary must be a list of "
                                   "groups, each a list of equivalent terms, e.g. - [退款, 退钱, "
                                   "refund]"]
+
+
+def test_a_byte_order_mark_is_accepted_and_other_encodings_named_by_line(tmp_path):
+    (tmp_path / "glossary.yml").write_bytes(b"\xef\xbb\xbf- [refund, money back]\n")
+    assert load_glossary(tmp_path).to_list() == [["refund", "money back"]]
+    (tmp_path / "glossary.yml").write_bytes("- [refund, money back]\n- [退款, 退钱]\n".encode("gbk"))
+    assert problems(tmp_path) == ["articles/glossary.yml:2: not UTF-8: save the file as UTF-8"]
 
 
 def test_kb_index_refuses_a_broken_glossary_and_publishes_nothing(kb_copy, tmp_path,
@@ -66,6 +77,9 @@ def test_kb_index_refuses_a_broken_glossary_and_publishes_nothing(kb_copy, tmp_p
     result = CliRunner().invoke(app, ["index", "--local"])
     assert result.exit_code == 2
     assert f"{kb_copy}/glossary.yml:1: a group needs at least two equivalent terms" in result.output
+    # The summary names the file: the glossary is no article.
+    assert result.output.splitlines()[-1] == (f"error: 1 problem(s) in {kb_copy}/glossary.yml; "
+                                              "nothing was published")
     assert not (tmp_path / "index" / "CURRENT").exists()
 
 

@@ -240,3 +240,10 @@ def test_engine_index_status_shows_the_served_version_and_the_last_build(
     assert not status.last_build["ok"]
     (problem,) = status.problems
     assert problem.startswith(f"{kb_copy / 'broken.md'}:4: unknown type 'blog'")
+    # A date YAML reads but the calendar has not was a bare "month must be in 1..12".
+    (kb_copy / "broken.md").write_text("---\nid: broken\ntitle: Broken\ntype: faq\n"
+                                       "updated: 2026-13-45\n---\nx\n")
+    with pytest.raises(ArticleError):
+        build_index(kb_copy, tmp_path / "index", lambda: fake_embedder, fake_embedder.name)
+    assert engine.index_status().problems == [
+        f"{kb_copy / 'broken.md'}:5: updated: 2026-13-45 is not a date (YYYY-MM-DD)"]
