@@ -95,6 +95,21 @@ def test_missing_index_is_a_clear_error(monkeypatch, tmp_path):
     assert result.exit_code == 2 and "run 'kb index' first" in result.output
 
 
+@pytest.mark.parametrize("command", [["gaps"], ["stats"], ["db", "status"], ["keys", "list"],
+                                     ["serve"]])
+def test_a_gap_database_that_cannot_be_used_is_a_clear_error(command, monkeypatch, tmp_path):
+    monkeypatch.setenv("KB_INDEX", str(tmp_path / "index"))
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    for db, problem in ((text, f"{text} is not a database"),
+                        (tmp_path, f"the database {tmp_path} is a folder")):
+        monkeypatch.setenv("KB_GAP_DB", str(db))
+        result = runner.invoke(cli, command)
+        assert result.exit_code == 2, result.output
+        assert problem in result.output and "try again" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_an_invalid_setting_is_a_clear_error(monkeypatch, env):
     monkeypatch.setenv("KB_BATCH_SIZE", "abc")
     result = runner.invoke(cli, ["search", "vpn"])

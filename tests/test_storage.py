@@ -19,6 +19,7 @@ from kb.errors import (
     KeyExists,
     NotAResult,
     StorageBusy,
+    StorageUnusable,
     UnknownArticle,
     UnknownQuery,
 )
@@ -305,6 +306,25 @@ def test_an_unreachable_server_is_busy_not_a_hang():
     with socket_port() as port:
         with pytest.raises(StorageBusy, match="unreachable"):
             SqlStore(f"postgresql://kb@127.0.0.1:{port}/kb", timeout=1)
+
+
+def test_a_file_that_is_not_a_database_is_unusable_not_busy(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n" * 100)
+    for upgrade in (True, False):  # kb serve and kb gaps migrate first; kb db status does not
+        with pytest.raises(StorageUnusable, match=f"{path} is not a database") as caught:
+            SqlStore(f"sqlite:///{path}", upgrade=upgrade).revision()
+        assert "try again" not in caught.value.message
+    assert path.read_text().startswith("not a database")  # left as it was
+
+
+def test_a_folder_named_as_the_database_is_unusable_not_busy(tmp_path):
+    with pytest.raises(StorageUnusable, match=f"the database {tmp_path} is a folder"):
+        SqlStore(f"sqlite:///{tmp_path}")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StorageUnusable, match="cannot create the database .*Not a directory"):
+        SqlStore(f"sqlite:///{blocker}/sub/g.sqlite3")
 
 
 class socket_port:
