@@ -274,7 +274,6 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
     log's feedback, or both); publish them."""
     from kb.calibrate import calibration_summary, fit, prepare
     from kb.evaluation import labelled_from_feedback, read_queries
-    from kb.storage import open_store
     from kb.store import publish_calibration
 
     cfg = load_settings(index=index)
@@ -285,12 +284,13 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
     labelled = read_queries(queries, qrels) if queries is not None and qrels is not None else []
     searcher = _load_searcher(cfg)
     if from_log:
-        store = open_store(cfg)
+        store = _read_log(cfg)
         try:
-            logged = labelled_from_feedback(store.feedback_labels(),
+            logged = labelled_from_feedback(store.feedback_labels() if store else [],
                                             set(searcher.index.article_ids))
         finally:
-            store.close()
+            if store is not None:
+                store.close()
         answered = sum(bool(q.relevant) for q in logged)
         typer.echo(f"query log: {len(logged)} labelled phrasings ({answered} answered, "
                    f"{len(logged) - answered} reported missing)")
@@ -342,9 +342,26 @@ gaps_app = typer.Typer(help="The knowledge-gap report, and writers' decisions on
 app.add_typer(gaps_app, name="gaps")
 
 
-def _gap_reporter(cfg: Settings):
-    """The report over the configured query log, and the index when there is one."""
-    from kb.storage import open_store
+def _read_log(cfg: Settings, none_yet: str = "nothing has been searched") -> Store | None:
+    """The query log for a command that reads it; None when there is none yet (said on
+    stderr, ``none_yet`` saying what that means), rather than an empty one created."""
+    from kb.storage import open_existing, where
+
+    store = open_existing(cfg)
+    if store is None:
+        typer.echo(f"no query log at {where(cfg)} yet: {none_yet}", err=True)
+    return store
+
+
+def _read_nothing(cfg: Settings) -> None:
+    """Said on stderr when a log there is gave an empty answer: which log it was."""
+    from kb.storage import where
+
+    typer.echo(f"query log: {where(cfg)}", err=True)
+
+
+def _gap_reporter(log: Store, cfg: Settings):
+    """The report over the query log ``log``, and the index when there is one."""
     from kb.store import load_index
     from kb.topics import GapReporter
 
@@ -353,7 +370,7 @@ def _gap_reporter(cfg: Settings):
         index = load_index(cfg.index)
     except KBError:
         pass  # without an index, topics are grouped by their text and meaning only
-    return GapReporter(open_store(cfg)), index
+    return GapReporter(log), index
 
 
 @gaps_app.callback(invoke_without_command=True)
@@ -381,9 +398,16 @@ def gaps(ctx: typer.Context,
     if fmt not in ("table", "csv", "json"):
         raise KBError(f"--format must be table, csv or json, not {fmt!r}")
     cfg = load_settings(index=index)
-    reporter, loaded = _gap_reporter(cfg)
     first, last = report_range(since, until)
-    topics: list[Topic] = reporter.report(loaded, first, min_count, include_resolved, until=last)
+    topics: list[Topic] = []
+    if (log := _read_log(cfg)) is not None:
+        try:
+            reporter, loaded = _gap_reporter(log, cfg)
+            topics = reporter.report(loaded, first, min_count, include_resolved, until=last)
+        finally:
+            log.close()
+        if not topics:
+            _read_nothing(cfg)
     if fmt == "json":
         typer.echo(json.dumps([t.to_dict() for t in topics], ensure_ascii=False, indent=1))
     elif fmt == "csv":
@@ -397,13 +421,20 @@ def gaps(ctx: typer.Context,
 
 
 def _decide(topic_id: str, action: str, article_id: str | None, index: Path | None) -> None:
-    from kb.errors import UnknownArticle
+    from kb.errors import UnknownArticle, UnknownTopic
+    from kb.storage import open_existing, where
 
     cfg = load_settings(index=index)
-    reporter, loaded = _gap_reporter(cfg)
-    if article_id is not None and loaded is not None and article_id not in loaded.articles:
-        raise UnknownArticle(f"unknown article {article_id!r}")
-    decision = reporter.log.decide(topic_id, action, reporter.norms(loaded, topic_id), article_id)
+    if (log := open_existing(cfg)) is None:
+        raise UnknownTopic(f"unknown gap topic {topic_id!r}: no query log at {where(cfg)} yet, "
+                           "nothing has been searched")
+    try:
+        reporter, loaded = _gap_reporter(log, cfg)
+        if article_id is not None and loaded is not None and article_id not in loaded.articles:
+            raise UnknownArticle(f"unknown article {article_id!r}")
+        decision = log.decide(topic_id, action, reporter.norms(loaded, topic_id), article_id)
+    finally:
+        log.close()
     by = f" by {article_id}" if article_id else ""
     typer.echo(f"topic {topic_id}: {decision.action}{by} at {decision.ts}")
 
@@ -434,10 +465,15 @@ def gaps_reopen(topic_id: str, index: IndexOpt = None) -> None:
 def stats(article_id: Annotated[str | None, typer.Argument()] = None,
           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Helpful / not helpful feedback counts per article."""
-    from kb.storage import open_store
-
     cfg = load_settings(index=index)
-    rows = open_store(cfg).article_stats(article_id)
+    rows: list[dict] = []
+    if (log := _read_log(cfg, "no feedback has been given")) is not None:
+        try:
+            rows = log.article_stats(article_id)
+        finally:
+            log.close()
+        if not rows:
+            _read_nothing(cfg)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
@@ -490,8 +526,17 @@ def keys_list(include_revoked: Annotated[bool, typer.Option("--all", help="Also 
               = False, index: IndexOpt = None,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The API keys (never the keys themselves: they are not stored)."""
-    with _key_store(index) as store:
-        keys = [k for k in store.keys() if include_revoked or k.revoked is None]
+    from kb.storage import open_existing, where
+
+    cfg = load_settings(index=index)
+    keys = []
+    if (store := open_existing(cfg)) is None:
+        typer.echo(f"no database at {where(cfg)} yet: no key has been created", err=True)
+    else:
+        try:
+            keys = [k for k in store.keys() if include_revoked or k.revoked is None]
+        finally:
+            store.close()
     if as_json:
         typer.echo(json.dumps([k.to_dict() for k in keys], ensure_ascii=False, indent=1))
         return
@@ -544,10 +589,15 @@ def db_upgrade(index: IndexOpt = None) -> None:
 @handled
 def db_status(index: IndexOpt = None) -> None:
     """Which database kb uses, its schema revision and what it holds."""
-    from kb.storage import database_url, open_store, shown_url
+    from kb.storage import database_url, exists, open_store, shown_url
     from kb.storage.migrate import head
 
     cfg = load_settings(index=index)
+    if not exists(cfg):
+        typer.echo(f"database: {shown_url(database_url(cfg))}")
+        typer.echo(f"revision: none (not created yet; 'kb serve' or 'kb db upgrade' makes it); "
+                   f"latest {head()}")
+        return
     store = open_store(cfg, upgrade=False)
     try:
         revision = store.revision()

@@ -89,6 +89,30 @@ def test_search_and_gaps_and_stats(env):
     assert runner.invoke(cli, ["stats", "--json"]).stdout.strip() == "[]"
 
 
+def test_reading_commands_do_not_create_the_gap_database(monkeypatch, env, tmp_path):
+    db = tmp_path / "not-yet" / "gaps.sqlite3"
+    monkeypatch.setenv("KB_GAP_DB", str(db))
+    none_yet = f"no query log at {db} yet: nothing has been searched"
+    report = runner.invoke(cli, ["gaps", "--format", "json"])
+    assert report.exit_code == 0 and json.loads(report.stdout) == []
+    assert none_yet in report.stderr
+    table = runner.invoke(cli, ["gaps"])
+    assert table.exit_code == 0 and none_yet in table.stderr
+    assert json.loads(runner.invoke(cli, ["stats", "--json"]).stdout) == []
+    assert json.loads(runner.invoke(cli, ["keys", "list", "--json"]).stdout) == []
+    status = runner.invoke(cli, ["db", "status"])
+    assert status.exit_code == 0 and "not created yet" in status.stdout
+    decided = runner.invoke(cli, ["gaps", "dismiss", "t1"])
+    assert decided.exit_code == 2 and "unknown gap topic 't1'" in decided.output
+    learnt = runner.invoke(cli, ["calibrate", "--from-log"])
+    assert learnt.exit_code == 2 and none_yet in learnt.stderr
+    assert not db.parent.exists()
+    # once there is one, an empty report names the log it read
+    assert runner.invoke(cli, ["search", "vpn 809"]).exit_code == 0
+    assert f"query log: {db}" in runner.invoke(cli, ["gaps"]).stderr
+    assert f"query log: {db}" in runner.invoke(cli, ["stats"]).stderr
+
+
 def test_missing_index_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("KB_INDEX", str(tmp_path / "none"))
     result = runner.invoke(cli, ["search", "vpn"])
