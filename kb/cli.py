@@ -272,8 +272,8 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
                   help="Also write the calibration JSON here.")] = None) -> None:
     """Fit fusion weights and the answered threshold to labelled queries (a file, the query
     log's feedback, or both); publish them."""
-    from kb.calibrate import calibration_summary, fit, prepare
-    from kb.evaluation import labelled_from_feedback, read_queries
+    from kb.calibrate import calibration_summary, check_enough, fit, prepare
+    from kb.evaluation import labelled_from_feedback, read_queries, unknown_articles
     from kb.store import publish_calibration
 
     cfg = load_settings(index=index)
@@ -283,11 +283,17 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
         raise EvalDataError("nothing to calibrate on: give --queries and --qrels, or --from-log")
     labelled = read_queries(queries, qrels) if queries is not None and qrels is not None else []
     searcher = _load_searcher(cfg)
+    articles = set(searcher.index.article_ids)
+    if qrels is not None and (unknown := unknown_articles(qrels, articles)):
+        # A label the index cannot return is a false "answerable": refused, not fit to.
+        raise EvalDataError("\n".join([*map(str, unknown[:20]), *(
+            [f"... and {len(unknown) - 20} more"] if len(unknown) > 20 else []),
+            f"{len(unknown)} label(s) name articles not in index {searcher.version}; "
+            "nothing was published"]))
     if from_log:
         store = _read_log(cfg)
         try:
-            logged = labelled_from_feedback(store.feedback_labels() if store else [],
-                                            set(searcher.index.article_ids))
+            logged = labelled_from_feedback(store.feedback_labels() if store else [], articles)
         finally:
             if store is not None:
                 store.close()
@@ -297,6 +303,7 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
         labelled += logged
     if not labelled:
         raise EvalDataError("no labelled queries to calibrate on")
+    check_enough(labelled, articles)
     prepared = prepare(searcher, labelled, lambda xs: _track(xs, "queries"))
     cal = fit(searcher, prepared, max_false_gap)
     version = publish_calibration(cfg.index, cal, cfg.keep_versions)
@@ -315,12 +322,20 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
 def evaluate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """nDCG@10, Recall@1/5/10, MRR@10 and answered/unanswered rates on labelled queries."""
-    from kb.evaluation import LabelledQuery, read_queries
+    from kb.evaluation import LabelledQuery, read_queries, unknown_articles
     from kb.evaluation import evaluate as run_eval
 
     cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
     searcher = _load_searcher(cfg)
+    # Measured all the same (an article removed since the labels were made is a real miss),
+    # but said: a mistyped id would otherwise read as a bad ranking.
+    unknown = unknown_articles(qrels, set(searcher.index.article_ids))
+    for problem in unknown[:20]:
+        typer.echo(f"warning: {problem}", err=True)
+    if unknown:
+        typer.echo(f"warning: {len(unknown)} label(s) name articles not in index "
+                   f"{searcher.version}: their queries cannot find them", err=True)
     latencies: list[float] = []
 
     def one(q: LabelledQuery) -> tuple[list[tuple[str, float]], bool]:
