@@ -16,6 +16,7 @@ from kb.csvsafe import csv_text
 from kb.engine import Engine
 from kb.errors import InvalidQuery, UnknownArticle
 from kb.render import Titles, render_article
+from service.bodies import JSONBodyRoute
 from service.deps import (
     EngineDep,
     GivingFeedback,
@@ -26,7 +27,7 @@ from service.deps import (
 )
 from service.schemas import Strict, Text
 
-router = APIRouter(tags=["articles"])
+router = APIRouter(tags=["articles"], route_class=JSONBodyRoute)
 
 
 def reader_is_public(request: Request) -> bool:
