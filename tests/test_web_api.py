@@ -100,11 +100,17 @@ def test_events_and_health(client):
     bad = [({"kind": "copied"}, 422), ({"kind": "reported_missing"}, 422),
            ({"kind": "shown", "article_id": top}, 422), ({"kind": "opened", "article_id": "nope"}, 404),
            ({"kind": "opened", "article_id": top, "query_id": "nope"}, 404),
-           ({"kind": "opened", "article_id": top, "extra": 1}, 422)]
+           ({"kind": "opened", "article_id": top, "extra": 1}, 422),
+           ({"kind": "reported_missing", "query_id": missing["query_id"],
+             "article_id": "13800138000"}, 404)]
     for body, status in bad:
         response = client.post("/events", json=body)
         assert response.status_code == status, body
         assert set(response.json()["error"]) >= {"code", "message"}
+    assert response.json()["error"]["code"] == "unknown_article"  # the last: a report's article
+    assert client.post("/events", json={"kind": "reported_missing",
+                                        "query_id": missing["query_id"],
+                                        "article_id": top}).status_code == 200
 
     report = client.get("/stats/articles").json()
     row = next(r for r in report["articles"] if r["id"] == top)

@@ -196,9 +196,9 @@ def event(body: Event, request: Request, engine: EngineDep,
     if body.kind == "reported_missing":
         if body.query_id is None:
             raise InvalidQuery("reported_missing needs the query_id of the search")
-    else:
-        if body.article_id is None:
-            raise InvalidQuery(f"{body.kind} needs an article_id")
+    elif body.article_id is None:
+        raise InvalidQuery(f"{body.kind} needs an article_id")
+    if body.article_id is not None:  # optional on a report, and then checked all the same
         record = engine.searcher.index.articles.get(body.article_id)
         if record is None or (reader_is_public(request) and record.get("audience") == "internal"):
             raise UnknownArticle(f"unknown article_id {body.article_id!r}")
