@@ -197,6 +197,16 @@ def test_health_openapi_and_page(client):
     assert "<form" in client.get("/").text
 
 
+@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/login", "/writers",
+                                  "/a/vpn-error-809"])
+def test_head_is_answered_as_get_for_uptime_checkers(client, path):
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == 200 and head.status_code == 200, head.text
+    assert head.headers["content-type"] == got.headers["content-type"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [p for p, operations in paths.items() if "head" in operations]  # GET documents it
+
+
 def test_without_an_index_it_is_alive_not_ready_until_reload(tmp_path, real_embedder,
                                                               fixture_index):
     import shutil
