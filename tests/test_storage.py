@@ -187,6 +187,23 @@ def test_events_make_each_articles_health(store):
         store.record_event("opened", "r1", "0000000000000000ffff")
 
 
+def test_article_health_counts_from_since_and_keeps_the_last_time_shown(store, monkeypatch):
+    monkeypatch.setattr(sql, "now", lambda: "2026-01-05T10:00:00+00:00")
+    old = record(store, "refund", answered=True, results=["r1", "r2"])
+    store.feedback(old, "r1", False)
+    store.record_event("opened", "r2", old)
+    monkeypatch.undo()
+    new = record(store, "refund again", answered=True, results=["r1"])
+    store.feedback(new, "r1", True)
+    ever = {h.article_id: h for h in store.article_health()}
+    recent = {h.article_id: h for h in store.article_health(since="2026-02-01T00:00:00")}
+    assert (ever["r1"].shown, ever["r1"].helpful, ever["r1"].not_helpful) == (2, 1, 1)
+    assert (recent["r1"].shown, recent["r1"].helpful, recent["r1"].not_helpful) == (1, 1, 0)
+    assert (recent["r2"].shown, recent["r2"].opened) == (0, 0)
+    assert recent["r2"].last_shown == ever["r2"].last_shown == "2026-01-05T10:00:00+00:00"
+    assert [h.article_id for h in store.article_health("r1", since="2026-02-01")] == ["r1"]
+
+
 def test_a_query_reported_missing_is_a_gap(store):
     qid = record(store, "where is the holiday calendar", answered=True)
     assert store.unanswered() == []

@@ -1,6 +1,7 @@
 """The routes the pages read: an article as JSON, facets, events, article health, index status,
 the pages themselves and the offline API docs."""
 
+import datetime as dt
 import re
 import shutil
 
@@ -125,6 +126,16 @@ def test_events_and_health(client):
     review = client.get("/stats/articles", params={"format": "csv", "table": "past_review"}).text
     assert review.count("\n") == 2
     assert client.get("/stats/articles", params={"days": 0}).status_code == 422
+    # since: the counts from then on, the report saying so; not a date: 422
+    later = client.get("/stats/articles", params={"since": "2999-01-01"}).json()
+    assert later["since"] == "2999-01-01T00:00:00" and report["since"] is None
+    assert not [r for r in later["articles"] if r["shown"] or r["opened"] or r["helpful"]]
+    assert {r["id"] for r in later["never_shown"]} == {r["id"] for r in report["never_shown"]}
+    today = client.get("/stats/articles", params={"since": dt.datetime.now(dt.UTC).date().isoformat()}).json()
+    assert today["articles"] == report["articles"]
+    garbage = client.get("/stats/articles", params={"since": "garbage"})
+    assert garbage.status_code == 422 and garbage.json()["error"]["code"] == "invalid_query"
+    assert "since must be an ISO date" in garbage.json()["error"]["message"]
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_quoted():

@@ -362,12 +362,14 @@ class SqlStore:
                 conn.execute(queries.update().where(queries.c.id == query_id)
                              .values(reported=True))
 
-    def _votes(self, article_id: str | None) -> list[sa.Row]:
+    def _votes(self, article_id: str | None, since: str | None = None) -> list[sa.Row]:
         helpful = sa.func.sum(sa.case((feedback.c.helpful, 1), else_=0))
         unhelpful = sa.func.sum(sa.case((feedback.c.helpful, 0), else_=1))
         stmt = sa.select(feedback.c.article_id, helpful, unhelpful, sa.func.max(feedback.c.ts))
         if article_id is not None:
             stmt = stmt.where(feedback.c.article_id == article_id)
+        if since is not None:
+            stmt = stmt.where(feedback.c.ts >= since)
         stmt = stmt.group_by(feedback.c.article_id).order_by(unhelpful.desc(),
                                                              feedback.c.article_id)
         with self._read() as conn:
@@ -377,10 +379,14 @@ class SqlStore:
         return [{"article_id": a, "helpful": int(h), "not_helpful": int(n), "last_feedback": t}
                 for a, h, n, t in self._votes(article_id)]
 
-    def article_health(self, article_id: str | None = None) -> list[ArticleHealth]:
+    def article_health(self, article_id: str | None = None,
+                       since: str | None = None) -> list[ArticleHealth]:
         self.flush(self.timeout)
-        stmt = (sa.select(events.c.article_id, events.c.kind, sa.func.count(),
-                          sa.func.max(events.c.ts))
+        # Counted from ``since`` on; the last time shown is the last ever, so that "not shown
+        # for N days" does not depend on where the counting starts.
+        counted = (sa.func.count() if since is None
+                   else sa.func.sum(sa.case((events.c.ts >= since, 1), else_=0)))
+        stmt = (sa.select(events.c.article_id, events.c.kind, counted, sa.func.max(events.c.ts))
                 .where(events.c.article_id.is_not(None))
                 .group_by(events.c.article_id, events.c.kind))
         if article_id is not None:
@@ -392,7 +398,7 @@ class SqlStore:
                 entry[kind] = int(n)
                 if kind == "shown":
                     entry["last_shown"] = last
-        for article, helpful, unhelpful, last in self._votes(article_id):
+        for article, helpful, unhelpful, last in self._votes(article_id, since):
             entry = health.setdefault(article, {"article_id": article})
             entry.update(helpful=int(helpful), not_helpful=int(unhelpful), last_feedback=last)
         return [ArticleHealth(**health[a]) for a in sorted(health)]
