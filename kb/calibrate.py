@@ -12,7 +12,7 @@ replays, with the queries labelled unanswerable, are the negatives.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from kb.embedding import embed_queries
+from kb.errors import EvalDataError
 from kb.evaluation import LabelledQuery, retrieval_metrics
 from kb.expansion import Expansion
 from kb.ranking import FEATURES, JUDGED, Calibration, Candidates, rank
@@ -31,6 +32,9 @@ MIN_QUERIES_PER_LANG = 10  # fewer than this and the default weight is kept
 FOLDS = 5
 MIN_NEGATIVES = 5  # fewer negatives than this and the answered model keeps its coefficients
 REGULARIZATION = 0.3  # inverse strength (C) on standardized features: few labels, many features
+# Each fold holds out at least one answerable query, and each answerable query's replay is a
+# negative: with fewer, the "held-out" threshold is one query's own score.
+MIN_ANSWERABLE = max(FOLDS, MIN_NEGATIVES)
 
 
 @dataclass
@@ -40,6 +44,17 @@ class Prepared:
     terms: set[str]
     candidates: Candidates
     expansions: list[Expansion] = field(default_factory=list)  # the query's, as search has
+
+
+def check_enough(labelled: list[LabelledQuery], articles: Collection[str]) -> None:
+    """Refuse to fit on too few answerable queries (labelled with an article of the index)."""
+    answerable = sum(1 for q in labelled if any(a in articles for a in q.relevant))
+    if answerable < MIN_ANSWERABLE:
+        raise EvalDataError(
+            f"too few labelled queries to calibrate: {answerable} answerable (labelled with an "
+            f"article of the index), {len(labelled) - answerable} not; {FOLDS}-fold "
+            f"cross-validation needs at least {MIN_ANSWERABLE} answerable queries; nothing "
+            "was published")
 
 
 def prepare(searcher: Searcher, labelled: list[LabelledQuery],

@@ -272,9 +272,8 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
                   help="Also write the calibration JSON here.")] = None) -> None:
     """Fit fusion weights and the answered threshold to labelled queries (a file, the query
     log's feedback, or both); publish them."""
-    from kb.calibrate import calibration_summary, fit, prepare
-    from kb.evaluation import labelled_from_feedback, read_queries
-    from kb.storage import open_store
+    from kb.calibrate import calibration_summary, check_enough, fit, prepare
+    from kb.evaluation import labelled_from_feedback, read_queries, unknown_articles
     from kb.store import publish_calibration
 
     cfg = load_settings(index=index)
@@ -284,19 +283,27 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
         raise EvalDataError("nothing to calibrate on: give --queries and --qrels, or --from-log")
     labelled = read_queries(queries, qrels) if queries is not None and qrels is not None else []
     searcher = _load_searcher(cfg)
+    articles = set(searcher.index.article_ids)
+    if qrels is not None and (unknown := unknown_articles(qrels, articles)):
+        # A label the index cannot return is a false "answerable": refused, not fit to.
+        raise EvalDataError("\n".join([*map(str, unknown[:20]), *(
+            [f"... and {len(unknown) - 20} more"] if len(unknown) > 20 else []),
+            f"{len(unknown)} label(s) name articles not in index {searcher.version}; "
+            "nothing was published"]))
     if from_log:
-        store = open_store(cfg)
+        store = _read_log(cfg)
         try:
-            logged = labelled_from_feedback(store.feedback_labels(),
-                                            set(searcher.index.article_ids))
+            logged = labelled_from_feedback(store.feedback_labels() if store else [], articles)
         finally:
-            store.close()
+            if store is not None:
+                store.close()
         answered = sum(bool(q.relevant) for q in logged)
         typer.echo(f"query log: {len(logged)} labelled phrasings ({answered} answered, "
                    f"{len(logged) - answered} reported missing)")
         labelled += logged
     if not labelled:
         raise EvalDataError("no labelled queries to calibrate on")
+    check_enough(labelled, articles)
     prepared = prepare(searcher, labelled, lambda xs: _track(xs, "queries"))
     cal = fit(searcher, prepared, max_false_gap)
     version = publish_calibration(cfg.index, cal, cfg.keep_versions)
@@ -315,12 +322,20 @@ def calibrate(queries: Annotated[Path | None, typer.Option(
 def evaluate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """nDCG@10, Recall@1/5/10, MRR@10 and answered/unanswered rates on labelled queries."""
-    from kb.evaluation import LabelledQuery, read_queries
+    from kb.evaluation import LabelledQuery, read_queries, unknown_articles
     from kb.evaluation import evaluate as run_eval
 
     cfg = load_settings(index=index)
     labelled = read_queries(queries, qrels)
     searcher = _load_searcher(cfg)
+    # Measured all the same (an article removed since the labels were made is a real miss),
+    # but said: a mistyped id would otherwise read as a bad ranking.
+    unknown = unknown_articles(qrels, set(searcher.index.article_ids))
+    for problem in unknown[:20]:
+        typer.echo(f"warning: {problem}", err=True)
+    if unknown:
+        typer.echo(f"warning: {len(unknown)} label(s) name articles not in index "
+                   f"{searcher.version}: their queries cannot find them", err=True)
     latencies: list[float] = []
 
     def one(q: LabelledQuery) -> tuple[list[tuple[str, float]], bool]:
@@ -342,9 +357,26 @@ gaps_app = typer.Typer(help="The knowledge-gap report, and writers' decisions on
 app.add_typer(gaps_app, name="gaps")
 
 
-def _gap_reporter(cfg: Settings):
-    """The report over the configured query log, and the index when there is one."""
-    from kb.storage import open_store
+def _read_log(cfg: Settings, none_yet: str = "nothing has been searched") -> Store | None:
+    """The query log for a command that reads it; None when there is none yet (said on
+    stderr, ``none_yet`` saying what that means), rather than an empty one created."""
+    from kb.storage import open_existing, where
+
+    store = open_existing(cfg)
+    if store is None:
+        typer.echo(f"no query log at {where(cfg)} yet: {none_yet}", err=True)
+    return store
+
+
+def _read_nothing(cfg: Settings) -> None:
+    """Said on stderr when a log there is gave an empty answer: which log it was."""
+    from kb.storage import where
+
+    typer.echo(f"query log: {where(cfg)}", err=True)
+
+
+def _gap_reporter(log: Store, cfg: Settings):
+    """The report over the query log ``log``, and the index when there is one."""
     from kb.store import load_index
     from kb.topics import GapReporter
 
@@ -353,7 +385,7 @@ def _gap_reporter(cfg: Settings):
         index = load_index(cfg.index)
     except KBError:
         pass  # without an index, topics are grouped by their text and meaning only
-    return GapReporter(open_store(cfg)), index
+    return GapReporter(log), index
 
 
 @gaps_app.callback(invoke_without_command=True)
@@ -381,9 +413,16 @@ def gaps(ctx: typer.Context,
     if fmt not in ("table", "csv", "json"):
         raise KBError(f"--format must be table, csv or json, not {fmt!r}")
     cfg = load_settings(index=index)
-    reporter, loaded = _gap_reporter(cfg)
     first, last = report_range(since, until)
-    topics: list[Topic] = reporter.report(loaded, first, min_count, include_resolved, until=last)
+    topics: list[Topic] = []
+    if (log := _read_log(cfg)) is not None:
+        try:
+            reporter, loaded = _gap_reporter(log, cfg)
+            topics = reporter.report(loaded, first, min_count, include_resolved, until=last)
+        finally:
+            log.close()
+        if not topics:
+            _read_nothing(cfg)
     if fmt == "json":
         # the shape GET /gaps sends, so one script reads both
         typer.echo(json.dumps({"topics": [t.to_dict() for t in topics]}, ensure_ascii=False,
@@ -399,13 +438,20 @@ def gaps(ctx: typer.Context,
 
 
 def _decide(topic_id: str, action: str, article_id: str | None, index: Path | None) -> None:
-    from kb.errors import UnknownArticle
+    from kb.errors import UnknownArticle, UnknownTopic
+    from kb.storage import open_existing, where
 
     cfg = load_settings(index=index)
-    reporter, loaded = _gap_reporter(cfg)
-    if article_id is not None and loaded is not None and article_id not in loaded.articles:
-        raise UnknownArticle(f"unknown article {article_id!r}")
-    decision = reporter.log.decide(topic_id, action, reporter.norms(loaded, topic_id), article_id)
+    if (log := open_existing(cfg)) is None:
+        raise UnknownTopic(f"unknown gap topic {topic_id!r}: no query log at {where(cfg)} yet, "
+                           "nothing has been searched")
+    try:
+        reporter, loaded = _gap_reporter(log, cfg)
+        if article_id is not None and loaded is not None and article_id not in loaded.articles:
+            raise UnknownArticle(f"unknown article {article_id!r}")
+        decision = log.decide(topic_id, action, reporter.norms(loaded, topic_id), article_id)
+    finally:
+        log.close()
     by = f" by {article_id}" if article_id else ""
     typer.echo(f"topic {topic_id}: {decision.action}{by} at {decision.ts}")
 
@@ -436,10 +482,15 @@ def gaps_reopen(topic_id: str, index: IndexOpt = None) -> None:
 def stats(article_id: Annotated[str | None, typer.Argument()] = None,
           index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Helpful / not helpful feedback counts per article."""
-    from kb.storage import open_store
-
     cfg = load_settings(index=index)
-    rows = open_store(cfg).article_stats(article_id)
+    rows: list[dict] = []
+    if (log := _read_log(cfg, "no feedback has been given")) is not None:
+        try:
+            rows = log.article_stats(article_id)
+        finally:
+            log.close()
+        if not rows:
+            _read_nothing(cfg)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
@@ -492,8 +543,17 @@ def keys_list(include_revoked: Annotated[bool, typer.Option("--all", help="Also 
               = False, index: IndexOpt = None,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The API keys (never the keys themselves: they are not stored)."""
-    with _key_store(index) as store:
-        keys = [k for k in store.keys() if include_revoked or k.revoked is None]
+    from kb.storage import open_existing, where
+
+    cfg = load_settings(index=index)
+    keys = []
+    if (store := open_existing(cfg)) is None:
+        typer.echo(f"no database at {where(cfg)} yet: no key has been created", err=True)
+    else:
+        try:
+            keys = [k for k in store.keys() if include_revoked or k.revoked is None]
+        finally:
+            store.close()
     if as_json:
         typer.echo(json.dumps([k.to_dict() for k in keys], ensure_ascii=False, indent=1))
         return
@@ -546,10 +606,15 @@ def db_upgrade(index: IndexOpt = None) -> None:
 @handled
 def db_status(index: IndexOpt = None) -> None:
     """Which database kb uses, its schema revision and what it holds."""
-    from kb.storage import database_url, open_store, shown_url
+    from kb.storage import database_url, exists, open_store, shown_url
     from kb.storage.migrate import head
 
     cfg = load_settings(index=index)
+    if not exists(cfg):
+        typer.echo(f"database: {shown_url(database_url(cfg))}")
+        typer.echo(f"revision: none (not created yet; 'kb serve' or 'kb db upgrade' makes it); "
+                   f"latest {head()}")
+        return
     store = open_store(cfg, upgrade=False)
     try:
         revision = store.revision()

@@ -148,6 +148,14 @@ class StorageBusy(KBError):
     retry_after = 2  # seconds, for the Retry-After header
 
 
+class StorageUnusable(KBError):
+    """The database cannot be used as configured (a folder, a file that is not a database):
+    unlike StorageBusy, trying again will not help until the setting or the file changes."""
+
+    code = "storage_unusable"
+    status = 500
+
+
 class NotReady(KBError):
     """What /readyz answers while the service cannot serve: no index, or no database."""
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytrec_eval
 
-from kb.errors import EvalDataError
+from kb.errors import EvalDataError, Problem
 
 if TYPE_CHECKING:
     from kb.storage.base import FeedbackLabel
@@ -29,14 +29,8 @@ class LabelledQuery:
 def read_queries(queries: Path, qrels: Path) -> list[LabelledQuery]:
     """Queries as JSON lines ``{"qid", "query", "lang"?}``; qrels as ``qid<TAB>id<TAB>grade``."""
     labels: dict[str, dict[str, int]] = {}
-    for n, line in _lines(qrels):
-        parts = line.split("\t") if "\t" in line else line.split()
-        if len(parts) != 3:
-            raise EvalDataError(f"{qrels}:{n}: expected 'qid<TAB>article_id<TAB>relevance'")
-        try:
-            labels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-        except ValueError as exc:
-            raise EvalDataError(f"{qrels}:{n}: relevance must be an integer") from exc
+    for _, qid, article, grade in _qrels(qrels):
+        labels.setdefault(qid, {})[article] = grade
     out: list[LabelledQuery] = []
     seen: set[str] = set()
     for n, line in _lines(queries):
@@ -54,6 +48,26 @@ def read_queries(queries: Path, qrels: Path) -> list[LabelledQuery]:
     if unknown:
         raise EvalDataError(f"{qrels}:1: qrels name queries not in {queries}: {unknown[:5]}")
     return out
+
+
+def _qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
+    """(line, qid, article id, grade) of each label in a qrels file."""
+    for n, line in _lines(path):
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) != 3:
+            raise EvalDataError(f"{path}:{n}: expected 'qid<TAB>article_id<TAB>relevance'")
+        try:
+            grade = int(parts[2])
+        except ValueError as exc:
+            raise EvalDataError(f"{path}:{n}: relevance must be an integer") from exc
+        yield n, parts[0], parts[1], grade
+
+
+def unknown_articles(qrels: Path, articles: Collection[str]) -> list[Problem]:
+    """The labels naming an article the index does not hold (a typo, or an article since
+    removed): a query labelled with one can never find its answer."""
+    return [Problem(str(qrels), n, f"unknown article {article!r}")
+            for n, _, article, _ in _qrels(qrels) if article not in articles]
 
 
 def labelled_from_feedback(labels: Iterable[FeedbackLabel],

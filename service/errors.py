@@ -81,12 +81,14 @@ def install(app: FastAPI) -> None:
 
 # What each status means, for the routes that can give it.
 DESCRIPTIONS = {
-    400: "Malformed request (body is not valid JSON, or not HTTP)",
+    400: "Malformed request (body is not valid JSON: bad syntax, invalid UTF-8, nested too "
+         "deeply; or not HTTP)",
     401: "No valid key",
     403: "The key's role may not do this",
     404: "Unknown route, query or article",
     413: "Request body larger than KB_MAX_BODY_BYTES",
     414: "Request target longer than KB_MAX_URL_CHARS",
+    415: "Request body not sent as application/json",
     422: "Invalid request: a field is missing, of the wrong type, or out of bounds",
     500: "Internal error (logged with its traceback; the service keeps running)",
     503: "No index loaded yet, or the query log is busy (see Retry-After)",
@@ -99,7 +101,7 @@ def error_statuses(path: str, operation: dict[str, Any], dependencies: set[int])
     ``get_engine``) and those the route declares itself (``responses=``)."""
     statuses = {400, 414, 500} | dependencies  # any request: malformed, a long URL, a bug
     if "requestBody" in operation:
-        statuses |= {413, 422}
+        statuses |= {413, 415, 422}
     if operation.get("parameters"):
         statuses.add(422)
     if "{" in path:

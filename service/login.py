@@ -71,7 +71,7 @@ def page(next_path: str = "/", error: str | None = None, status: int = 200) -> H
                         status_code=status, headers=_HEADERS)
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.api_route("/login", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def login_form(next: str = "/", signed_out: bool = False) -> HTMLResponse:
     return page(next, "signed_out" if signed_out else None)
 

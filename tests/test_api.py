@@ -133,10 +133,51 @@ def test_bad_input_gets_one_error_shape(client, method, path, payload, status, c
     assert client.get("/healthz").status_code == 200  # and the service keeps serving
 
 
-def test_malformed_json(client):
-    r = client.post("/search", content=b'{"query": "vpn",', headers={
-        "content-type": "application/json"})
+@pytest.mark.parametrize(("body", "problem"), [
+    (b'{"query": "vpn",', "Expecting property name enclosed in double quotes at line 1, "
+                          "column 17"),
+    (b'{"query": "vpn \xff\xfe"}', "invalid UTF-8 at byte 15"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+])
+def test_malformed_json(client, body, problem):
+    r = client.post("/search", content=body, headers={"content-type": "application/json"})
     assert_error(r, 400, "malformed_json")
+    assert r.json()["error"]["message"] == f"request body is not valid JSON: {problem}"
+
+
+JSON_ROUTES = ["/search", "/suggest", "/feedback", "/events", "/gaps/t1/answered", "/admin/keys"]
+
+
+@pytest.mark.parametrize("path", JSON_ROUTES)
+def test_a_body_that_is_not_json_is_415(client, path):
+    for sent, headers, named in [
+            ({"content": b'{"query": "vpn"}'}, {"content-type": "text/plain"}, "as text/plain"),
+            ({"content": b'{"query": "vpn"}'}, {}, "without a Content-Type"),
+            ({"data": {"query": "vpn"}}, {}, "as application/x-www-form-urlencoded"),
+            ({"files": {"query": ("q", b"vpn")}}, {}, "as multipart/form-data")]:
+        r = client.post(path, headers=headers, **sent)
+        assert_error(r, 415, "unsupported_media_type")
+        assert "application/json" in r.json()["error"]["message"]
+        assert named in r.json()["error"]["message"]
+    # JSON under its other names is JSON
+    r = client.post("/search", content=b'{"query": "vpn"}',
+                    headers={"content-type": "application/vnd.kb+json; charset=utf-8"})
+    assert r.status_code == 200
+
+
+def test_every_route_with_a_body_checks_it_is_json(client):
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from service.bodies import JSONBodyRoute
+
+    with_body = [c for c in iter_route_contexts(client.app.routes)
+                 if isinstance(c.original_route, APIRoute)
+                 and c.original_route.body_field is not None]
+    assert {c.path_format for c in with_body} == {*JSON_ROUTES[:-2], "/gaps/{topic_id}/answered",
+                                                  "/admin/keys"}
+    assert all(isinstance(c.original_route, JSONBodyRoute) for c in with_body)
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "415" in paths["/search"]["post"]["responses"]
 
 
 def test_feedback_for_unknown_article(client):
@@ -154,6 +195,16 @@ def test_health_openapi_and_page(client):
         assert path in paths
     assert client.get("/docs").status_code == 200
     assert "<form" in client.get("/").text
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/login", "/writers",
+                                  "/a/vpn-error-809"])
+def test_head_is_answered_as_get_for_uptime_checkers(client, path):
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == 200 and head.status_code == 200, head.text
+    assert head.headers["content-type"] == got.headers["content-type"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [p for p, operations in paths.items() if "head" in operations]  # GET documents it
 
 
 def test_without_an_index_it_is_alive_not_ready_until_reload(tmp_path, real_embedder,

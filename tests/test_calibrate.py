@@ -119,3 +119,18 @@ def test_search_judges_a_query_as_the_calibration_did_whatever_the_number_of_res
     prepared = prepare(searcher, [LabelledQuery("q", query, "en", {})])[0]
     assert _features(searcher, prepared, index.calibration, prepared.candidates) == \
         outcomes[-1].features
+
+
+def test_a_fit_needs_an_answerable_query_for_every_fold():
+    import pytest
+
+    from kb.calibrate import FOLDS, check_enough
+    from kb.errors import EvalDataError
+
+    articles = {"vpn-809", "printer"}
+    enough = [LabelledQuery(f"q{n}", "vpn", "en", {"vpn-809": 1}) for n in range(FOLDS)]
+    check_enough(enough, articles)
+    # a label the index does not hold does not make a query answerable
+    short = [*enough[:-1], LabelledQuery("x", "vpn", "en", {"gone": 1})]
+    with pytest.raises(EvalDataError, match=f"{FOLDS - 1} answerable .* at least {FOLDS}"):
+        check_enough(short, articles)

@@ -55,16 +55,72 @@ def test_eval_bad_file_names_path_and_line(env, tmp_path):
     assert f"{queries}:4:" in result.output
 
 
+# Queries labelled for the fixture knowledge base: enough answerable ones to cross-validate.
+FIXTURE_LABELS = [
+    ("a1", "vpn error 809", "vpn-error-809"),
+    ("a2", "VPN 连接 809 错误", "vpn-error-809"),
+    ("b1", "退款多久到账", "refund-timeline-zh"),
+    ("c1", "forgot my password", "password-reset-en"),
+    ("d1", "outlook error 0x800ccc0e", "outlook-0x800ccc0e"),
+    ("e1", "印表機離線", "printer-offline-hant"),
+    ("f1", "wifi 802.1x certificate", "wifi-8021x"),
+    ("g1", "delete my personal data", "data-deletion-request"),
+    ("n1", "员工食堂几点开饭", None),
+    ("n2", "book a meeting room", None),
+]
+
+
+def write_labels(tmp_path, labels=FIXTURE_LABELS):
+    queries, qrels = tmp_path / "fq.jsonl", tmp_path / "fqrels.tsv"
+    queries.write_text("".join(json.dumps({"qid": q, "query": text}, ensure_ascii=False) + "\n"
+                               for q, text, _ in labels), encoding="utf-8")
+    qrels.write_text("".join(f"{q}\t{a}\t2\n" for q, _, a in labels if a), encoding="utf-8")
+    return queries, qrels
+
+
 def test_calibrate_publishes_a_fit(env, tmp_path):
     before = (env / "CURRENT").read_text()
-    result = runner.invoke(cli, ["calibrate", "--queries", str(GOLDEN / "queries.jsonl"),
-                                 "--qrels", str(GOLDEN / "qrels.tsv"),
+    queries, qrels = write_labels(tmp_path)
+    result = runner.invoke(cli, ["calibrate", "--queries", str(queries), "--qrels", str(qrels),
                                  "--output", str(tmp_path / "cal.json")])
-    # the golden set labels the sample knowledge base; on the fixture most ids are unknown,
-    # which calibrate tolerates: the fit still runs and publishes
     assert result.exit_code == 0, result.output
     assert (env / "CURRENT").read_text() != before
-    assert json.loads((tmp_path / "cal.json").read_text())["fitted"]["queries"] > 0
+    assert json.loads((tmp_path / "cal.json").read_text())["fitted"]["queries"] == 10
+
+
+def test_calibrate_refuses_labels_the_index_cannot_return(env, tmp_path):
+    before = (env / "CURRENT").read_text()
+    queries, qrels = write_labels(tmp_path)
+    qrels.write_text(qrels.read_text() + "n1\tno-such-article\t2\n")
+    result = runner.invoke(cli, ["calibrate", "--queries", str(queries), "--qrels", str(qrels),
+                                 "--output", str(tmp_path / "cal.json")])
+    assert result.exit_code == 2
+    assert f"{qrels}:9: unknown article 'no-such-article'" in result.stderr
+    # the golden set labels the sample knowledge base, not the fixture: refused the same way
+    golden = runner.invoke(cli, ["calibrate", "--queries", str(GOLDEN / "queries.jsonl"),
+                                 "--qrels", str(GOLDEN / "qrels.tsv")])
+    assert golden.exit_code == 2 and "unknown article" in golden.stderr
+    assert (env / "CURRENT").read_text() == before and not (tmp_path / "cal.json").exists()
+
+
+def test_calibrate_refuses_too_few_queries_to_cross_validate(env, tmp_path):
+    before = (env / "CURRENT").read_text()
+    queries, qrels = write_labels(tmp_path, [("cr-q01", "vpn error 809", "vpn-error-809"),
+                                             *FIXTURE_LABELS[2:5], FIXTURE_LABELS[-1]])
+    result = runner.invoke(cli, ["calibrate", "--queries", str(queries), "--qrels", str(qrels),
+                                 "--output", str(tmp_path / "cal.json")])
+    assert result.exit_code == 2
+    assert "too few labelled queries to calibrate: 4 answerable" in result.stderr
+    assert "needs at least 5" in result.stderr
+    assert (env / "CURRENT").read_text() == before and not (tmp_path / "cal.json").exists()
+
+
+def test_eval_names_labels_of_articles_not_in_the_index(env, tmp_path):
+    queries, qrels = write_eval(tmp_path)
+    qrels.write_text(qrels.read_text() + "c\tno-such-article\t2\n")
+    result = runner.invoke(cli, ["eval", "--queries", str(queries), "--qrels", str(qrels)])
+    assert result.exit_code == 0
+    assert f"warning: {qrels}:3: unknown article 'no-such-article'" in result.stderr
 
 
 def test_search_and_gaps_and_stats(env):
@@ -89,10 +145,49 @@ def test_search_and_gaps_and_stats(env):
     assert runner.invoke(cli, ["stats", "--json"]).stdout.strip() == "[]"
 
 
+def test_reading_commands_do_not_create_the_gap_database(monkeypatch, env, tmp_path):
+    db = tmp_path / "not-yet" / "gaps.sqlite3"
+    monkeypatch.setenv("KB_GAP_DB", str(db))
+    none_yet = f"no query log at {db} yet: nothing has been searched"
+    report = runner.invoke(cli, ["gaps", "--format", "json"])
+    assert report.exit_code == 0 and json.loads(report.stdout) == []
+    assert none_yet in report.stderr
+    table = runner.invoke(cli, ["gaps"])
+    assert table.exit_code == 0 and none_yet in table.stderr
+    assert json.loads(runner.invoke(cli, ["stats", "--json"]).stdout) == []
+    assert json.loads(runner.invoke(cli, ["keys", "list", "--json"]).stdout) == []
+    status = runner.invoke(cli, ["db", "status"])
+    assert status.exit_code == 0 and "not created yet" in status.stdout
+    decided = runner.invoke(cli, ["gaps", "dismiss", "t1"])
+    assert decided.exit_code == 2 and "unknown gap topic 't1'" in decided.output
+    learnt = runner.invoke(cli, ["calibrate", "--from-log"])
+    assert learnt.exit_code == 2 and none_yet in learnt.stderr
+    assert not db.parent.exists()
+    # once there is one, an empty report names the log it read
+    assert runner.invoke(cli, ["search", "vpn 809"]).exit_code == 0
+    assert f"query log: {db}" in runner.invoke(cli, ["gaps"]).stderr
+    assert f"query log: {db}" in runner.invoke(cli, ["stats"]).stderr
+
+
 def test_missing_index_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("KB_INDEX", str(tmp_path / "none"))
     result = runner.invoke(cli, ["search", "vpn"])
     assert result.exit_code == 2 and "run 'kb index' first" in result.output
+
+
+@pytest.mark.parametrize("command", [["gaps"], ["stats"], ["db", "status"], ["keys", "list"],
+                                     ["serve"]])
+def test_a_gap_database_that_cannot_be_used_is_a_clear_error(command, monkeypatch, tmp_path):
+    monkeypatch.setenv("KB_INDEX", str(tmp_path / "index"))
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    for db, problem in ((text, f"{text} is not a database"),
+                        (tmp_path, f"the database {tmp_path} is a folder")):
+        monkeypatch.setenv("KB_GAP_DB", str(db))
+        result = runner.invoke(cli, command)
+        assert result.exit_code == 2, result.output
+        assert problem in result.output and "try again" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_an_invalid_setting_is_a_clear_error(monkeypatch, env):

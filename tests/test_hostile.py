@@ -294,6 +294,14 @@ def test_many_headers_past_the_limit_get_a_json_431(server):
     assert_json_error(raw(address, request), 431, "request_head_too_large")
 
 
+def test_a_head_request_gets_the_headers_of_get_and_no_body(server):
+    address, _ = server
+    status, headers, body = raw(address, b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n"
+                                b"Connection: close\r\n\r\n")
+    assert status == 200 and headers[b"content-type"] == b"application/json"
+    assert int(headers[b"content-length"]) > 0 and body == b""
+
+
 def test_a_head_within_the_limit_is_served(server):
     address, _ = server
     headers = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"y" * 1000) for i in range(20))

@@ -19,6 +19,7 @@ from kb.errors import (
     KeyExists,
     NotAResult,
     StorageBusy,
+    StorageUnusable,
     UnknownArticle,
     UnknownQuery,
 )
@@ -186,6 +187,23 @@ def test_events_make_each_articles_health(store):
         store.record_event("opened", "r1", "0000000000000000ffff")
 
 
+def test_article_health_counts_from_since_and_keeps_the_last_time_shown(store, monkeypatch):
+    monkeypatch.setattr(sql, "now", lambda: "2026-01-05T10:00:00+00:00")
+    old = record(store, "refund", answered=True, results=["r1", "r2"])
+    store.feedback(old, "r1", False)
+    store.record_event("opened", "r2", old)
+    monkeypatch.undo()
+    new = record(store, "refund again", answered=True, results=["r1"])
+    store.feedback(new, "r1", True)
+    ever = {h.article_id: h for h in store.article_health()}
+    recent = {h.article_id: h for h in store.article_health(since="2026-02-01T00:00:00")}
+    assert (ever["r1"].shown, ever["r1"].helpful, ever["r1"].not_helpful) == (2, 1, 1)
+    assert (recent["r1"].shown, recent["r1"].helpful, recent["r1"].not_helpful) == (1, 1, 0)
+    assert (recent["r2"].shown, recent["r2"].opened) == (0, 0)
+    assert recent["r2"].last_shown == ever["r2"].last_shown == "2026-01-05T10:00:00+00:00"
+    assert [h.article_id for h in store.article_health("r1", since="2026-02-01")] == ["r1"]
+
+
 def test_a_query_reported_missing_is_a_gap(store):
     qid = record(store, "where is the holiday calendar", answered=True)
     assert store.unanswered() == []
@@ -305,6 +323,25 @@ def test_an_unreachable_server_is_busy_not_a_hang():
     with socket_port() as port:
         with pytest.raises(StorageBusy, match="unreachable"):
             SqlStore(f"postgresql://kb@127.0.0.1:{port}/kb", timeout=1)
+
+
+def test_a_file_that_is_not_a_database_is_unusable_not_busy(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n" * 100)
+    for upgrade in (True, False):  # kb serve and kb gaps migrate first; kb db status does not
+        with pytest.raises(StorageUnusable, match=f"{path} is not a database") as caught:
+            SqlStore(f"sqlite:///{path}", upgrade=upgrade).revision()
+        assert "try again" not in caught.value.message
+    assert path.read_text().startswith("not a database")  # left as it was
+
+
+def test_a_folder_named_as_the_database_is_unusable_not_busy(tmp_path):
+    with pytest.raises(StorageUnusable, match=f"the database {tmp_path} is a folder"):
+        SqlStore(f"sqlite:///{tmp_path}")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StorageUnusable, match="cannot create the database .*Not a directory"):
+        SqlStore(f"sqlite:///{blocker}/sub/g.sqlite3")
 
 
 class socket_port:

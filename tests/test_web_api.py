@@ -1,6 +1,7 @@
 """The routes the pages read: an article as JSON, facets, events, article health, index status,
 the pages themselves and the offline API docs."""
 
+import datetime as dt
 import re
 import shutil
 
@@ -100,11 +101,17 @@ def test_events_and_health(client):
     bad = [({"kind": "copied"}, 422), ({"kind": "reported_missing"}, 422),
            ({"kind": "shown", "article_id": top}, 422), ({"kind": "opened", "article_id": "nope"}, 404),
            ({"kind": "opened", "article_id": top, "query_id": "nope"}, 404),
-           ({"kind": "opened", "article_id": top, "extra": 1}, 422)]
+           ({"kind": "opened", "article_id": top, "extra": 1}, 422),
+           ({"kind": "reported_missing", "query_id": missing["query_id"],
+             "article_id": "13800138000"}, 404)]
     for body, status in bad:
         response = client.post("/events", json=body)
         assert response.status_code == status, body
         assert set(response.json()["error"]) >= {"code", "message"}
+    assert response.json()["error"]["code"] == "unknown_article"  # the last: a report's article
+    assert client.post("/events", json={"kind": "reported_missing",
+                                        "query_id": missing["query_id"],
+                                        "article_id": top}).status_code == 200
 
     report = client.get("/stats/articles").json()
     row = next(r for r in report["articles"] if r["id"] == top)
@@ -119,6 +126,16 @@ def test_events_and_health(client):
     review = client.get("/stats/articles", params={"format": "csv", "table": "past_review"}).text
     assert review.count("\n") == 2
     assert client.get("/stats/articles", params={"days": 0}).status_code == 422
+    # since: the counts from then on, the report saying so; not a date: 422
+    later = client.get("/stats/articles", params={"since": "2999-01-01"}).json()
+    assert later["since"] == "2999-01-01T00:00:00" and report["since"] is None
+    assert not [r for r in later["articles"] if r["shown"] or r["opened"] or r["helpful"]]
+    assert {r["id"] for r in later["never_shown"]} == {r["id"] for r in report["never_shown"]}
+    today = client.get("/stats/articles", params={"since": dt.datetime.now(dt.UTC).date().isoformat()}).json()
+    assert today["articles"] == report["articles"]
+    garbage = client.get("/stats/articles", params={"since": "garbage"})
+    assert garbage.status_code == 422 and garbage.json()["error"]["code"] == "invalid_query"
+    assert "since must be an ISO date" in garbage.json()["error"]["message"]
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_quoted():

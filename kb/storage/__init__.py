@@ -11,10 +11,10 @@ from pathlib import Path
 
 from kb.config import Settings
 from kb.storage.base import ArticleHealth, LoggedQuery, Store, TopicStatus
-from kb.storage.sql import SqlStore, shown_url
+from kb.storage.sql import SqlStore, shown_url, sqlite_path
 
 __all__ = ["ArticleHealth", "LoggedQuery", "SqlStore", "Store", "TopicStatus", "database_url",
-           "open_store", "shown_url", "sqlite_url"]
+           "exists", "open_existing", "open_store", "shown_url", "sqlite_url", "where"]
 
 
 def sqlite_url(path: Path) -> str:
@@ -34,4 +34,17 @@ def open_store(settings: Settings, *, upgrade: bool = True) -> SqlStore:
 def exists(settings: Settings) -> bool:
     """Whether there is a database to read: a server always counts; a SQLite file only once
     it has been made."""
-    return settings.database_url is not None or settings.gap_path.exists()
+    path = sqlite_path(database_url(settings))
+    return path is None or path.exists()
+
+
+def open_existing(settings: Settings) -> SqlStore | None:
+    """The store, if there is one: a command that only reads must not leave an empty
+    database behind (nor its folder) where there was none."""
+    return open_store(settings) if exists(settings) else None
+
+
+def where(settings: Settings) -> str:
+    """The database as messages name it: the SQLite file, or the server without password."""
+    url = database_url(settings)
+    return str(sqlite_path(url) or shown_url(url))

@@ -159,7 +159,11 @@ class Store(Protocol):
 
     def article_stats(self, article_id: str | None = None) -> list[dict]: ...
 
-    def article_health(self, article_id: str | None = None) -> list[ArticleHealth]: ...
+    def article_health(self, article_id: str | None = None,
+                       since: str | None = None) -> list[ArticleHealth]:
+        """Per article, the events and votes from ``since`` (a UTC ISO time) on; the last
+        time it was shown whenever that was."""
+        ...
 
     def feedback_labels(self) -> list[FeedbackLabel]:
         """Every logged query (not purged) that agents labelled, oldest first."""

@@ -34,6 +34,7 @@ from kb.errors import (
     KeyExists,
     NotAResult,
     StorageBusy,
+    StorageUnusable,
     UnknownArticle,
     UnknownQuery,
 )
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 # Feedback may name a query another replica served a moment ago and has not stored yet: a
 # query id this young that is not found yet is looked for again, for up to SETTLE seconds.
 SETTLE = 3.0
+# What SQLite says of a file that no retry will make usable.
+UNUSABLE = {"SQLITE_NOTADB": "is not a database", "SQLITE_CORRUPT": "is a damaged database"}
 QUERY_ID = re.compile(r"[0-9a-f]{8}[0-9a-f]{12}")
 
 
@@ -92,14 +95,33 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def sqlite_path(url: str | sa.URL) -> Path | None:
+    """The file of a SQLite database URL (None: in memory, a ``file:`` URI, or a server)."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" \
+            or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
 def _create_sqlite_file(url: sa.URL) -> None:
     """Made readable by this user only: it holds what customers asked."""
-    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+    path = sqlite_path(url)
+    if path is None:
         return
-    path = Path(url.database)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    # SQLite would only say "unable to open database file", which reads like a busy database.
+    if path.is_dir():
+        raise StorageUnusable(f"the database {path} is a folder: KB_GAP_DB (or "
+                              f"KB_DATABASE_URL) names the SQLite file itself, such as "
+                              f"{path / 'gaps.sqlite3'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise StorageUnusable(f"cannot create the database {path}: "
+                              f"{exc.strerror or exc} ({exc.filename or path})") from None
 
 
 def make_engine(url: str, timeout: float, *, immediate: bool = False) -> Engine:
@@ -171,6 +193,14 @@ class SqlStore:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StorageBusy(f"the database is locked or unreachable ({reason}); try again "
                               "in a moment") from exc
+        except sa.exc.DatabaseError as exc:
+            # Only SQLite's verdict on the file itself; an integrity error is the caller's.
+            problem = UNUSABLE.get(getattr(exc.orig, "sqlite_errorname", ""))
+            if problem is None:
+                raise
+            raise StorageUnusable(f"{sqlite_path(self.url) or shown_url(self.url)} {problem} "
+                                  f"(SQLite: {exc.orig}): KB_GAP_DB or KB_DATABASE_URL must "
+                                  "name the query log's database") from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -332,12 +362,14 @@ class SqlStore:
                 conn.execute(queries.update().where(queries.c.id == query_id)
                              .values(reported=True))
 
-    def _votes(self, article_id: str | None) -> list[sa.Row]:
+    def _votes(self, article_id: str | None, since: str | None = None) -> list[sa.Row]:
         helpful = sa.func.sum(sa.case((feedback.c.helpful, 1), else_=0))
         unhelpful = sa.func.sum(sa.case((feedback.c.helpful, 0), else_=1))
         stmt = sa.select(feedback.c.article_id, helpful, unhelpful, sa.func.max(feedback.c.ts))
         if article_id is not None:
             stmt = stmt.where(feedback.c.article_id == article_id)
+        if since is not None:
+            stmt = stmt.where(feedback.c.ts >= since)
         stmt = stmt.group_by(feedback.c.article_id).order_by(unhelpful.desc(),
                                                              feedback.c.article_id)
         with self._read() as conn:
@@ -347,10 +379,14 @@ class SqlStore:
         return [{"article_id": a, "helpful": int(h), "not_helpful": int(n), "last_feedback": t}
                 for a, h, n, t in self._votes(article_id)]
 
-    def article_health(self, article_id: str | None = None) -> list[ArticleHealth]:
+    def article_health(self, article_id: str | None = None,
+                       since: str | None = None) -> list[ArticleHealth]:
         self.flush(self.timeout)
-        stmt = (sa.select(events.c.article_id, events.c.kind, sa.func.count(),
-                          sa.func.max(events.c.ts))
+        # Counted from ``since`` on; the last time shown is the last ever, so that "not shown
+        # for N days" does not depend on where the counting starts.
+        counted = (sa.func.count() if since is None
+                   else sa.func.sum(sa.case((events.c.ts >= since, 1), else_=0)))
+        stmt = (sa.select(events.c.article_id, events.c.kind, counted, sa.func.max(events.c.ts))
                 .where(events.c.article_id.is_not(None))
                 .group_by(events.c.article_id, events.c.kind))
         if article_id is not None:
@@ -362,7 +398,7 @@ class SqlStore:
                 entry[kind] = int(n)
                 if kind == "shown":
                     entry["last_shown"] = last
-        for article, helpful, unhelpful, last in self._votes(article_id):
+        for article, helpful, unhelpful, last in self._votes(article_id, since):
             entry = health.setdefault(article, {"article_id": article})
             entry.update(helpful=int(helpful), not_helpful=int(unhelpful), last_feedback=last)
         return [ArticleHealth(**health[a]) for a in sorted(health)]

@@ -25,6 +25,7 @@ def _visible(engine: Engine, audience: str) -> tuple[list[dict], int]:
 
 
 @router.get("/healthz", response_model=Health)
+@router.head("/healthz", include_in_schema=False)  # uptime checkers ask with HEAD
 def healthz(request: Request, caller: AnyCaller) -> Health:
     """Alive: the process answers (whether it can serve yet is /readyz). Open to every caller,
     probes need no key; the counts are those of the caller's audience, a caller without a key
@@ -40,6 +41,7 @@ def healthz(request: Request, caller: AnyCaller) -> Health:
 
 
 @router.get("/readyz", response_model=Ready, responses={503: {"model": ErrorResponse}})
+@router.head("/readyz", include_in_schema=False)  # uptime checkers ask with HEAD
 def readyz(request: Request, caller: AnyCaller) -> Ready:
     """Ready for traffic: an index is loaded and the database answers. Open to every caller."""
     engine = request.app.state.engine

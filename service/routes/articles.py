@@ -16,6 +16,8 @@ from kb.csvsafe import csv_text
 from kb.engine import Engine
 from kb.errors import InvalidQuery, UnknownArticle
 from kb.render import Titles, render_article
+from kb.topics import report_range
+from service.bodies import JSONBodyRoute
 from service.deps import (
     EngineDep,
     GivingFeedback,
@@ -26,7 +28,7 @@ from service.deps import (
 )
 from service.schemas import Strict, Text
 
-router = APIRouter(tags=["articles"])
+router = APIRouter(tags=["articles"], route_class=JSONBodyRoute)
 
 
 def reader_is_public(request: Request) -> bool:
@@ -109,6 +111,8 @@ class ArticleHealth(BaseModel):
 
 class HealthReport(BaseModel):
     days: int
+    since: str | None = Field(None, description="The counts are from this time on (UTC); "
+                              "null: since the log began.")
     articles: list[ArticleHealth]
     past_review: list[ArticleHealth] = Field(..., description="review_by is before today.")
     never_shown: list[ArticleHealth] = Field(..., description="Not in a top 3 for `days` days.")
@@ -195,9 +199,9 @@ def event(body: Event, request: Request, engine: EngineDep,
     if body.kind == "reported_missing":
         if body.query_id is None:
             raise InvalidQuery("reported_missing needs the query_id of the search")
-    else:
-        if body.article_id is None:
-            raise InvalidQuery(f"{body.kind} needs an article_id")
+    elif body.article_id is None:
+        raise InvalidQuery(f"{body.kind} needs an article_id")
+    if body.article_id is not None:  # optional on a report, and then checked all the same
         record = engine.searcher.index.articles.get(body.article_id)
         if record is None or (reader_is_public(request) and record.get("audience") == "internal"):
             raise UnknownArticle(f"unknown article_id {body.article_id!r}")
@@ -218,13 +222,17 @@ def rows_csv(fields: tuple[str, ...], rows: list[dict]) -> str:
             responses={200: {"content": {"text/csv": {}}}})
 def article_health(
     request: Request, engine: EngineDep, caller: ReadingStats,
+    since: Annotated[str | None, Query(
+        description="ISO date (or time): count events and votes from then on")] = None,
     days: Annotated[int, Query(ge=1, le=3650, description="never_shown: in this many days")] = 30,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
     table: Annotated[Literal["articles", "past_review", "never_shown"], Query(
         description="which table the CSV holds")] = "articles",
 ) -> HealthReport | Response:
-    """How each article does: shown in a top 3, opened, copied, helpful and not helpful."""
-    counts = {h.article_id: h for h in engine.log.article_health()}
+    """How each article does: shown in a top 3, opened, copied, helpful and not helpful
+    (from ``since`` on, if given)."""
+    since, _ = report_range(since, None)  # the gap report's reading of a date: 422 if not one
+    counts = {h.article_id: h for h in engine.log.article_health(since=since)}
     window = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat(timespec="seconds")
     today = dt.date.today().isoformat()
     rows, unseen = [], set()
@@ -238,7 +246,7 @@ def article_health(
             unseen.add(record["id"])
     rows.sort(key=lambda r: (-r.shown, -r.not_helpful, r.id))
     report = HealthReport(
-        days=days, articles=rows,
+        days=days, since=since, articles=rows,
         past_review=sorted((r for r in rows if r.review_by and r.review_by < today),
                            key=lambda r: (r.review_by or "", r.id)),
         never_shown=sorted((r for r in rows if r.id in unseen), key=lambda r: r.id),

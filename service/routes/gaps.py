@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from kb.topics import report_range, topics_csv, topics_json
+from service.bodies import JSONBodyRoute
 from service.deps import EngineDep, ReadingGaps, ReadingStats
 from service.schemas import ArticleStats, GapReport, TopicAnswered, TopicDecision
 
-router = APIRouter(tags=["writers"])
+router = APIRouter(tags=["writers"], route_class=JSONBodyRoute)
 
 
 @router.get("/gaps", response_model=GapReport,

@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kb.errors import Forbidden
 from kb.keys import ApiKey, create_key, revoke
+from service.bodies import JSONBodyRoute
 from service.deps import ManagingKeys
 
-router = APIRouter(prefix="/admin/keys", tags=["admin"])
+router = APIRouter(prefix="/admin/keys", tags=["admin"], route_class=JSONBodyRoute)
 
 
 class KeyInfo(BaseModel):

@@ -33,24 +33,25 @@ DOCS_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsa
                "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'")
 
 router = APIRouter(include_in_schema=False)
+# The pages answer HEAD as GET (uvicorn leaves out the body): uptime checkers ask with HEAD.
 
 
 def _page(name: str) -> HTMLResponse:
     return HTMLResponse((STATIC / name).read_text(encoding="utf-8"), headers=PAGE_HEADERS)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def search_page(caller: SearchPage) -> HTMLResponse:
     return _page("index.html")
 
 
-@router.get("/a/{article_id}", response_class=HTMLResponse)
+@router.api_route("/a/{article_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def article_page(article_id: str, caller: ArticlePage) -> HTMLResponse:
     # The page fetches /articles/{id} with the reader's own credentials: it holds no data itself.
     return _page("article.html")
 
 
-@router.get("/writers", response_class=HTMLResponse)
+@router.api_route("/writers", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def writers_page(caller: WritersPage) -> HTMLResponse:
     return _page("writers.html")
 

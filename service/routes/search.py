@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from kb.engine import Answer, Engine, Pending
 from kb.search import Filters
 from service import limits
+from service.bodies import JSONBodyRoute
 from service.deps import EngineDep, GivingFeedback, Searching, Suggesting
 from service.schemas import (
     FeedbackRequest,
@@ -28,7 +29,7 @@ from service.schemas import (
 # hand-off, and the event loop must stay free for every other request.
 LONG_QUERY = 256
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=JSONBodyRoute)
 
 
 def _filters(filters: SearchFilters | None) -> Filters:
