@@ -1031,7 +1031,9 @@ class GapReporter:
         topics.refresh(self.log)
         norms = topics.norms_of(topic_id)
         if norms is None:
-            raise UnknownTopic(f"unknown gap topic {topic_id!r}; `kb gaps --all` lists them")
+            shown = topic_id if len(topic_id) <= 40 else topic_id[:40] + "…"
+            raise UnknownTopic(f"unknown gap topic {shown!r}: the report with its closed "
+                               "topics lists them (kb gaps --all, GET /gaps?include_resolved=true)")
         return norms
 
     def start(self, index_of: Callable[[], object | None]) -> None:

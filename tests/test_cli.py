@@ -150,7 +150,7 @@ def test_reading_commands_do_not_create_the_gap_database(monkeypatch, env, tmp_p
     monkeypatch.setenv("KB_GAP_DB", str(db))
     none_yet = f"no query log at {db} yet: nothing has been searched"
     report = runner.invoke(cli, ["gaps", "--format", "json"])
-    assert report.exit_code == 0 and json.loads(report.stdout) == []
+    assert report.exit_code == 0 and json.loads(report.stdout) == {"topics": []}
     assert none_yet in report.stderr
     table = runner.invoke(cli, ["gaps"])
     assert table.exit_code == 0 and none_yet in table.stderr

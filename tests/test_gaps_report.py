@@ -156,3 +156,10 @@ def test_text_without_letters_or_digits_is_refused_and_stays_out_of_the_report(c
                                          "description": "vpn error 809"}
                        ).status_code == 200
     assert all(t["title"].strip("?!… ") for t in client.get("/gaps").json()["topics"])
+
+
+def test_an_unknown_topic_is_named_briefly_for_both_the_cli_and_the_api(client):
+    r = client.post("/gaps/" + "f" * 500 + "/dismiss")
+    assert r.status_code == 404
+    message = r.json()["error"]["message"]
+    assert len(message) < 200 and "GET /gaps?include_resolved=true" in message
