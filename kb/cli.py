@@ -449,11 +449,12 @@ def _decide(topic_id: str, action: str, article_id: str | None, index: Path | No
         reporter, loaded = _gap_reporter(log, cfg)
         if article_id is not None and loaded is not None and article_id not in loaded.articles:
             raise UnknownArticle(f"unknown article {article_id!r}")
-        decision = log.decide(topic_id, action, reporter.norms(loaded, topic_id), article_id)
+        decision, changed = reporter.decide(loaded, topic_id, action, article_id)
     finally:
         log.close()
-    by = f" by {article_id}" if article_id else ""
-    typer.echo(f"topic {topic_id}: {decision.action}{by} at {decision.ts}")
+    by = f" by {decision.article_id}" if decision.article_id else ""
+    already = "" if changed else " already"
+    typer.echo(f"topic {topic_id}:{already} {decision.action}{by} at {decision.ts}")
 
 
 @gaps_app.command("dismiss")

@@ -250,8 +250,7 @@ class Engine:
                                                    audience):
             raise UnknownArticle(f"unknown article {article_id!r}")
         reporter = self.public_gaps.reporter if audience == PUBLIC else self.gap_reporter
-        norms = reporter.norms(self.searcher.index, topic_id)
-        decision = self.log.decide(topic_id, action, norms, article_id)
+        decision, _ = reporter.decide(self.searcher.index, topic_id, action, article_id)
         return {"topic_id": topic_id, "action": decision.action,
                 "article_id": decision.article_id, "at": decision.ts}
 

@@ -1036,6 +1036,23 @@ class GapReporter:
                                "topics lists them (kb gaps --all, GET /gaps?include_resolved=true)")
         return norms
 
+    def decide(self, index: object | None, topic_id: str, action: str,
+               article_id: str | None = None) -> tuple[Decision, bool]:
+        """Record a writer's decision on topic ``topic_id`` with its phrasings, and say whether
+        it changed anything: dismissing a dismissed topic keeps the first dismissal and its
+        time, and reopening a topic that no decision closed is refused. (Marking a topic
+        answered again is recorded: it may have reopened since, its questions still coming.)"""
+        norms = self.norms(index, topic_id)
+        mine = set(norms)
+        standing = [d for d in self.log.decisions() if d.topic_id == topic_id or mine & set(d.norms)]
+        last = standing[-1] if standing else None
+        if action == "dismissed" and last is not None and last.action == "dismissed":
+            return last, False
+        if action == "reopened" and (last is None or last.action == "reopened"):
+            raise InvalidQuery(f"gap topic {topic_id} is open: no dismissal or answered mark to "
+                               "undo")
+        return self.log.decide(topic_id, action, norms, article_id), True
+
     def start(self, index_of: Callable[[], object | None]) -> None:
         """Keep the topics current in the background (``index_of``: the index served now)."""
         if self._thread is not None:

@@ -163,3 +163,17 @@ def test_an_unknown_topic_is_named_briefly_for_both_the_cli_and_the_api(client):
     assert r.status_code == 404
     message = r.json()["error"]["message"]
     assert len(message) < 200 and "GET /gaps?include_resolved=true" in message
+
+
+def test_a_decision_that_changes_nothing_records_nothing(client, settings, monkeypatch):
+    _ask(client, *ROOM)
+    [room] = [t for t in client.get("/gaps").json()["topics"] if "meeting room" in t["title"]]
+    not_closed = client.post(f"/gaps/{room['id']}/reopen")
+    assert not_closed.status_code == 422 and "is open" in not_closed.json()["error"]["message"]
+    first = client.post(f"/gaps/{room['id']}/dismiss").json()
+    assert client.post(f"/gaps/{room['id']}/dismiss").json()["at"] == first["at"]
+    monkeypatch.setenv("KB_INDEX", str(settings.index))
+    monkeypatch.setenv("KB_GAP_DB", str(settings.gap_db))
+    again = CliRunner().invoke(cli, ["gaps", "dismiss", room["id"]])
+    assert again.exit_code == 0 and "already dismissed" in again.output
+    assert client.post(f"/gaps/{room['id']}/reopen").json()["action"] == "reopened"
