@@ -6,7 +6,8 @@ Builds ``articles/`` (the sample knowledge base, with its glossary) and runs two
 sets of ``tests/golden/``: ``queries.jsonl`` (mostly one language) and ``crosslang.jsonl``
 (every query's only relevant article is in the other language), each direction apart. For
 each it prints nDCG@10, Recall@1/5, the share of wrong result lists (no relevant article in
-the top 5) that still claim an answer, and how many of the top-5 shown sections are
+the top 5) that still claim an answer, the share of right first results flagged as gaps (with
+``--calibration``: the served answered model), and how many of the top-5 shown sections are
 "related documents" lists. ``--misses`` prints each cross-language query whose article is not
 first: its top three and the first relevant one, with each one's fused score and signals.
 """
@@ -36,7 +37,7 @@ SETS = {"golden": ("queries.jsonl", "qrels.tsv"),
 def measure(searcher: Searcher, labelled: list[LabelledQuery]) -> dict:
     runs: dict[str, list[tuple[str, float]]] = {}
     answered: dict[str, bool] = {}
-    wrong = wrong_claimed = related_shown = shown = 0
+    wrong = wrong_claimed = related_shown = shown = right = right_flagged = 0
     for q in labelled:
         out = searcher.search(q.query, k=10)
         runs[q.qid] = [(h.id, h.score) for h in out.hits]
@@ -48,10 +49,14 @@ def measure(searcher: Searcher, labelled: list[LabelledQuery]) -> dict:
         if q.relevant and not {h.id for h in top5} & set(q.relevant):
             wrong += 1
             wrong_claimed += out.answered
+        if q.relevant and out.hits and out.hits[0].id in q.relevant:
+            right += 1
+            right_flagged += not out.answered
     report = report_from_runs(labelled, runs, answered)
     return {"queries": len(labelled), "ndcg10": round(report.ndcg10, 4),
             "recall1": round(report.recall1, 4), "recall5": round(report.recall5, 4),
             "wrong_lists": wrong, "wrong_lists_claiming_answer": wrong_claimed,
+            "right_first": right, "right_first_flagged": right_flagged,
             "related_sections_in_top5": related_shown, "top5_shown": shown}
 
 
@@ -101,13 +106,14 @@ def run(embedder: Embedder, index: Path, show_misses: bool = False,
 
 def table(results: dict) -> str:
     lines = ["| sample KB set | queries | nDCG@10 | R@1 | R@5 | wrong top-5 lists claiming an "
-             "answer | related-documents sections among top-5 shown |",
-             "|---|---|---|---|---|---|---|"]
+             "answer | right first results flagged as gaps | related-documents sections among "
+             "top-5 shown |", "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         claim = (f"{r['wrong_lists_claiming_answer']}/{r['wrong_lists']}" if r["wrong_lists"]
                  else "0/0")
         lines.append(f"| {name} | {r['queries']} | {r['ndcg10']:.4f} | {r['recall1']:.3f} | "
-                     f"{r['recall5']:.3f} | {claim} | {r['related_sections_in_top5']}/"
+                     f"{r['recall5']:.3f} | {claim} | {r['right_first_flagged']}/"
+                     f"{r['right_first']} | {r['related_sections_in_top5']}/"
                      f"{r['top5_shown']} |")
     return "\n".join(lines) + "\n"
 
