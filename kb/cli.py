@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Knowledge-base search: build the index, serve it, measure it, read gaps.")
+def _typer(**options: Any) -> typer.Typer:
+    """A command group whose docstrings read as paragraphs, reflowed to the terminal's width
+    (Typer would keep each line break of the source)."""
+    return typer.Typer(rich_markup_mode="markdown", **options)
+
+
+app = _typer(add_completion=False, no_args_is_help=True,
+             help="Knowledge-base search: build the index, serve it, measure it, read gaps.")
 err = Console(stderr=True)
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [KB_INDEX].")]
@@ -353,7 +359,7 @@ def evaluate(queries: QueriesOpt, qrels: QrelsOpt, index: IndexOpt = None,
         typer.echo(f"{name:32} {value}")
 
 
-gaps_app = typer.Typer(help="The knowledge-gap report, and writers' decisions on its topics.")
+gaps_app = _typer(help="The knowledge-gap report, and writers' decisions on its topics.")
 app.add_typer(gaps_app, name="gaps")
 
 
@@ -504,7 +510,7 @@ def stats(article_id: Annotated[str | None, typer.Argument()] = None,
     Console().print(table)
 
 
-keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
+keys_app = _typer(no_args_is_help=True, help="API keys: create, list, revoke.")
 app.add_typer(keys_app, name="keys")
 
 
@@ -578,8 +584,8 @@ def keys_revoke(name_or_id: Annotated[str, typer.Argument(help="The key's name o
     typer.echo(f"revoked {name_or_id}")
 
 
-db_app = typer.Typer(no_args_is_help=True,
-                     help="The database of queries, feedback, gap topics and keys.")
+db_app = _typer(no_args_is_help=True,
+                help="The database of queries, feedback, gap topics and keys.")
 app.add_typer(db_app, name="db")
 
 

@@ -337,3 +337,19 @@ def test_calibrate_needs_labels_from_somewhere(env, tmp_path):
     assert half.exit_code == 2 and "go together" in half.output
     empty = runner.invoke(cli, ["calibrate", "--from-log"])  # an empty log
     assert empty.exit_code == 2 and "no labelled queries" in empty.output
+
+
+@pytest.mark.parametrize("command", [["serve"], ["index"], ["calibrate"], ["gaps", "answered"]])
+def test_help_text_is_reflowed_to_the_terminal(command, monkeypatch):
+    """A docstring's line breaks are the source's, not the reader's: at 80 columns a
+    paragraph breaks only where its next word would not fit."""
+    monkeypatch.setenv("COLUMNS", "80")
+    out = runner.invoke(cli, [*command, "--help"], terminal_width=80).output
+    lines = out.split("╭")[0].splitlines()
+    text = [line.strip() for line in lines if line.strip() and not line.strip().startswith(
+        "Usage:")]
+    assert text
+    for this, following in zip(lines, lines[1:], strict=False):
+        if this.strip() and following.strip() and not this.strip().startswith("Usage:"):
+            # the help sits one column in from each side
+            assert len(this.rstrip()) + 1 + len(following.split()[0]) > 78, (this, following)
