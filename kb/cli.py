@@ -363,14 +363,16 @@ gaps_app = _typer(help="The knowledge-gap report, and writers' decisions on its 
 app.add_typer(gaps_app, name="gaps")
 
 
-def _read_log(cfg: Settings, none_yet: str = "nothing has been searched") -> Store | None:
-    """The query log for a command that reads it; None when there is none yet (said on
-    stderr, ``none_yet`` saying what that means), rather than an empty one created."""
+def _read_log(cfg: Settings, none_yet: str = "nothing has been searched",
+              what: str = "query log") -> Store | None:
+    """The query log (``what`` the command reads of the database) for a command that reads
+    it; None when there is none yet (said on stderr, ``none_yet`` saying what that means),
+    rather than an empty one created."""
     from kb.storage import open_existing, where
 
     store = open_existing(cfg)
     if store is None:
-        typer.echo(f"no query log at {where(cfg)} yet: {none_yet}", err=True)
+        typer.echo(f"no {what} at {where(cfg)} yet: {none_yet}", err=True)
     return store
 
 
@@ -550,13 +552,9 @@ def keys_list(include_revoked: Annotated[bool, typer.Option("--all", help="Also 
               = False, index: IndexOpt = None,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The API keys (never the keys themselves: they are not stored)."""
-    from kb.storage import open_existing, where
-
     cfg = load_settings(index=index)
     keys = []
-    if (store := open_existing(cfg)) is None:
-        typer.echo(f"no database at {where(cfg)} yet: no key has been created", err=True)
-    else:
+    if (store := _read_log(cfg, "no key has been created", what="database")) is not None:
         try:
             keys = [k for k in store.keys() if include_revoked or k.revoked is None]
         finally:

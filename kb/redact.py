@@ -270,11 +270,8 @@ def _valid_id(number: str, ctx: _Context, start: int) -> bool:
     number = number.replace(" ", "").upper()
     if int(number[:2]) not in _PROVINCES:
         return False
-    try:
-        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-    except ValueError:
-        return False
-    if not date(1890, 1, 1) <= born <= date.today():
+    born = _date(number[6:14])
+    if born is None or not date(1890, 1, 1) <= born <= date.today():
         return False
     if ric.calc_check_digit(number[:-1]) == number[-1]:
         return True
@@ -298,15 +295,15 @@ def _keyed_id(raw: str, ctx: _Context, start: int) -> bool:
     ID keyword, unless it is a date (护照 20300101 到期)."""
     if ctx.before(start) != ("ID", True) or sum(ch.isdigit() for ch in raw) < 5:
         return False
-    return not (_COMPACT_DATE.fullmatch(raw) and _is_date(raw))
+    return not (_COMPACT_DATE.fullmatch(raw) and _date(raw) is not None)
 
 
-def _is_date(digits: str) -> bool:
+def _date(digits: str) -> date | None:
+    """The date ``YYYYMMDD`` stands for, if it is one."""
     try:
-        date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _iban_length(raw: str, keyed: bool) -> int | None:

@@ -364,23 +364,14 @@ class TopicIndex:
             late = event.kind in ("answered", "unanswered") and q.id in self._confirmed
             if late:
                 del self._confirmed[q.id]
-            if event.kind == "not_helpful" and self._asked_already(q):
-                # the query is an asking of its question already (a gap, or an earlier vote):
-                # this vote only marks the article
-                added += 1
-                i = self._phrasing_of(event, fresh)  # made here if its own event is to come
-                self.phrasings[i].kinds["not_helpful"] += 1
-                self._mark(self.phrasings[i], event)
-                self._summaries.pop(self._find(i), None)
-                continue
             reported = event.kind == "reported"
-            if reported and (f"counted:{q.id}" in self._seen
-                             or (q.id in self._seen and not q.answered)):
-                # an asking already (flagged, or voted not helpful): the report marks it
+            if (event.kind == "not_helpful" and self._asked_already(q)) or (
+                    reported and (f"counted:{q.id}" in self._seen
+                                  or (q.id in self._seen and not q.answered))):
+                # the query is an asking of its question already (a gap, or an earlier vote):
+                # this vote or report only marks it
                 added += 1
-                i = self._phrasing_of(event, fresh)
-                self.phrasings[i].kinds["reported"] += 1
-                self._summaries.pop(self._find(i), None)
+                self._mark_asking(event, fresh)
                 continue
             if reported or event.kind == "not_helpful":
                 # an answer when it arrived, if it was read; a gap since an agent said so
@@ -414,6 +405,16 @@ class TopicIndex:
         counted = key in self._seen or self._counted_as(q) is not None
         self._seen[key] = None
         return counted
+
+    def _mark_asking(self, event: GapEvent, fresh: list[int]) -> None:
+        """A vote or a report on a query counted as an asking already: it marks that asking
+        (a vote, its article too) without counting it again."""
+        i = self._phrasing_of(event, fresh)  # made here if its own event is to come
+        p = self.phrasings[i]
+        p.kinds[event.kind] += 1
+        if event.kind == "not_helpful":
+            self._mark(p, event)
+        self._summaries.pop(self._find(i), None)
 
     def _no_longer_answered(self, q: LoggedQuery) -> None:
         """An agent's report or vote makes ``q`` an asking of a gap: the answer (or doubtful
